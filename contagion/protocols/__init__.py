@@ -1,0 +1,1 @@
+"""Protocol families: each module declares its events (real signatures) in one place."""
