@@ -1,0 +1,202 @@
+"""The registry: which venues, tokens, claims and oracle feeds make up a network.
+
+One YAML file per network. The devnet's is written by deployment into the data dir; the bundled
+ones (`contagion/registries/*.yaml`) hold real mainnet and L2 addresses. The schema is strict:
+an unknown field, a malformed address or a dangling reference is an error that names the field.
+Documented in docs/registry.md.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "BUNDLED_REGISTRIES",
+    "Claim",
+    "Feed",
+    "Market",
+    "Registry",
+    "RegistryError",
+    "Token",
+    "Venue",
+    "load_registry",
+    "save_registry",
+]
+
+BUNDLED_REGISTRIES = Path(__file__).parent / "registries"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"{value!r} is not a 20-byte hex address (0x + 40 hex digits)")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_address)]
+Protocol = Literal["aave_v3", "compound_v3", "morpho_blue", "gmx_v1", "opyn_gamma",
+                   "uniswap_v2", "lido", "chainlink", "erc20"]
+VenueKind = Literal["lending", "perps", "options", "amm", "staking"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Token(_Strict):
+    symbol: str
+    address: Address
+    decimals: int = Field(ge=0, le=77)
+    name: str = ""
+    kind: Literal["asset", "atoken", "debt_token", "lst", "lp_share", "vault_share", "otoken",
+                  "governance", "stablecoin"] = "asset"
+    issued_by: str | None = None  # venue id, for claims a venue issues
+    underlying: str | None = None  # token symbol the claim is on
+
+
+class Feed(_Strict):
+    id: str
+    address: Address
+    decimals: int = Field(ge=0, le=36)
+    kind: Literal["price", "implied_vol", "risk_reversal"] = "price"
+    base: str  # token symbol priced, or the underlying of a vol feed
+    quote: str = "USD"
+    description: str = ""
+
+
+class Market(_Strict):
+    """A market inside a venue: an Aave reserve, a Comet collateral, a Morpho market, a perps
+    index, an options series family. Risk parameters are in basis points or 1e18 fixed point,
+    as the protocol stores them; `params` keeps them verbatim."""
+
+    id: str
+    collateral: list[str] = Field(default_factory=list)  # token symbols
+    loan: str | None = None  # token symbol borrowed / base asset
+    params: dict[str, int | str | bool] = Field(default_factory=dict)
+
+
+class Venue(_Strict):
+    id: str
+    protocol: Protocol
+    kind: VenueKind
+    name: str = ""
+    contracts: dict[str, Address]  # role -> address; the first one is the main entry point
+    markets: list[Market] = Field(default_factory=list)
+    risk: dict[str, int | str | bool] = Field(default_factory=dict)
+
+
+class Claim(_Strict):
+    """A token one venue issues as a claim on assets it holds: aTokens on an Aave reserve,
+    an LST on staked ETH, vault or LP shares. Contagion travels along these."""
+
+    token: str
+    issuer: str  # venue id
+    on: list[str]  # token symbols the claim is redeemable for
+    kind: Literal["atoken", "lst", "vault_share", "lp_share", "otoken"]
+
+
+class Registry(_Strict):
+    schema_version: Literal[1] = 1
+    network: str
+    chain_id: int = Field(gt=0)
+    deployed_at_block: int = Field(default=0, ge=0)
+    tokens: list[Token]
+    feeds: list[Feed] = Field(default_factory=list)
+    venues: list[Venue]
+    claims: list[Claim] = Field(default_factory=list)
+    multicall: Address | None = None
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Registry:
+        symbols = [t.symbol for t in self.tokens]
+        venue_ids = [v.id for v in self.venues]
+        for label, values in (("token symbol", symbols), ("venue id", venue_ids),
+                              ("feed id", [f.id for f in self.feeds])):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {label}: {', '.join(dupes)}")
+        known, venues = set(symbols), set(venue_ids)
+
+        def need(ref: str | None, where: str, pool: set[str], what: str) -> None:
+            if ref is not None and ref not in pool:
+                raise ValueError(f"{where} refers to unknown {what} {ref!r}")
+
+        for t in self.tokens:
+            need(t.issued_by, f"tokens[{t.symbol}].issued_by", venues, "venue")
+            need(t.underlying, f"tokens[{t.symbol}].underlying", known, "token")
+        for f in self.feeds:
+            if f.kind == "price":
+                need(f.base, f"feeds[{f.id}].base", known, "token")
+        for v in self.venues:
+            for m in v.markets:
+                for sym in m.collateral:
+                    need(sym, f"venues[{v.id}].markets[{m.id}].collateral", known, "token")
+                need(m.loan, f"venues[{v.id}].markets[{m.id}].loan", known, "token")
+        for c in self.claims:
+            need(c.token, "claims[].token", known, "token")
+            need(c.issuer, f"claims[{c.token}].issuer", venues, "venue")
+            for sym in c.on:
+                need(sym, f"claims[{c.token}].on", known, "token")
+        return self
+
+    def token(self, symbol: str) -> Token:
+        for t in self.tokens:
+            if t.symbol == symbol:
+                return t
+        raise KeyError(f"no token {symbol!r} in the {self.network} registry")
+
+    def venue(self, venue_id: str) -> Venue:
+        for v in self.venues:
+            if v.id == venue_id:
+                return v
+        raise KeyError(f"no venue {venue_id!r} in the {self.network} registry")
+
+
+class RegistryError(ValueError):
+    """A registry file is missing, unreadable or breaks the schema; the message names where."""
+
+
+def _format_validation(path: Path | str, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid registry"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_registry(data: Any, source: str = "<registry>") -> Registry:
+    try:
+        return Registry.model_validate(data)
+    except ValidationError as exc:
+        raise RegistryError(_format_validation(source, exc)) from None
+
+
+def load_registry(path_or_network: str | Path) -> Registry:
+    """Load a registry file, or a bundled one by network name ("ethereum", "arbitrum", …)."""
+    path = Path(path_or_network)
+    if not path.exists():
+        bundled = BUNDLED_REGISTRIES / f"{path_or_network}.yaml"
+        if not bundled.exists():
+            names = ", ".join(sorted(p.stem for p in BUNDLED_REGISTRIES.glob("*.yaml")))
+            raise RegistryError(f"no registry file {path} and no bundled network of that name "
+                                f"(bundled: {names})")
+        path = bundled
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+    return parse_registry(data, str(path))
+
+
+def save_registry(registry: Registry, path: Path) -> None:
+    """Write atomically, so a reader never sees half a registry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(registry.model_dump(mode="json", exclude_defaults=False),
+                                  sort_keys=False))
+    tmp.replace(path)
