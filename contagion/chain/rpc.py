@@ -45,8 +45,9 @@ class RpcItemError:
 
 
 class RpcClient:
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, max_batch: int = 500) -> None:
         self.url = url
+        self.max_batch = max_batch
         self.timeout = timeout
         self._session = requests.Session()
         self._ids = itertools.count(1)
@@ -80,6 +81,11 @@ class RpcClient:
         """
         if not requests_:
             return []
+        if len(requests_) > self.max_batch:  # servers cap batch sizes; split, keep the order
+            out: list[Any] = []
+            for start in range(0, len(requests_), self.max_batch):
+                out.extend(self.batch(requests_[start:start + self.max_batch]))
+            return out
         first = next(self._ids)
         payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)}
                    for i, (m, p) in enumerate(requests_)]
@@ -89,18 +95,18 @@ class RpcClient:
             err = replies.get("error", {}) if isinstance(replies, dict) else {}
             raise RpcError("batch", err.get("code", 0), err.get("message", str(replies)))
         by_id = {r["id"]: r for r in replies}
-        out: list[Any] = []
+        results: list[Any] = []
         for i, (method, _) in enumerate(requests_):
             reply = by_id.get(first + i)
             if reply is None:
-                out.append(RpcItemError(method, 0, "no reply for this request"))
+                results.append(RpcItemError(method, 0, "no reply for this request"))
             elif "error" in reply:
                 err = reply["error"]
-                out.append(RpcItemError(method, err.get("code", 0), err.get("message", ""),
-                                        err.get("data")))
+                results.append(RpcItemError(method, err.get("code", 0), err.get("message", ""),
+                                            err.get("data")))
             else:
-                out.append(reply["result"])
-        return out
+                results.append(reply["result"])
+        return results
 
     def batch_strict(self, requests_: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Like `batch`, but the first failed item raises."""

@@ -26,7 +26,7 @@ VOL_FEEDS: dict[str, tuple[str, float]] = {
 
 
 def usd_feed_answer(value: float) -> int:
-    return round(value * 10**FEED_DECIMALS)
+    return round(value * 10**FEED_DECIMALS)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -57,7 +57,7 @@ def deploy_base(driver: DevnetDriver, timestamp: int) -> tuple[BaseWorld, int]:
         world.pairs[f"{a}/{b}"] = driver.deploy("UniswapV2Pair", world.tokens[a].address,
                                                 world.tokens[b].address, label=f"{a}/{b} pair")
     world.multicall = driver.deploy("Multicall")
-    block, timestamp = driver.mine_all(timestamp)
+    _, timestamp = driver.mine_all(timestamp)
     return world, timestamp
 
 

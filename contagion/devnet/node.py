@@ -218,7 +218,8 @@ def node_status(data_dir: Path) -> dict[str, object]:
     if info is None:
         return {"running": False, "reason": f"no node recorded in {data_dir}"}
     if not (_is_alive(info.pid) and _is_anvil(info.pid)):
-        return {"running": False, "reason": f"node pid {info.pid} is gone (stale {data_dir}/node.json)"}
+        return {"running": False,
+                "reason": f"node pid {info.pid} is gone (stale {data_dir}/node.json)"}
     client = RpcClient(info.url, timeout=2.0)
     try:
         block = int(client.call("eth_blockNumber"), 16)

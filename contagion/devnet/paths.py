@@ -91,7 +91,7 @@ def build_paths(scenario: Scenario, scenario_file: Path, first_time: int) -> Sce
     z[1] = rho * z[0] + np.sqrt(1 - rho**2) * z[1]
     market: dict[str, Floats] = {}
     for i, asset in enumerate(ASSETS):
-        spec = scenario.prices.get(asset)
+        spec = scenario.prices.get(asset)  # type: ignore[call-overload]
         if spec is None:
             continue
         if spec.gbm is not None:

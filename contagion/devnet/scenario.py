@@ -141,7 +141,7 @@ class AssetPath(_Strict):
 
 class VolSpec(_Strict):
     implied_vol: float = Field(default=0.6, gt=0, le=10)  # ETH ATM IV, annualised
-    risk_reversal: float = Field(default=-0.02, ge=-2, le=2)  # 25-delta call IV − put IV
+    risk_reversal: float = Field(default=-0.02, ge=-2, le=2)  # 25-delta call IV minus put IV
 
 
 class _ShockBase(_Strict):

@@ -1,0 +1,37 @@
+# Everything a fresh machine needs is installed by these targets: a virtualenv with the Python
+# packages, and the devnet node (anvil, from the npm registry) into tools/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ANVIL_VERSION := 1.7.1
+ANVIL := tools/node_modules/.bin/anvil
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup: $(BIN)/.installed $(ANVIL)
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(ANVIL):
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js and npm (e.g. apt-get install nodejs npm), then re-run make"; exit 1; }
+	mkdir -p tools
+	npm install --prefix tools --no-audit --no-fund --no-save --loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION)
+	$(ANVIL) --version
+
+demo: setup
+	$(BIN)/contagion demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/pytest -m slow
+
+clean:
+	rm -rf $(VENV) tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Contagion: systemic-risk pipeline for DeFi."""

@@ -1,0 +1,1 @@
+"""Chain access over JSON-RPC."""

@@ -1,0 +1,1 @@
+"""The embedded DeFi world: node, contracts, deployment, scenarios."""

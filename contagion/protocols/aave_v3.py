@@ -1,0 +1,90 @@
+"""Aave v3 (3.3 event set): Pool events, and the aToken / variable debt token events.
+
+aTokens and variable debt tokens share Mint/Burn (same topic0; tell them apart by emitter). Their
+ERC-20 Transfer/Approval are `erc20`'s specs, listed again in the token tuples for lookups."""
+
+from contagion.protocols import erc20
+from contagion.protocols.spec import event
+
+PROTOCOL = "aave_v3"
+
+SUPPLY = event(
+    PROTOCOL,
+    "Supply(address indexed reserve, address user, address indexed onBehalfOf, "
+    "uint256 amount, uint16 indexed referralCode)",
+    "0x2b627736bca15cd5381dcf80b0bf11fd197d01a037c52b927a881a10fb73ba61",
+)
+WITHDRAW = event(
+    PROTOCOL,
+    "Withdraw(address indexed reserve, address indexed user, address indexed to, uint256 amount)",
+    "0x3115d1449a7b732c986cba18244e897a450f61e1bb8d589cd2e69e6c8924f9f7",
+)
+BORROW = event(
+    PROTOCOL,
+    "Borrow(address indexed reserve, address user, address indexed onBehalfOf, "
+    "uint256 amount, uint8 interestRateMode, uint256 borrowRate, "
+    "uint16 indexed referralCode)",
+    "0xb3d084820fb1a9decffb176436bd02558d15fac9b0ddfed8c465bc7359d7dce0",
+)
+REPAY = event(
+    PROTOCOL,
+    "Repay(address indexed reserve, address indexed user, address indexed repayer, "
+    "uint256 amount, bool useATokens)",
+    "0xa534c8dbe71f871f9f3530e97a74601fea17b426cae02e1c5aee42c96c784051",
+)
+LIQUIDATION_CALL = event(
+    PROTOCOL,
+    "LiquidationCall(address indexed collateralAsset, address indexed debtAsset, "
+    "address indexed user, uint256 debtToCover, uint256 liquidatedCollateralAmount, "
+    "address liquidator, bool receiveAToken)",
+    "0xe413a321e8681d831f4dbccbca790d2952b56f977908e45be37335533e005286",
+)
+COLLATERAL_ENABLED = event(
+    PROTOCOL,
+    "ReserveUsedAsCollateralEnabled(address indexed reserve, address indexed user)",
+    "0x00058a56ea94653cdf4f152d227ace22d4c00ad99e2a43f58cb7d9e3feb295f2",
+)
+COLLATERAL_DISABLED = event(
+    PROTOCOL,
+    "ReserveUsedAsCollateralDisabled(address indexed reserve, address indexed user)",
+    "0x44c58d81365b66dd4b1a7f36c25aa97b8c71c361ee4937adc1a00000227db5dd",
+)
+DEFICIT_CREATED = event(
+    PROTOCOL,
+    "DeficitCreated(address indexed user, address indexed debtAsset, uint256 amountCreated)",
+    "0x2bccfb3fad376d59d7accf970515eb77b2f27b082c90ed0fb15583dd5a942699",
+)
+
+# Scaled-balance token events (aToken and variable debt token; index is RAY on the devnet).
+TOKEN_MINT = event(
+    PROTOCOL,
+    "Mint(address indexed caller, address indexed onBehalfOf, uint256 value, "
+    "uint256 balanceIncrease, uint256 index)",
+    "0x458f5fa412d0f69b08dd84872b0215675cc67bc1d5b6fd93300a1c3878b86196",
+)
+TOKEN_BURN = event(
+    PROTOCOL,
+    "Burn(address indexed from, address indexed target, uint256 value, "
+    "uint256 balanceIncrease, uint256 index)",
+    "0x4cf25bc1d991c17529c25213d3cc0cda295eeaad5f13f361969b12ea48015f90",
+)
+BALANCE_TRANSFER = event(
+    PROTOCOL,
+    "BalanceTransfer(address indexed from, address indexed to, uint256 value, uint256 index)",
+    "0x4beccb90f994c31aced7a23b5611020728a23d8ec5cddd1a3e9d97b96fda8666",
+)
+
+POOL_EVENTS = (
+    SUPPLY,
+    WITHDRAW,
+    BORROW,
+    REPAY,
+    LIQUIDATION_CALL,
+    COLLATERAL_ENABLED,
+    COLLATERAL_DISABLED,
+    DEFICIT_CREATED,
+)
+ATOKEN_EVENTS = (erc20.TRANSFER, erc20.APPROVAL, TOKEN_MINT, TOKEN_BURN, BALANCE_TRANSFER)
+DEBT_TOKEN_EVENTS = (erc20.TRANSFER, TOKEN_MINT, TOKEN_BURN)
+# Aave's own events (the ERC-20 ones belong to `erc20.EVENTS`).
+EVENTS = (*POOL_EVENTS, TOKEN_MINT, TOKEN_BURN, BALANCE_TRANSFER)
