@@ -2,7 +2,6 @@
 devnet registry is exposed as an asset so the UI shows where the chain's description comes from.
 """
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

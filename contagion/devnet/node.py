@@ -36,7 +36,9 @@ ANVIL_VERSION = "1.7.1"  # keep in step with the Makefile
 DEVNET_CHAIN_ID = 31337
 # 2021-01-01T00:00:00Z: before every bundled replay, so real dates can be used as block times.
 GENESIS_TIMESTAMP = 1_609_459_200
-BLOCK_GAS_LIMIT = 100_000_000
+# Anvil fills blocks by each transaction's gas *limit*; a high cap keeps a scenario's block from
+# spilling into the next one. Throughput is not what the devnet models.
+BLOCK_GAS_LIMIT = 1_000_000_000
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -739,7 +739,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, rpc_url: str, data_dir
         paths = build_paths(scenario, scenario_file, first_time)
         sim = Simulation(scenario, eco, driver, paths)
         setup_start = int(client.call("eth_blockNumber"), 16) + 1
-        sim.setup(setup_time)
+        last_ts = sim.setup(setup_time)
         first_block = int(client.call("eth_blockNumber"), 16) + 1
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[tx]} tx"), TimeElapsedColumn(),
@@ -747,7 +747,8 @@ def run_scenario(scenario: Scenario, scenario_file: Path, rpc_url: str, data_dir
         with bar:
             task = bar.add_task(f"scenario {scenario.name}", total=scenario.blocks, tx=0)
             for b in range(scenario.blocks):
-                ts = int(paths.times[b])
+                ts = max(int(paths.times[b]), last_ts + 1)  # setup may have run long
+                last_ts = ts
                 sim.push_oracles(b, ts)
                 sim.arbitrage(b)
                 sim.liquidate(b)

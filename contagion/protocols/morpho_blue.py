@@ -8,52 +8,86 @@ from contagion.protocols.spec import event
 
 PROTOCOL = "morpho_blue"
 
-_PARAMS = ("(address loanToken, address collateralToken, address oracle, address irm, "
-           "uint256 lltv) marketParams")
+_PARAMS = (
+    "(address loanToken, address collateralToken, address oracle, address irm, "
+    "uint256 lltv) marketParams"
+)
 
-CREATE_MARKET = event(PROTOCOL, f"CreateMarket(bytes32 indexed id, {_PARAMS})",
-                      "0xac4b2400f169220b0c0afdde7a0b32e775ba727ea1cb30b35f935cdaab8683ac")
-SUPPLY = event(PROTOCOL,
-               "Supply(bytes32 indexed id, address indexed caller, address indexed onBehalf, "
-               "uint256 assets, uint256 shares)",
-               "0xedf8870433c83823eb071d3df1caa8d008f12f6440918c20d75a3602cda30fe0")
-WITHDRAW = event(PROTOCOL,
-                 "Withdraw(bytes32 indexed id, address caller, address indexed onBehalf, "
-                 "address indexed receiver, uint256 assets, uint256 shares)",
-                 "0xa56fc0ad5702ec05ce63666221f796fb62437c32db1aa1aa075fc6484cf58fbf")
-BORROW = event(PROTOCOL,
-               "Borrow(bytes32 indexed id, address caller, address indexed onBehalf, "
-               "address indexed receiver, uint256 assets, uint256 shares)",
-               "0x570954540bed6b1304a87dfe815a5eda4a648f7097a16240dcd85c9b5fd42a43")
-REPAY = event(PROTOCOL,
-              "Repay(bytes32 indexed id, address indexed caller, address indexed onBehalf, "
-              "uint256 assets, uint256 shares)",
-              "0x52acb05cebbd3cd39715469f22afbf5a17496295ef3bc9bb5944056c63ccaa09")
+CREATE_MARKET = event(
+    PROTOCOL,
+    f"CreateMarket(bytes32 indexed id, {_PARAMS})",
+    "0xac4b2400f169220b0c0afdde7a0b32e775ba727ea1cb30b35f935cdaab8683ac",
+)
+SUPPLY = event(
+    PROTOCOL,
+    "Supply(bytes32 indexed id, address indexed caller, address indexed onBehalf, "
+    "uint256 assets, uint256 shares)",
+    "0xedf8870433c83823eb071d3df1caa8d008f12f6440918c20d75a3602cda30fe0",
+)
+WITHDRAW = event(
+    PROTOCOL,
+    "Withdraw(bytes32 indexed id, address caller, address indexed onBehalf, "
+    "address indexed receiver, uint256 assets, uint256 shares)",
+    "0xa56fc0ad5702ec05ce63666221f796fb62437c32db1aa1aa075fc6484cf58fbf",
+)
+BORROW = event(
+    PROTOCOL,
+    "Borrow(bytes32 indexed id, address caller, address indexed onBehalf, "
+    "address indexed receiver, uint256 assets, uint256 shares)",
+    "0x570954540bed6b1304a87dfe815a5eda4a648f7097a16240dcd85c9b5fd42a43",
+)
+REPAY = event(
+    PROTOCOL,
+    "Repay(bytes32 indexed id, address indexed caller, address indexed onBehalf, "
+    "uint256 assets, uint256 shares)",
+    "0x52acb05cebbd3cd39715469f22afbf5a17496295ef3bc9bb5944056c63ccaa09",
+)
 SUPPLY_COLLATERAL = event(
     PROTOCOL,
     "SupplyCollateral(bytes32 indexed id, address indexed caller, address indexed onBehalf, "
     "uint256 assets)",
-    "0xa3b9472a1399e17e123f3c2e6586c23e504184d504de59cdaa2b375e880c6184")
+    "0xa3b9472a1399e17e123f3c2e6586c23e504184d504de59cdaa2b375e880c6184",
+)
 WITHDRAW_COLLATERAL = event(
     PROTOCOL,
     "WithdrawCollateral(bytes32 indexed id, address caller, address indexed onBehalf, "
     "address indexed receiver, uint256 assets)",
-    "0xe80ebd7cc9223d7382aab2e0d1d6155c65651f83d53c8b9b06901d167e321142")
+    "0xe80ebd7cc9223d7382aab2e0d1d6155c65651f83d53c8b9b06901d167e321142",
+)
 LIQUIDATE = event(
     PROTOCOL,
     "Liquidate(bytes32 indexed id, address indexed caller, address indexed borrower, "
     "uint256 repaidAssets, uint256 repaidShares, uint256 seizedAssets, uint256 badDebtAssets, "
     "uint256 badDebtShares)",
-    "0xa4946ede45d0c6f06a0f5ce92c9ad3b4751452d2fe0e25010783bcab57a67e41")
+    "0xa4946ede45d0c6f06a0f5ce92c9ad3b4751452d2fe0e25010783bcab57a67e41",
+)
 SET_AUTHORIZATION = event(
     PROTOCOL,
     "SetAuthorization(address indexed caller, address indexed authorizer, "
     "address indexed authorized, bool newIsAuthorized)",
-    "0xd5e969f01efe921d3f766bdebad25f0a05e3f237311f56482bf132d0326309c0")
-ENABLE_IRM = event(PROTOCOL, "EnableIrm(address indexed irm)",
-                   "0x590e04cdebeccba40f566186b9746ad295a4cd358ea4fefaaea6ce79630d96c0")
-ENABLE_LLTV = event(PROTOCOL, "EnableLltv(uint256 lltv)",
-                    "0x297b80e7a896fad470c630f6575072d609bde997260ff3db851939405ec29139")
+    "0xd5e969f01efe921d3f766bdebad25f0a05e3f237311f56482bf132d0326309c0",
+)
+ENABLE_IRM = event(
+    PROTOCOL,
+    "EnableIrm(address indexed irm)",
+    "0x590e04cdebeccba40f566186b9746ad295a4cd358ea4fefaaea6ce79630d96c0",
+)
+ENABLE_LLTV = event(
+    PROTOCOL,
+    "EnableLltv(uint256 lltv)",
+    "0x297b80e7a896fad470c630f6575072d609bde997260ff3db851939405ec29139",
+)
 
-EVENTS = (CREATE_MARKET, SUPPLY, WITHDRAW, BORROW, REPAY, SUPPLY_COLLATERAL, WITHDRAW_COLLATERAL,
-          LIQUIDATE, SET_AUTHORIZATION, ENABLE_IRM, ENABLE_LLTV)
+EVENTS = (
+    CREATE_MARKET,
+    SUPPLY,
+    WITHDRAW,
+    BORROW,
+    REPAY,
+    SUPPLY_COLLATERAL,
+    WITHDRAW_COLLATERAL,
+    LIQUIDATE,
+    SET_AUTHORIZATION,
+    ENABLE_IRM,
+    ENABLE_LLTV,
+)

@@ -103,8 +103,9 @@ def logs(receipts: list[dict[str, Any]], ev: EventSpec) -> list[dict[str, Any]]:
     return out
 
 
-def setup(base: tuple[DevnetDriver, BaseWorld, int]) -> tuple[DevnetDriver, BaseWorld,
-                                                                MorphoBlueVenue, int]:
+def setup(
+    base: tuple[DevnetDriver, BaseWorld, int],
+) -> tuple[DevnetDriver, BaseWorld, MorphoBlueVenue, int]:
     driver, world, ts = base
     venue = deploy_morpho_blue(driver, world, MARKETS)
     for who in (LENDER, LENDER2, BORROWER, OPERATOR, LIQUIDATOR):
@@ -141,11 +142,17 @@ def test_topics_ids_oracle_and_views(base: tuple[DevnetDriver, BaseWorld, int]) 
     created = logs(receipts, spec.CREATE_MARKET)
     assert len(created) == 2
     assert [e["lltv"] for e in logs(receipts, spec.ENABLE_LLTV)] == sorted(
-        lltv for _, _, lltv in MARKETS.values())
+        lltv for _, _, lltv in MARKETS.values()
+    )
     assert [e["irm"] for e in logs(receipts, spec.ENABLE_IRM)] == ["0x" + "00" * 20]
     for key, (collateral, loan, lltv) in MARKETS.items():
-        params = (world.tokens[loan].address, world.tokens[collateral].address,
-                  venue.oracles[key].address, "0x" + "00" * 20, lltv)
+        params = (
+            world.tokens[loan].address,
+            world.tokens[collateral].address,
+            venue.oracles[key].address,
+            "0x" + "00" * 20,
+            lltv,
+        )
         expected_id = keccak(encode(["(address,address,address,address,uint256)"], [params]))
         assert venue.ids[key] == expected_id
         assert any(e["id"] == expected_id for e in created)
@@ -158,10 +165,8 @@ def test_topics_ids_oracle_and_views(base: tuple[DevnetDriver, BaseWorld, int]) 
     world.feeds["WETH"].tx(DEPLOYER, "transmit", usd_feed_answer(1999.5))
     world.feeds["USDC"].tx(DEPLOYER, "transmit", usd_feed_answer(1.0003))
     _, ts = mine(driver, ts)
-    assert venue.price(MKT) == (10**36 * 199_950_000_000 * 10**6
-                                // (100_030_000 * 10**18))
-    assert venue.price("stETH/WETH") == (10**36 * usd_feed_answer(2000)
-                                         // usd_feed_answer(1999.5))
+    assert venue.price(MKT) == (10**36 * 199_950_000_000 * 10**6 // (100_030_000 * 10**18))
+    assert venue.price("stETH/WETH") == (10**36 * usd_feed_answer(2000) // usd_feed_answer(1999.5))
     # Owner-only configuration; unknown LLTVs / non-zero IRMs cannot back a market.
     venue.morpho.tx(LENDER, "enableLltv", 5 * 10**17)
     venue.morpho.tx(DEPLOYER, "enableLltv", LLTV)  # already set
@@ -172,8 +177,7 @@ def test_topics_ids_oracle_and_views(base: tuple[DevnetDriver, BaseWorld, int]) 
     assert venue.morpho.call("owner").lower() == DEPLOYER.lower()
 
 
-def test_supply_borrow_repay_withdraw_share_math(
-        base: tuple[DevnetDriver, BaseWorld, int]) -> None:
+def test_supply_borrow_repay_withdraw_share_math(base: tuple[DevnetDriver, BaseWorld, int]) -> None:
     driver, world, venue, ts = setup(base)
     usdc = world.tokens["USDC"]
     book = Book()
@@ -225,7 +229,9 @@ def test_supply_borrow_repay_withdraw_share_math(
     book.ba, book.bs = book.ba + 1_234_567_891, book.bs + bs2
     borrows = logs(receipts, spec.BORROW)
     assert [(e["assets"], e["shares"]) for e in borrows] == [
-        (b1, 3_333_333_333_333_333), (1_234_567_891, bs2)]
+        (b1, 3_333_333_333_333_333),
+        (1_234_567_891, bs2),
+    ]
     assert borrows[1]["receiver"].lower() == OPERATOR
     assert borrows[1]["caller"].lower() == BORROWER
     check_totals()
@@ -243,7 +249,9 @@ def test_supply_borrow_repay_withdraw_share_math(
     book.ba, book.bs = max(book.ba - ra2, 0), book.bs - 777_777_777_777
     repays = logs(receipts + receipts2, spec.REPAY)
     assert [(e["assets"], e["shares"]) for e in repays] == [
-        (1_000_000_007, rs1), (ra2, 777_777_777_777)]
+        (1_000_000_007, rs1),
+        (ra2, 777_777_777_777),
+    ]
     check_totals()
 
     # Withdraw by assets (shares rounded up), then by shares (assets rounded down).
@@ -257,7 +265,9 @@ def test_supply_borrow_repay_withdraw_share_math(
     book.sa, book.ss = book.sa - wa2, book.ss - odd_shares
     withdraws = logs(receipts + receipts2, spec.WITHDRAW)
     assert [(e["assets"], e["shares"]) for e in withdraws] == [
-        (9_999_999_999, ws1), (wa2, odd_shares)]
+        (9_999_999_999, ws1),
+        (wa2, odd_shares),
+    ]
     assert withdraws[1]["receiver"].lower() == OPERATOR
     assert withdraws[1]["onBehalf"].lower() == LENDER2
     check_totals()
@@ -292,7 +302,8 @@ def test_supply_borrow_repay_withdraw_share_math(
 
 
 def test_health_borrow_limit_and_liquidation_incentive(
-        base: tuple[DevnetDriver, BaseWorld, int]) -> None:
+    base: tuple[DevnetDriver, BaseWorld, int],
+) -> None:
     driver, world, venue, ts = setup(base)
     usdc, weth = world.tokens["USDC"], world.tokens["WETH"]
     venue.supply(LENDER, MKT, 500_000 * 10**6)
@@ -333,7 +344,10 @@ def test_health_borrow_limit_and_liquidation_incentive(
     receipts, ts = mine(driver, ts)
     [ev] = logs(receipts, spec.LIQUIDATE)
     assert (ev["repaidAssets"], ev["repaidShares"], ev["seizedAssets"]) == (
-        repaid, repaid_shares, seized)
+        repaid,
+        repaid_shares,
+        seized,
+    )
     assert (ev["badDebtAssets"], ev["badDebtShares"]) == (0, 0)
     assert ev["caller"].lower() == LIQUIDATOR and ev["borrower"].lower() == BORROWER
     # The liquidator's bonus is the incentive: seized value ~= repaid * LIF.
@@ -353,9 +367,11 @@ def test_health_borrow_limit_and_liquidation_incentive(
     receipts, ts = mine(driver, ts)
     [ev] = logs(receipts, spec.LIQUIDATE)
     assert (ev["repaidAssets"], ev["repaidShares"], ev["seizedAssets"]) == (
-        repaid, repaid_shares, seize)
-    assert venue.position(MKT, BORROWER)[1:] == (bs - repaid_shares,
-                                                 10 * 10**18 - seized - seize)
+        repaid,
+        repaid_shares,
+        seize,
+    )
+    assert venue.position(MKT, BORROWER)[1:] == (bs - repaid_shares, 10 * 10**18 - seized - seize)
 
 
 def test_bad_debt_is_socialised_to_suppliers(base: tuple[DevnetDriver, BaseWorld, int]) -> None:
@@ -380,8 +396,9 @@ def test_bad_debt_is_socialised_to_suppliers(base: tuple[DevnetDriver, BaseWorld
         sa, ss, ba, bs, _, _ = venue.market_state(MKT)
         _, borrow_shares, collateral = venue.position(MKT, borrower)
         lif = incentive(LLTV)
-        repaid_shares = shares_up(mul_div_up(mul_div_up(collateral, price, SCALE), WAD, lif),
-                                  ba, bs)
+        repaid_shares = shares_up(
+            mul_div_up(mul_div_up(collateral, price, SCALE), WAD, lif), ba, bs
+        )
         repaid = assets_up(repaid_shares, ba, bs)
         ba, bs = max(ba - repaid, 0), bs - repaid_shares
         bad_shares = borrow_shares - repaid_shares
@@ -392,12 +409,19 @@ def test_bad_debt_is_socialised_to_suppliers(base: tuple[DevnetDriver, BaseWorld
         receipts, ts = mine(driver, ts)
         [ev] = logs(receipts, spec.LIQUIDATE)
         assert (ev["repaidAssets"], ev["repaidShares"], ev["seizedAssets"]) == (
-            repaid, repaid_shares, collateral)
+            repaid,
+            repaid_shares,
+            collateral,
+        )
         assert (ev["badDebtAssets"], ev["badDebtShares"]) == (bad_assets, bad_shares)
         # The loss leaves the borrower, the borrow totals and the suppliers' assets.
         assert venue.position(MKT, borrower) == (0, 0, 0)
-        assert venue.market_state(MKT)[:4] == (sa - bad_assets, ss, ba - bad_assets,
-                                               bs - bad_shares)
+        assert venue.market_state(MKT)[:4] == (
+            sa - bad_assets,
+            ss,
+            ba - bad_assets,
+            bs - bad_shares,
+        )
         return bad_assets
 
     # A crash to $1000: BORROWER's 10 WETH repay ~10,000 / LIF of a 17,000 USDC debt.
@@ -444,8 +468,12 @@ def test_authorization(base: tuple[DevnetDriver, BaseWorld, int]) -> None:
     venue.morpho.tx(BORROWER, "setAuthorization", OPERATOR, True)
     receipts, ts = mine(driver, ts)
     [ev] = logs(receipts, spec.SET_AUTHORIZATION)
-    assert (ev["caller"].lower(), ev["authorizer"].lower(), ev["authorized"].lower(),
-            ev["newIsAuthorized"]) == (BORROWER, BORROWER, OPERATOR, True)
+    assert (
+        ev["caller"].lower(),
+        ev["authorizer"].lower(),
+        ev["authorized"].lower(),
+        ev["newIsAuthorized"],
+    ) == (BORROWER, BORROWER, OPERATOR, True)
     assert venue.morpho.call("isAuthorized", BORROWER, OPERATOR) is True
     assert venue.morpho.call("isAuthorized", OPERATOR, BORROWER) is False
 
@@ -460,8 +488,12 @@ def test_authorization(base: tuple[DevnetDriver, BaseWorld, int]) -> None:
     [borrow_ev] = logs(receipts, spec.BORROW)
     assert borrow_ev["caller"].lower() == OPERATOR and borrow_ev["onBehalf"].lower() == BORROWER
     [wc] = logs(receipts, spec.WITHDRAW_COLLATERAL)
-    assert (wc["caller"].lower(), wc["onBehalf"].lower(), wc["receiver"].lower(),
-            wc["assets"]) == (OPERATOR, BORROWER, OPERATOR, 10**18)
+    assert (wc["caller"].lower(), wc["onBehalf"].lower(), wc["receiver"].lower(), wc["assets"]) == (
+        OPERATOR,
+        BORROWER,
+        OPERATOR,
+        10**18,
+    )
     assert usdc.call("balanceOf", OPERATOR) == before + 1_000 * 10**6
     _, borrow_shares, collateral = venue.position(MKT, BORROWER)
     assert collateral == 10 * 10**18 and borrow_shares == 500 * 10**6 * VS
@@ -493,7 +525,11 @@ def test_markets_are_isolated(base: tuple[DevnetDriver, BaseWorld, int]) -> None
     ts = reverts(driver, ts)
     venue.borrow(BORROWER, steth_market, 10 * 10**18)
     _, ts = mine(driver, ts)
-    assert venue.market_state(steth_market)[:4] == (10 * 10**18, 10 * 10**24,
-                                                    10 * 10**18, 10 * 10**24)
+    assert venue.market_state(steth_market)[:4] == (
+        10 * 10**18,
+        10 * 10**24,
+        10 * 10**18,
+        10 * 10**24,
+    )
     assert venue.market_state(MKT)[:4] == (0, 0, 0, 0)
     assert venue.position(MKT, OPERATOR) == (0, 0, 50 * 10**18)

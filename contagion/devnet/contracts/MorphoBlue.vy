@@ -339,6 +339,8 @@ def borrow(marketParams: MarketParams, assets: uint256, shares: uint256, onBehal
     self.markets[market_id].totalBorrowShares += convert(s, uint128)
     self.markets[market_id].totalBorrowAssets += convert(a, uint128)
     assert self._is_healthy(marketParams, market_id, onBehalf), "insufficient collateral"
+    assert self.markets[market_id].totalBorrowAssets <= \
+        self.markets[market_id].totalSupplyAssets, "insufficient liquidity"
     log Borrow(id=market_id, caller=msg.sender, onBehalf=onBehalf, receiver=receiver,
                assets=a, shares=s)
     self._push(marketParams.loanToken, receiver, a)

@@ -61,41 +61,101 @@ class MorphoBlueVenue:
         for token in dict.fromkeys((loan, collateral)):
             driver.at("ERC20", token).tx(account, "approve", self.morpho.address, MAX_UINT)
 
-    def supply(self, account: str, market: str, assets: int, shares: int = 0,
-               on_behalf: str | None = None) -> int:
-        return self.morpho.tx(account, "supply", self.markets[market], assets, shares,
-                              on_behalf or account, b"")
+    def supply(
+        self, account: str, market: str, assets: int, shares: int = 0, on_behalf: str | None = None
+    ) -> int:
+        return self.morpho.tx(
+            account, "supply", self.markets[market], assets, shares, on_behalf or account, b""
+        )
 
-    def withdraw(self, account: str, market: str, assets: int, shares: int = 0,
-                 on_behalf: str | None = None, receiver: str | None = None) -> int:
-        return self.morpho.tx(account, "withdraw", self.markets[market], assets, shares,
-                              on_behalf or account, receiver or account)
+    def withdraw(
+        self,
+        account: str,
+        market: str,
+        assets: int,
+        shares: int = 0,
+        on_behalf: str | None = None,
+        receiver: str | None = None,
+    ) -> int:
+        return self.morpho.tx(
+            account,
+            "withdraw",
+            self.markets[market],
+            assets,
+            shares,
+            on_behalf or account,
+            receiver or account,
+        )
 
-    def borrow(self, account: str, market: str, assets: int, shares: int = 0,
-               on_behalf: str | None = None, receiver: str | None = None) -> int:
-        return self.morpho.tx(account, "borrow", self.markets[market], assets, shares,
-                              on_behalf or account, receiver or account)
+    def borrow(
+        self,
+        account: str,
+        market: str,
+        assets: int,
+        shares: int = 0,
+        on_behalf: str | None = None,
+        receiver: str | None = None,
+    ) -> int:
+        return self.morpho.tx(
+            account,
+            "borrow",
+            self.markets[market],
+            assets,
+            shares,
+            on_behalf or account,
+            receiver or account,
+        )
 
-    def repay(self, account: str, market: str, assets: int, shares: int = 0,
-              on_behalf: str | None = None) -> int:
-        return self.morpho.tx(account, "repay", self.markets[market], assets, shares,
-                              on_behalf or account, b"")
+    def repay(
+        self, account: str, market: str, assets: int, shares: int = 0, on_behalf: str | None = None
+    ) -> int:
+        return self.morpho.tx(
+            account, "repay", self.markets[market], assets, shares, on_behalf or account, b""
+        )
 
-    def supply_collateral(self, account: str, market: str, assets: int,
-                          on_behalf: str | None = None) -> int:
-        return self.morpho.tx(account, "supplyCollateral", self.markets[market], assets,
-                              on_behalf or account, b"")
+    def supply_collateral(
+        self, account: str, market: str, assets: int, on_behalf: str | None = None
+    ) -> int:
+        return self.morpho.tx(
+            account, "supplyCollateral", self.markets[market], assets, on_behalf or account, b""
+        )
 
-    def withdraw_collateral(self, account: str, market: str, assets: int,
-                            on_behalf: str | None = None, receiver: str | None = None) -> int:
-        return self.morpho.tx(account, "withdrawCollateral", self.markets[market], assets,
-                              on_behalf or account, receiver or account)
+    def withdraw_collateral(
+        self,
+        account: str,
+        market: str,
+        assets: int,
+        on_behalf: str | None = None,
+        receiver: str | None = None,
+    ) -> int:
+        return self.morpho.tx(
+            account,
+            "withdrawCollateral",
+            self.markets[market],
+            assets,
+            on_behalf or account,
+            receiver or account,
+        )
 
-    def liquidate(self, account: str, market: str, borrower: str, seized_assets: int = 0,
-                  repaid_shares: int = 0) -> int:
+    def liquidate(
+        self,
+        account: str,
+        market: str,
+        borrower: str,
+        seized_assets: int = 0,
+        repaid_shares: int = 0,
+    ) -> int:
         """Exactly one of seized_assets / repaid_shares is non-zero, as Morpho requires."""
-        return self.morpho.tx(account, "liquidate", self.markets[market], borrower,
-                              seized_assets, repaid_shares, b"", gas=LIQUIDATE_GAS)
+        return self.morpho.tx(
+            account,
+            "liquidate",
+            self.markets[market],
+            borrower,
+            seized_assets,
+            repaid_shares,
+            b"",
+            gas=LIQUIDATE_GAS,
+        )
 
     # -- reads --------------------------------------------------------------------------------
     def position(self, market: str, user: str) -> tuple[int, int, int]:
@@ -124,8 +184,9 @@ class MorphoBlueVenue:
         return max_borrow >= borrowed
 
 
-def deploy_morpho_blue(driver: DevnetDriver, world: BaseWorld,
-                       markets: dict[str, tuple[str, str, int]]) -> MorphoBlueVenue:
+def deploy_morpho_blue(
+    driver: DevnetDriver, world: BaseWorld, markets: dict[str, tuple[str, str, int]]
+) -> MorphoBlueVenue:
     """Queue the singleton, one Chainlink oracle per market and the market creations.
 
     `markets` maps "COLL/LOAN" to (collateral symbol, loan symbol, lltv in WAD); the zero-rate
@@ -136,11 +197,21 @@ def deploy_morpho_blue(driver: DevnetDriver, world: BaseWorld,
         morpho.tx(DEPLOYER, "enableLltv", lltv)
     venue = MorphoBlueVenue(morpho, {}, {}, {})
     for key, (collateral, loan, lltv) in markets.items():
-        oracle = driver.deploy("MorphoChainlinkOracle", world.feeds[collateral].address,
-                               world.feeds[loan].address, TOKEN_SPECS[collateral][1],
-                               TOKEN_SPECS[loan][1], label=f"Morpho {key} oracle")
-        params: MarketParams = (world.tokens[loan].address, world.tokens[collateral].address,
-                                oracle.address, ZERO_ADDRESS, lltv)
+        oracle = driver.deploy(
+            "MorphoChainlinkOracle",
+            world.feeds[collateral].address,
+            world.feeds[loan].address,
+            TOKEN_SPECS[collateral][1],
+            TOKEN_SPECS[loan][1],
+            label=f"Morpho {key} oracle",
+        )
+        params: MarketParams = (
+            world.tokens[loan].address,
+            world.tokens[collateral].address,
+            oracle.address,
+            ZERO_ADDRESS,
+            lltv,
+        )
         morpho.tx(DEPLOYER, "createMarket", params)
         venue.markets[key] = params
         venue.ids[key] = market_id(params)

@@ -42,6 +42,8 @@ class OptionsVenue:
     def create_series(self, is_put: bool, strike: int, expiry: int) -> Contract:
         """Queue a new series; its oToken is the venue's next CREATE (contract nonces start
         at 1), so the handle is usable before mining."""
+        if (is_put, strike, expiry) in self.series:
+            raise ValueError(f"series {(is_put, strike, expiry)} already exists")
         address = create_address(self.venue.address, 1 + len(self.series))
         self.venue.tx(self.owner, "create_series", is_put, strike, expiry)
         kind = "P" if is_put else "C"
