@@ -518,9 +518,7 @@ class Simulation:
                 if agent.careful and reserve > 10**8:
                     add = reserve // 3
                     agent.extra["reserve_usdc"] = reserve - add
-                    self.eco.perps.increase(a, "USDC" if margin == "USDC" else margin, index,
-                                            0, 0, is_long) if False else \
-                        self.eco.perps.increase(a, "USDC", index, add, 0, is_long)
+                    self.eco.perps.increase(a, "USDC", index, add, 0, is_long)
                     agent.perp = ("USDC", index, is_long) if margin == "USDC" else agent.perp
                 else:
                     self.swap(a, "WETH/USDC", "USDC", raw(agent.capital * 0.002, "USDC"))
