@@ -6,6 +6,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from rich.table import Table
 from contagion.devnet.node import NodeError, NodeInfo, node_status, start_node, stop_node
 from contagion.devnet.scenario import ScenarioError, load_scenario
 from contagion.registry import RegistryError, load_registry
+
+if TYPE_CHECKING:
+    from contagion.devnet.runner import RunSummary
 
 app = typer.Typer(help="Systemic-risk pipeline for DeFi.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -144,22 +148,26 @@ def registry_show(network: str = typer.Argument(..., help="Bundled network or re
                   f"{len(registry.claims)} issued claims")
 
 
-def print_summary(summary: dict[str, object]) -> None:
-    table = Table(title="scenario summary")
+def print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"scenario {summary.scenario} (seed {summary.seed})")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("scenario", "seed", "blocks", "first_block", "last_block", "transactions",
-                "reverted", "seconds", "tx_per_second"):
-        table.add_row(key, str(summary.get(key)))
+    rows = [("accounts", f"{summary.accounts:,}"),
+            ("blocks", f"{summary.blocks:,} (+{summary.setup_blocks} setup), "
+                       f"{summary.first_block}–{summary.last_block}"),
+            ("transactions", f"{summary.transactions:,} ({summary.setup_transactions:,} setup)"),
+            ("reverted", f"{summary.reverted:,}"),
+            ("seconds", f"{summary.seconds:,.1f}"),
+            ("transactions per second", f"{summary.tx_per_second:,.1f}")]
+    for key, value in rows:
+        table.add_row(key, value)
     console.print(table)
     harm = Table(title="harm on chain (from events)")
     for col in ("venue", "liquidations", "bad-debt events", "bad debt (USD)"):
         harm.add_column(col, justify="right" if col != "venue" else "left")
-    per_venue = summary.get("venues", {})
-    assert isinstance(per_venue, dict)
-    for venue, row in per_venue.items():
-        harm.add_row(venue, str(row["liquidations"]), str(row["bad_debt_events"]),
-                     f"{row['bad_debt_usd']:,.0f}")
+    for venue, row in summary.venues.items():
+        harm.add_row(venue, f"{row.liquidations:,}", f"{row.bad_debt_events:,}",
+                     f"{row.bad_debt_usd:,.0f}")
     console.print(harm)
 
 

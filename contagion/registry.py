@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contagion.schema import describe_validation_error
+
 __all__ = [
     "BUNDLED_REGISTRIES",
     "Claim",
@@ -161,19 +163,11 @@ class RegistryError(ValueError):
     """A registry file is missing, unreadable or breaks the schema; the message names where."""
 
 
-def _format_validation(path: Path | str, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid registry"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def parse_registry(data: Any, source: str = "<registry>") -> Registry:
     try:
         return Registry.model_validate(data)
     except ValidationError as exc:
-        raise RegistryError(_format_validation(source, exc)) from None
+        raise RegistryError(describe_validation_error(source, "registry", exc)) from None
 
 
 def load_registry(path_or_network: str | Path) -> Registry:

@@ -8,6 +8,7 @@ import copy
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
@@ -24,13 +25,13 @@ AAVE_VENUE = {"ethereum": "aave_v3_core", "arbitrum": "aave_v3", "optimism": "aa
               "base": "aave_v3"}
 
 
-def _logs_for(chain_id: int) -> list[dict]:
+def _logs_for(chain_id: int) -> list[dict[str, Any]]:
     if not LOGS.is_dir():
         pytest.skip(f"real log data not found at {LOGS} (shared/ sits beside the repo)")
     files = sorted(LOGS.glob(f"chain-{chain_id}-*.json"))
     if not files:
         pytest.skip(f"no real logs for chain {chain_id} in {LOGS}")
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for f in files:
         out.extend(json.loads(f.read_text()))
     return out
@@ -136,7 +137,7 @@ def test_ethereum_other_venues() -> None:
 
 # --- negative: the schema rejects bad registries and names the field ---------------------------
 
-def _minimal() -> dict:
+def _minimal() -> dict[str, Any]:
     return {
         "network": "t", "chain_id": 1,
         "tokens": [{"symbol": "WETH", "address": "0x" + "11" * 20, "decimals": 18},

@@ -14,7 +14,7 @@ from typing import Any
 import rlp
 from eth_utils import keccak, to_checksum_address
 
-from contagion.chain.rpc import RpcClient, RpcItemError
+from contagion.chain.rpc import RpcClient, RpcError, RpcItemError
 from contagion.devnet.abi import ContractAbi
 from contagion.devnet.compile import CompiledContract, compile_contract
 
@@ -123,15 +123,31 @@ class DevnetDriver:
         self.client.call("evm_mine", [timestamp])
         return int(self.client.call("eth_blockNumber"), 16)
 
-    def mine_all(self, timestamp: int, seconds_per_block: int = 12,
-                 check: bool = True) -> tuple[int, int]:
-        """Send the queue and mine until it is all included; returns (last block, timestamp).
-        With check, every transaction must have succeeded."""
-        hashes = self.flush()
-        block = self.mine(timestamp)
-        while int(self.client.call("txpool_status")["pending"], 16) > 0:
-            timestamp += seconds_per_block
+    def mine_all(self, timestamp: int, seconds_per_block: int = 12, check: bool = True,
+                 block_size: int = 400) -> tuple[int, int]:
+        """Send the queue and mine until it is all included, at most `block_size` transactions
+        a block; returns (last block, timestamp). With check, every transaction must have
+        succeeded.
+
+        Anvil builds each receipt by walking its block, so a block of n transactions costs
+        O(n^2) to read back: ten thousand setup transactions in one block take minutes, in
+        blocks of a few hundred they take seconds. Splitting keeps each sender's order, since
+        a sender's later transactions land in later blocks.
+        """
+        queue, self.queue = self.queue, []
+        block, hashes = 0, list[str]()
+        labels: dict[str, str] = {}
+        for start in range(0, max(len(queue), 1), block_size):
+            self.queue = queue[start:start + block_size]
+            hashes.extend(self.flush())
+            labels.update(self.labels)
+            if start:
+                timestamp += seconds_per_block
             block = self.mine(timestamp)
+            while int(self.client.call("txpool_status")["pending"], 16) > 0:
+                timestamp += seconds_per_block
+                block = self.mine(timestamp)
+        self.labels = labels
         if check:
             self.require_success(hashes)
         return block, timestamp
@@ -144,9 +160,22 @@ class DevnetDriver:
         for h, receipt in zip(hashes, self.receipts(hashes), strict=True):
             if receipt is None or receipt.get("status") != "0x1":
                 what = self.labels.get(h, "transaction")
-                status = "reverted" if receipt else "was not mined"
-                where = f" in block {int(receipt['blockNumber'], 16)}" if receipt else ""
-                raise TxFailed(f"{what} ({h}) {status}{where}")
+                if receipt is None:
+                    raise TxFailed(f"{what} ({h}) was not mined")
+                raise TxFailed(f"{what} ({h}) reverted in block "
+                               f"{int(receipt['blockNumber'], 16)}: {self.revert_reason(h)}")
+
+    def revert_reason(self, tx_hash: str) -> str:
+        """The innermost revert reason of a mined transaction, from the node's call tracer."""
+        try:
+            frame = self.client.call("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+        except RpcError as exc:
+            return f"(no trace: {exc.message})"
+        reason = ""
+        while frame:
+            reason = frame.get("revertReason") or reason or frame.get("error", "")
+            frame = next((c for c in frame.get("calls", []) if c.get("error")), None)
+        return reason or "no reason given"
 
     def eth_call(self, to: str, data: str, block: str | int = "latest") -> str:
         tag = hex(block) if isinstance(block, int) else block

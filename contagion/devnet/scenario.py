@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contagion.schema import describe_validation_error
+
 __all__ = [
     "BUNDLED_SCENARIOS",
     "Scenario",
@@ -57,8 +59,8 @@ class BasisTraders(_Strict):
     """Supply USDC on Aave, post the aUSDC as perps margin, short ETH against spot holdings."""
 
     count: int = Field(ge=0)
-    capital_usd: Range = [10_000.0, 200_000.0]
-    leverage: Range = [2.0, 8.0]
+    capital_usd: Range = [10_000.0, 60_000.0]
+    leverage: Range = [2.0, 6.0]
     margin: Literal["aUSDC", "USDC", "mixed"] = "aUSDC"
 
 
@@ -71,14 +73,31 @@ class OptionWriters(_Strict):
 
 class Borrowers(_Strict):
     count: int = Field(ge=0)
-    capital_usd: Range = [5_000.0, 500_000.0]
+    capital_usd: Range = [5_000.0, 200_000.0]
     collateral: list[Literal["WETH", "WBTC", "stETH", "aWETH"]] = ["WETH", "WBTC"]
     target_ltv: Range = [0.4, 0.8]
 
 
-class Actors(_Strict):
+class OptionBuyers(_Strict):
     count: int = Field(ge=0)
-    capital_usd: Range = [100_000.0, 2_000_000.0]
+    capital_usd: Range = [5_000.0, 50_000.0]
+
+
+class LiquidityProviders(_Strict):
+    """Fund both AMMs, the lending markets and the perps pool."""
+
+    count: int = Field(ge=0)
+    capital_usd: Range = [2_000_000.0, 6_000_000.0]
+
+
+class Liquidators(_Strict):
+    count: int = Field(ge=0)
+    capital_usd: Range = [2_000_000.0, 5_000_000.0]
+
+
+class Arbitrageurs(_Strict):
+    count: int = Field(ge=0)
+    capital_usd: Range = [500_000.0, 2_000_000.0]
 
 
 class AccountsSpec(_Strict):
@@ -86,10 +105,10 @@ class AccountsSpec(_Strict):
     basis_traders: BasisTraders = BasisTraders(count=0)
     option_writers: OptionWriters = OptionWriters(count=0)
     borrowers: Borrowers = Borrowers(count=0)
-    option_buyers: Actors = Actors(count=0, capital_usd=[5_000.0, 50_000.0])
-    liquidity_providers: Actors = Actors(count=0, capital_usd=[1_000_000.0, 5_000_000.0])
-    liquidators: Actors = Actors(count=0, capital_usd=[2_000_000.0, 5_000_000.0])
-    arbitrageurs: Actors = Actors(count=0, capital_usd=[500_000.0, 2_000_000.0])
+    option_buyers: OptionBuyers = OptionBuyers(count=0)
+    liquidity_providers: LiquidityProviders = LiquidityProviders(count=0)
+    liquidators: Liquidators = Liquidators(count=0)
+    arbitrageurs: Arbitrageurs = Arbitrageurs(count=0)
 
     @model_validator(mode="after")
     def _ranges(self) -> AccountsSpec:
@@ -220,14 +239,6 @@ class Scenario(_Strict):
         return self
 
 
-def _format(path: Path | str, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid scenario"]
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def load_scenario(name_or_path: str | Path) -> tuple[Scenario, Path]:
     """Load a bundled scenario by name or a YAML file; returns it with the file it came from."""
     path = Path(name_or_path)
@@ -247,7 +258,7 @@ def load_scenario(name_or_path: str | Path) -> tuple[Scenario, Path]:
     try:
         return Scenario.model_validate(data), path
     except ValidationError as exc:
-        raise ScenarioError(_format(path, exc)) from None
+        raise ScenarioError(describe_validation_error(path, "scenario", exc)) from None
 
 
 def real_data_dir() -> Path:
