@@ -159,6 +159,7 @@ def test_default_crisis_is_fast_and_harmful(tmp_path: Path) -> None:
         summary = run_scenario(spec, path, info.url, tmp_path).summary
     finally:
         stop_node(tmp_path)
+    print(summary)
     assert summary.accounts >= 200 and summary.blocks >= 2000
     assert summary.transactions - summary.setup_transactions >= 20_000
     assert summary.seconds < 180
