@@ -193,8 +193,12 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
             deploy_ecosystem(info.url, workdir)
         result = run_scenario(spec, path, info.url, workdir, progress=True)
         print_summary(result.summary)
-        console.print(f"manifest: {result.manifest_path}")
-        console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))
+        if keep or data_dir is not None:
+            console.print(f"manifest: {result.manifest_path}")
+            console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))
+        else:
+            console.print("the devnet and its data were temporary; pass --keep or --data-dir "
+                          "to look at them afterwards")
     finally:
         if not keep:
             stop_node(workdir)
