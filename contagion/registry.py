@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from contagion.schema import describe_validation_error
+from contagion.schema import describe_validation_error, read_yaml
 
 __all__ = [
     "BUNDLED_REGISTRIES",
@@ -172,18 +172,8 @@ def parse_registry(data: Any, source: str = "<registry>") -> Registry:
 
 def load_registry(path_or_network: str | Path) -> Registry:
     """Load a registry file, or a bundled one by network name ("ethereum", "arbitrum", …)."""
-    path = Path(path_or_network)
-    if not path.exists():
-        bundled = BUNDLED_REGISTRIES / f"{path_or_network}.yaml"
-        if not bundled.exists():
-            names = ", ".join(sorted(p.stem for p in BUNDLED_REGISTRIES.glob("*.yaml")))
-            raise RegistryError(f"no registry file {path} and no bundled network of that name "
-                                f"(bundled: {names})")
-        path = bundled
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+    data, path = read_yaml(path_or_network, BUNDLED_REGISTRIES, "registry", RegistryError,
+                           "network")
     return parse_registry(data, str(path))
 
 

@@ -35,6 +35,7 @@ from contagion.devnet.state import (
     ChainView,
     read_chain_view,
 )
+from contagion.devnet.venues.morpho_blue import liquidation_incentive
 from contagion.devnet.world import Ecosystem, ecosystem_from_registry
 from contagion.registry import Registry, load_registry
 
@@ -73,7 +74,7 @@ class Simulation:
         # liquidation incentives, as the venues pay them
         self.aave_bonus = {m.id: int(m.params["liquidation_bonus_bps"]) / 10_000
                            for m in registry.venue("aave_v3").markets}
-        self.morpho_incentive = {label: min(1.15, 1 / (1 - 0.3 * (1 - p[4] / 1e18)))
+        self.morpho_incentive = {label: liquidation_incentive(p[4])
                                  for label, p in eco.morpho.markets.items()}
         self.rng = np.random.default_rng(scenario.seed + 1)
         self.agents: list[Agent] = []

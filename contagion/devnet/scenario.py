@@ -11,10 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from contagion.schema import describe_validation_error
+from contagion.schema import describe_validation_error, read_yaml
 
 __all__ = [
     "BUNDLED_SCENARIOS",
@@ -241,18 +240,7 @@ class Scenario(_Strict):
 
 def load_scenario(name_or_path: str | Path) -> tuple[Scenario, Path]:
     """Load a bundled scenario by name or a YAML file; returns it with the file it came from."""
-    path = Path(name_or_path)
-    if not path.exists():
-        bundled = BUNDLED_SCENARIOS / f"{name_or_path}.yaml"
-        if not bundled.exists():
-            names = ", ".join(sorted(p.stem for p in BUNDLED_SCENARIOS.glob("*.yaml")))
-            raise ScenarioError(f"no scenario file {path} and no bundled scenario of that name "
-                                f"(bundled: {names})")
-        path = bundled
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    data, path = read_yaml(name_or_path, BUNDLED_SCENARIOS, "scenario", ScenarioError)
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping of fields, got {type(data).__name__}")
     try:

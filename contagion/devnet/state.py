@@ -13,7 +13,12 @@ from typing import Any
 
 from contagion.chain.multicall import Call, aggregate3, words
 from contagion.devnet.driver import Contract
-from contagion.devnet.venues.morpho_blue import ORACLE_PRICE_SCALE, WAD, to_assets_up
+from contagion.devnet.venues.morpho_blue import (
+    ORACLE_PRICE_SCALE,
+    WAD,
+    liquidation_incentive,
+    to_assets_up,
+)
 from contagion.devnet.world import Ecosystem
 
 __all__ = ["Agent", "ChainReadError", "ChainView", "MorphoPosition", "read_chain_view"]
@@ -101,6 +106,17 @@ class _Batch:
         self.reads.append((tag, key))
         self.what.append((contract.name, fn, args))
 
+    def run(self, multicall: Contract) -> list[tuple[str, tuple[str, ...], tuple[int, ...]]]:
+        """(tag, key, returned words) per call, in one aggregate3 at the latest block."""
+        out = []
+        results = aggregate3(multicall.driver.client, multicall.address, self.calls)
+        for (tag, key), (name, fn, args), data in zip(self.reads, self.what, results,
+                                                      strict=True):
+            if data is None:
+                raise ChainReadError(f"{name}.{fn}{args} reverted")
+            out.append((tag, key, words(data)))
+        return out
+
 
 class ChainReadError(RuntimeError):
     """A view call the agents rely on reverted: the devnet is not in the state it should be."""
@@ -145,12 +161,7 @@ def read_chain_view(eco: Ecosystem, agents: list[Agent], price: Callable[[str], 
 
     view = ChainView()
     markets: dict[str, list[int]] = {}  # label -> [total borrow assets, shares, oracle price]
-    results = aggregate3(eco.multicall.driver.client, eco.multicall.address, batch.calls)
-    for (tag, key), (name, fn, args), data in zip(batch.reads, batch.what, results,
-                                                  strict=True):
-        if data is None:
-            raise ChainReadError(f"{name}.{fn}{args} reverted")
-        w = words(data)
+    for tag, key, w in batch.run(eco.multicall):
         if tag == "morpho_market":
             markets.setdefault(key[0], [0, 0, 0])[:2] = w[2], w[3]
         elif tag == "morpho_price":
@@ -183,13 +194,11 @@ def read_chain_view(eco: Ecosystem, agents: list[Agent], price: Callable[[str], 
         if agent.address in view.options_liquidatable:
             for otoken in agent.shorts:
                 shorts.add(eco.options.venue, "short_amount", (agent.address, agent.vault_id,
-                                                               otoken), "short", otoken)
+                                                               otoken), "short", agent.address,
+                           otoken)
     if shorts.calls:
-        for (_, key), call, data in zip(shorts.reads, shorts.what, aggregate3(
-                eco.multicall.driver.client, eco.multicall.address, shorts.calls), strict=True):
-            if data is None:
-                raise ChainReadError(f"{call[0]}.{call[1]}{call[2]} reverted")
-            view.option_shorts[(call[2][0], key[0])] = words(data)[0]
+        for _, (account, otoken), w in shorts.run(eco.multicall):
+            view.option_shorts[(account, otoken)] = w[0]
     return view
 
 
@@ -198,8 +207,7 @@ def _morpho_position(borrow_shares: int, collateral: int, total_borrow_assets: i
     """Health as Morpho judges it: debt rounded up, collateral at the oracle times LLTV."""
     borrowed = to_assets_up(borrow_shares, total_borrow_assets, total_borrow_shares)
     max_borrow = collateral * oracle_price // ORACLE_PRICE_SCALE * lltv // WAD
-    # Morpho's liquidation incentive factor: min(1.15, 1 / (1 - 0.3 * (1 - LLTV)))
-    incentive = min(1.15, 1 / (1 - 0.3 * (1 - lltv / WAD)))
+    incentive = liquidation_incentive(lltv)
     value = collateral * oracle_price / ORACLE_PRICE_SCALE
     return MorphoPosition(borrow_shares, borrowed, collateral, max_borrow / borrowed,
                           repay_all=value / incentive > borrowed * 1.001)

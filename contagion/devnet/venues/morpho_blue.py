@@ -20,6 +20,7 @@ __all__ = [
     "MarketParams",
     "MorphoBlueVenue",
     "deploy_morpho_blue",
+    "liquidation_incentive",
     "market_id",
     "to_assets_up",
 ]
@@ -39,6 +40,11 @@ MarketParams = tuple[str, str, str, str, int]
 
 def market_id(params: MarketParams) -> bytes:
     return keccak(encode([MARKET_PARAMS_TYPE], [params]))
+
+
+def liquidation_incentive(lltv: int) -> float:
+    """Morpho's liquidation incentive factor, min(1.15, 1 / (1 - 0.3 * (1 - LLTV)))."""
+    return min(1.15, 1 / (1 - 0.3 * (1 - lltv / WAD)))
 
 
 def to_assets_up(shares: int, total_assets: int, total_shares: int) -> int:
