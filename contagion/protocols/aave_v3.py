@@ -55,6 +55,19 @@ DEFICIT_CREATED = event(
     "0x2bccfb3fad376d59d7accf970515eb77b2f27b082c90ed0fb15583dd5a942699",
 )
 
+RESERVE_DATA_UPDATED = event(
+    PROTOCOL,
+    "ReserveDataUpdated(address indexed reserve, uint256 liquidityRate, uint256 stableBorrowRate, "
+    "uint256 variableBorrowRate, uint256 liquidityIndex, uint256 variableBorrowIndex)",
+    "0x804c9b842b2748a22bb64b345453a3de7ca54a6ca45ce00d415894979e22897a",
+)
+FLASH_LOAN = event(
+    PROTOCOL,
+    "FlashLoan(address indexed target, address initiator, address indexed asset, uint256 amount, "
+    "uint8 interestRateMode, uint256 premium, uint16 indexed referralCode)",
+    "0xefefaba5e921573100900a3ad9cf29f222d995fb3b6045797eaea7521bd8d6f0",
+)
+
 # Scaled-balance token events (aToken and variable debt token; index is RAY on the devnet).
 TOKEN_MINT = event(
     PROTOCOL,
@@ -83,6 +96,8 @@ POOL_EVENTS = (
     COLLATERAL_ENABLED,
     COLLATERAL_DISABLED,
     DEFICIT_CREATED,
+    RESERVE_DATA_UPDATED,
+    FLASH_LOAN,
 )
 ATOKEN_EVENTS = (erc20.TRANSFER, erc20.APPROVAL, TOKEN_MINT, TOKEN_BURN, BALANCE_TRANSFER)
 DEBT_TOKEN_EVENTS = (erc20.TRANSFER, TOKEN_MINT, TOKEN_BURN)

@@ -22,6 +22,7 @@ class EventParam:
     name: str
     type: str  # canonical ABI type, tuples as (t1,t2,...)
     indexed: bool
+    components: tuple[EventParam, ...] = ()  # a tuple's members, with their names
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -36,6 +37,19 @@ def _split_top_level(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
+
+
+def _components(type_text: str) -> tuple[EventParam, ...]:
+    if not type_text.startswith("(") or not type_text.endswith(")"):
+        return ()  # not a tuple (arrays of tuples are not used by any event here)
+    members = []
+    for raw in _split_top_level(type_text[1:-1]):
+        m = _PARAM.match(raw)
+        if m is None:
+            raise ValueError(f"cannot parse tuple member {raw!r}")
+        members.append(EventParam(m.group("name") or "", _canonical(m.group("type").strip()),
+                                  False, _components(m.group("type").strip())))
+    return tuple(members)
 
 
 def _canonical(type_text: str) -> str:
@@ -65,8 +79,9 @@ class EventSpec:
             m = _PARAM.match(raw)
             if m is None:
                 raise ValueError(f"cannot parse parameter {raw!r} of {self.declaration}")
-            params.append(EventParam(m.group("name") or "", _canonical(m.group("type").strip()),
-                                     m.group("indexed") is not None))
+            type_text = m.group("type").strip()
+            params.append(EventParam(m.group("name") or "", _canonical(type_text),
+                                     m.group("indexed") is not None, _components(type_text)))
         object.__setattr__(self, "name", name.strip())
         object.__setattr__(self, "params", tuple(params))
 

@@ -1,0 +1,540 @@
+"""Vectorized ABI decoding: raw logs in, one table per event out (Dune-style `<protocol>__<event>`).
+
+Work is done on whole columns: logs are grouped by (topic0, topic count), every parameter of a
+group is sliced out of a (rows × 32) byte matrix and converted with numpy/pyarrow, so the cost
+per log is a few vector operations, never a Python call.
+
+Representation of values (docs/lake.md):
+- `address`, `bytesN`: lowercase `0x` hex text; `bool`: boolean.
+- `uintN`/`intN` up to 64 bits: the Arrow integer of that width (uint8 … int64).
+- wider integers (uint96 … uint256, int256): exact decimal text ("-123"), lossless over the
+  whole range; cast in SQL (`::HUGEINT`, `::DECIMAL(38,0)`) or with Python's `int`.
+
+What cannot be decoded goes to `quarantine` with a reason: an unknown topic0 at a registered
+contract, a known topic0 with the wrong number of topics, data of the wrong length, a word
+outside its type's range (an address with high bits set, a bool of 2, a uint8 of 256). Logs that
+are none of ours (unknown topic0 at an unregistered contract) are counted as ignored. Every input
+row lands in exactly one of decoded, quarantined or ignored, and `DecodeResult.check` says so.
+Only static parameter types occur in the events we decode; a spec with a dynamic one is refused
+when the catalog is built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contagion.lake import QUARANTINE_SCHEMA
+from contagion.protocols import ALL_EVENTS
+from contagion.protocols.spec import EventParam, EventSpec
+from contagion.registry import Registry
+
+__all__ = [
+    "BASE_FIELDS",
+    "Catalog",
+    "DecodeResult",
+    "EventLayout",
+    "decimal_text",
+    "decode_logs",
+    "hex_text",
+    "snake_case",
+]
+
+BASE_FIELDS = (
+    pa.field("chain_id", pa.uint64(), nullable=False),
+    pa.field("block_number", pa.uint64(), nullable=False),
+    pa.field("block_time", pa.timestamp("s", tz="UTC")),
+    pa.field("transaction_hash", pa.string(), nullable=False),
+    pa.field("log_index", pa.uint32(), nullable=False),
+    pa.field("contract_address", pa.string(), nullable=False),
+)
+_BASE_NAMES = {f.name for f in BASE_FIELDS}
+_INT = re.compile(r"^(u?)int(\d+)$")
+_BYTES = re.compile(r"^bytes(\d+)$")
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+_TEN38 = 10**38
+
+
+def snake_case(name: str) -> str:
+    """`onBehalfOf` → `on_behalf_of`, `AccountOwner` → `account_owner`, `amount0In` →
+    `amount0_in`."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name).lower().strip("_")
+
+
+# ---------------------------------------------------------------- column conversions
+
+def hex_text(matrix: np.ndarray) -> pa.StringArray:
+    """Rows of bytes (rows × width uint8) → lowercase `0x…` strings, in one pass."""
+    rows, width = matrix.shape
+    out = np.empty((rows, 2 + 2 * width), np.uint8)
+    out[:, 0], out[:, 1] = ord("0"), ord("x")
+    out[:, 2::2] = _HEX_DIGITS[matrix >> 4]
+    out[:, 3::2] = _HEX_DIGITS[matrix & 15]
+    offsets = np.arange(rows + 1, dtype=np.int64) * (2 + 2 * width)
+    return pa.Array.from_buffers(pa.large_string(), rows,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(out)]).cast(pa.string())
+
+
+def _binary_hex(array: pa.Array) -> pa.StringArray:
+    """Variable-length binary → `0x…` hex text (nulls stay null)."""
+    array = array.cast(pa.large_binary())
+    _, offsets_buf, data_buf = array.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[array.offset:array.offset + len(array) + 1]
+    flat = (np.frombuffer(data_buf, np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
+            else np.empty(0, np.uint8))
+    text = np.empty(2 * len(flat), np.uint8)
+    text[0::2], text[1::2] = _HEX_DIGITS[flat >> 4], _HEX_DIGITS[flat & 15]
+    hexed = pa.Array.from_buffers(pa.large_string(), len(array),
+                                  [array.buffers()[0], pa.py_buffer((offsets - offsets[0]) * 2),
+                                   pa.py_buffer(text)], offset=0)
+    return pc.binary_join_element_wise("0x", hexed.cast(pa.string()), "")
+
+
+def _limbs64(words: np.ndarray) -> np.ndarray:
+    """(rows × 32) big-endian words → (rows × 4) uint64 limbs, most significant first."""
+    return np.ascontiguousarray(words).view(">u8").astype(np.uint64)
+
+
+def decimal_text(words: np.ndarray, signed: bool) -> pa.StringArray:
+    """Exact base-10 text of 256-bit words (two's complement when `signed`)."""
+    limbs = _limbs64(words)
+    negative = (words[:, 0] >= 0x80) if signed else np.zeros(len(words), bool)
+    if negative.any():  # magnitude of a negative: invert and add one, carrying across limbs
+        limbs[negative] = ~limbs[negative]
+        carry = negative.copy()
+        for j in range(3, -1, -1):
+            limbs[:, j] += carry
+            carry &= limbs[:, j] == 0
+    hi0, lo0 = divmod(_TEN38, 2**64)
+    small = (limbs[:, 0] == 0) & (limbs[:, 1] == 0) & (
+        (limbs[:, 2] < hi0) | ((limbs[:, 2] == hi0) & (limbs[:, 3] < lo0)))
+    small_rows, big_rows = np.nonzero(small)[0], np.nonzero(~small)[0]
+    # Below 10**38 Arrow's decimal128 formats in C++: its storage is the little-endian int128.
+    le = np.empty((len(small_rows), 2), "<u8")
+    le[:, 0], le[:, 1] = limbs[small_rows, 3], limbs[small_rows, 2]
+    parts = [pc.cast(pa.Array.from_buffers(pa.decimal128(38, 0), len(small_rows),
+                                           [None, pa.py_buffer(le)]), pa.string())]
+    if len(big_rows):
+        parts.append(_long_decimal_text(limbs[big_rows]))
+    order = np.concatenate([small_rows, big_rows])
+    inverse = np.empty(len(order), np.int64)
+    inverse[order] = np.arange(len(order))
+    text = pa.concat_arrays(parts).take(pa.array(inverse))
+    if negative.any():
+        text = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", text, ""), text)
+    return text
+
+
+def _long_decimal_text(limbs: np.ndarray) -> pa.StringArray:
+    """Schoolbook division by 10**9 over 32-bit limbs: nine rounds cover 2**256 (78 digits)."""
+    rows = len(limbs)
+    l32 = np.empty((rows, 8), np.uint64)
+    l32[:, 0::2], l32[:, 1::2] = limbs >> np.uint64(32), limbs & np.uint64(0xFFFFFFFF)
+    billion = np.uint64(10**9)
+    digits = np.empty((rows, 81), np.uint8)
+    for chunk in range(9):
+        remainder = np.zeros(rows, np.uint64)
+        for j in range(8):
+            current = (remainder << np.uint64(32)) | l32[:, j]
+            l32[:, j] = current // billion
+            remainder = current - l32[:, j] * billion
+        for d in range(9):
+            digits[:, 80 - 9 * chunk - d] = (remainder % np.uint64(10)).astype(np.uint8)
+            remainder //= np.uint64(10)
+    nonzero = digits != 0
+    start = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), 80)
+    keep = np.arange(81) >= start[:, None]
+    ascii_ = (digits + ord("0"))[keep]
+    offsets = np.concatenate([[0], np.cumsum(81 - start)]).astype(np.int64)
+    return pa.Array.from_buffers(pa.large_string(), rows,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(ascii_)]
+                                 ).cast(pa.string())
+
+
+def _arrow_type(abi_type: str) -> pa.DataType:
+    if abi_type in ("address", "bytes32") or _BYTES.match(abi_type):
+        return pa.string()
+    if abi_type == "bool":
+        return pa.bool_()
+    m = _INT.match(abi_type)
+    if m is None:
+        raise ValueError(f"type {abi_type!r} is not a static elementary ABI type")
+    bits = int(m.group(2))
+    if bits > 64:
+        return pa.string()
+    width = next(w for w in (8, 16, 32, 64) if bits <= w)
+    return getattr(pa, f"{'u' if m.group(1) else ''}int{width}")()
+
+
+def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array, Any]:
+    """One ABI word per row → (Arrow column, rows whose word is outside the type's range)."""
+    if abi_type == "address":
+        return hex_text(words[:, 12:]), words[:, :12].any(axis=1)
+    if abi_type == "bool":
+        return pa.array(words[:, 31] == 1), words[:, :31].any(axis=1) | (words[:, 31] > 1)
+    m = _BYTES.match(abi_type)
+    if m is not None:
+        size = int(m.group(1))
+        return hex_text(words[:, :size]), words[:, size:].any(axis=1)
+    m = _INT.match(abi_type)
+    if m is None:
+        raise ValueError(f"cannot decode ABI type {abi_type!r}")
+    unsigned, nbytes = bool(m.group(1)), int(m.group(2)) // 8
+    head = words[:, :32 - nbytes]
+    bad: Any  # numpy's stubs type a reduction as "bool or array"
+    if unsigned:
+        bad = head.any(axis=1)
+    else:  # the bytes above the value must repeat its sign bit
+        fill = np.where(words[:, 32 - nbytes] >= 0x80, 0xFF, 0).astype(np.uint8)
+        bad = (head != fill[:, None]).any(axis=1)
+    target = _arrow_type(abi_type)
+    if target == pa.string():
+        return decimal_text(words, signed=not unsigned), bad
+    tail = np.ascontiguousarray(words[:, 24:]).view(">u8" if unsigned else ">i8").ravel()
+    return pa.array(tail.astype(target.to_pandas_dtype()), target), bad
+
+
+# ---------------------------------------------------------------- layouts and the catalog
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a decoded column comes from: topic 1–3, or a 32-byte word of the data."""
+
+    name: str
+    abi_type: str
+    topic: int | None
+    word: int | None
+
+
+@dataclass(frozen=True)
+class EventLayout:
+    spec: EventSpec
+    table: str
+    slots: tuple[Slot, ...]
+    data_words: int
+    schema: pa.Schema
+
+    @classmethod
+    def of(cls, spec: EventSpec) -> EventLayout:
+        slots: list[Slot] = []
+        topic, word = 1, 0
+
+        def flat(param: EventParam, prefix: str) -> Iterable[tuple[str, str]]:
+            name = prefix + snake_case(param.name or f"arg{len(slots)}")
+            if param.components:
+                for member in param.components:
+                    yield from flat(member, name + "_")
+            else:
+                yield name, param.type
+
+        for param in spec.params:
+            if param.indexed:
+                if param.components:
+                    raise ValueError(f"{spec.declaration}: an indexed tuple is only its hash")
+                slots.append(Slot(snake_case(param.name), param.type, topic, None))
+                topic += 1
+                continue
+            for name, abi_type in flat(param, ""):
+                _arrow_type(abi_type)  # refuses dynamic types
+                slots.append(Slot(name, abi_type, None, word))
+                word += 1
+        names = [s.name for s in slots]
+        clash = sorted(set(names) & _BASE_NAMES | {n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(f"{spec.declaration}: parameter names clash: {clash}")
+        schema = pa.schema([*BASE_FIELDS,
+                            *(pa.field(s.name, _arrow_type(s.abi_type)) for s in slots)])
+        return cls(spec, f"{spec.protocol}__{snake_case(spec.name)}", tuple(slots), word, schema)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Layouts by (topic0, topic count); the first layout of a key is its default."""
+
+    layouts: tuple[EventLayout, ...]
+    by_key: dict[tuple[bytes, int], tuple[EventLayout, ...]]
+    topic0s: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, specs: Sequence[EventSpec] = ALL_EVENTS) -> Catalog:
+        layouts = tuple(EventLayout.of(s) for s in specs)
+        tables = [lay.table for lay in layouts]
+        dupes = sorted({t for t in tables if tables.count(t) > 1})
+        if dupes:
+            raise ValueError(f"two specs map to the same table: {dupes}")
+        by_key: dict[tuple[bytes, int], tuple[EventLayout, ...]] = {}
+        for lay in layouts:
+            key = (bytes.fromhex(lay.spec.topic0[2:]), lay.spec.topic_count)
+            by_key[key] = (*by_key.get(key, ()), lay)
+        return cls(layouts, by_key, tuple(dict.fromkeys(k[0] for k in by_key)))
+
+    def layout(self, table: str) -> EventLayout:
+        for lay in self.layouts:
+            if lay.table == table:
+                return lay
+        raise KeyError(f"no decoded table {table!r}")
+
+
+CATALOG = Catalog.of()
+
+
+# ---------------------------------------------------------------- decoding
+
+@dataclass
+class DecodeResult:
+    input_rows: int
+    tables: dict[str, pa.Table]  # every catalog table, empty ones included
+    quarantine: pa.Table
+    ignored: dict[str, int] = field(default_factory=dict)  # reason → rows
+
+    @property
+    def decoded_rows(self) -> int:
+        return sum(t.num_rows for t in self.tables.values())
+
+    def check(self) -> None:
+        """Every input row is decoded, quarantined or ignored: exactly once."""
+        total = self.decoded_rows + self.quarantine.num_rows + sum(self.ignored.values())
+        if total != self.input_rows:
+            ignored = sum(self.ignored.values())
+            raise AssertionError(f"decoded {self.decoded_rows} + quarantined "
+                                 f"{self.quarantine.num_rows} + ignored {ignored} = {total}, "
+                                 f"but the input held {self.input_rows} logs")
+
+
+def _fixed(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
+    """A fixed-size binary column → (rows × width) uint8; nulls read as zeros."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = pc.fill_null(array, pa.scalar(bytes(width), pa.binary(width)))
+    if len(array) == 0:
+        return np.zeros((0, width), np.uint8)
+    buf = np.frombuffer(array.buffers()[1], np.uint8)
+    return buf[array.offset * width:(array.offset + len(array)) * width].reshape(-1, width)
+
+
+def _data_matrix(column: pa.ChunkedArray, rows: np.ndarray, width: int) -> np.ndarray:
+    """The data of `rows`, all `width` bytes long, as one (rows × width) matrix."""
+    if width == 0:
+        return np.zeros((len(rows), 0), np.uint8)
+    taken = column.take(pa.array(rows)).combine_chunks().cast(pa.large_binary())
+    offsets = np.frombuffer(taken.buffers()[1], np.int64)[taken.offset:]
+    return np.frombuffer(taken.buffers()[2], np.uint8)[
+        offsets[0]:offsets[0] + len(rows) * width].reshape(-1, width)
+
+
+class _BlockTimes:
+    def __init__(self, blocks: pa.Table | None) -> None:
+        if blocks is None or blocks.num_rows == 0:
+            self.numbers = np.zeros(0, np.uint64)
+            self.times = np.zeros(0, np.int64)
+            return
+        numbers = blocks["block_number"].to_numpy()
+        order = np.argsort(numbers, kind="stable")
+        self.numbers = numbers[order]
+        self.times = blocks["timestamp"].to_numpy().astype(np.int64)[order]
+
+    def at(self, block_numbers: np.ndarray) -> pa.Array:
+        pos = np.searchsorted(self.numbers, block_numbers)
+        pos_c = np.minimum(pos, max(len(self.numbers) - 1, 0))
+        found = (pos < len(self.numbers)) & (self.numbers[pos_c] == block_numbers
+                                             if len(self.numbers) else False)
+        values = self.times[pos_c] if len(self.numbers) else np.zeros(len(block_numbers), np.int64)
+        return pa.array(values, pa.timestamp("s", tz="UTC"), mask=~np.asarray(found, bool))
+
+
+class _Quarantine:
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.reasons: list[pa.Array] = []
+        self.events: list[pa.Array] = []
+
+    def add(self, rows: np.ndarray, reason: str | pa.Array, event: str | None = None) -> None:
+        if len(rows) == 0:
+            return
+        self.rows.append(rows)
+        self.reasons.append(reason if isinstance(reason, pa.Array)
+                            else pa.array([reason] * len(rows), pa.string()))
+        self.events.append(pa.array([event] * len(rows), pa.string()))
+
+    def table(self, logs: pa.Table) -> pa.Table:
+        if not self.rows:
+            return QUARANTINE_SCHEMA.empty_table()
+        rows = np.concatenate(self.rows)
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        pick = pa.array(rows)
+        sub = logs.take(pick)
+        columns = {
+            "chain_id": sub["chain_id"],
+            "block_number": sub["block_number"],
+            "transaction_hash": hex_text(_fixed(sub["transaction_hash"], 32)),
+            "log_index": sub["log_index"],
+            "contract_address": hex_text(_fixed(sub["address"], 20)),
+            "topic0": pc.if_else(sub["topic0"].combine_chunks().is_valid(),
+                                 hex_text(_fixed(sub["topic0"], 32)),
+                                 pa.scalar(None, pa.string())),
+            "event": pa.concat_arrays(self.events).take(pa.array(order)),
+            "reason": pa.concat_arrays(self.reasons).take(pa.array(order)),
+        }
+        for i in range(1, 4):
+            column = sub[f"topic{i}"].combine_chunks()
+            columns[f"topic{i}"] = pc.if_else(column.is_valid(), hex_text(_fixed(column, 32)),
+                                              pa.scalar(None, pa.string()))
+        columns["data"] = _binary_hex(sub["data"].combine_chunks())
+        return pa.table(columns).select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
+
+
+def registered_contracts(registry: Registry | None) -> tuple[set[bytes], dict[str, set[bytes]]]:
+    """Every address the registry lists, and the venue contracts of each protocol."""
+    if registry is None:
+        return set(), {}
+    everything: set[bytes] = set()
+    by_protocol: dict[str, set[bytes]] = {}
+    for venue in registry.venues:
+        for address in venue.contracts.values():
+            raw = bytes.fromhex(address[2:])
+            everything.add(raw)
+            by_protocol.setdefault(venue.protocol, set()).add(raw)
+    everything |= {bytes.fromhex(t.address[2:]) for t in registry.tokens}
+    everything |= {bytes.fromhex(f.address[2:]) for f in registry.feeds}
+    return everything, by_protocol
+
+
+def _is_in(values: pa.ChunkedArray | pa.Array, members: Iterable[bytes], width: int) -> np.ndarray:
+    member_array = pa.array(sorted(members), pa.binary(width))
+    if len(member_array) == 0:
+        return np.zeros(len(values), bool)
+    return np.asarray(pc.is_in(values, value_set=member_array).to_numpy(zero_copy_only=False),
+                      bool)
+
+
+def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
+                registry: Registry | None = None, catalog: Catalog = CATALOG) -> DecodeResult:
+    """Decode a `raw_logs` table (any order; output keeps it) into the catalog's event tables.
+
+    `blocks` (the lake's `blocks` table) supplies `block_time`; without it the column is null.
+    `registry` marks whose contracts are ours (for quarantining unknown events) and lets a
+    protocol claim the logs its own contracts emit under a shared signature.
+    """
+    n = logs.num_rows
+    quarantine = _Quarantine()
+    ignored: dict[str, int] = {}
+    present = np.zeros((n, 4), bool)
+    for i in range(4):
+        present[:, i] = logs[f"topic{i}"].is_valid().to_numpy(zero_copy_only=False)
+    topic_count = present.sum(axis=1)
+    contiguous = (present == (np.arange(4) < topic_count[:, None])).all(axis=1)
+    registered, by_protocol = registered_contracts(registry)
+    is_registered = _is_in(logs["address"], registered, 20)
+
+    known = pa.array(catalog.topic0s, pa.binary(32))
+    index = logs["topic0"].combine_chunks() if n else pa.array([], pa.binary(32))
+    key = np.asarray(pc.fill_null(pc.index_in(index, value_set=known), -1)
+                     .to_numpy(zero_copy_only=False), np.int64)
+
+    broken = np.nonzero(~contiguous)[0]
+    quarantine.add(broken, "topics are not contiguous (a null topic before a non-null one)")
+    unknown = (key < 0) & contiguous
+    quarantine.add(np.nonzero(unknown & is_registered)[0],
+                   "unknown topic0 at a registered contract")
+    if (count := int((unknown & ~is_registered).sum())):
+        ignored["not a known event, unregistered contract"] = count
+
+    topics = [_fixed(logs[f"topic{i}"], 32) for i in (1, 2, 3)] if n else []
+    chosen: dict[str, list[np.ndarray]] = {}
+    for k, topic0 in enumerate(catalog.topic0s):
+        rows_k = np.nonzero((key == k) & contiguous)[0]
+        if not len(rows_k):
+            continue
+        for count in np.unique(topic_count[rows_k]):
+            rows = rows_k[topic_count[rows_k] == count]
+            candidates = catalog.by_key.get((topic0, int(count)))
+            if candidates is None:
+                expected = {c: lays[0] for (t0, c), lays in catalog.by_key.items()
+                            if t0 == topic0}
+                quarantine.add(rows, f"wrong topic count: {count} topics, expected " + " or ".join(
+                    f"{c} ({lay.table})" for c, lay in sorted(expected.items())),
+                    expected[min(expected)].spec.name)
+                continue
+            left = np.ones(len(rows), bool)
+            for lay in candidates[1:]:  # a protocol claims its own contracts' logs
+                mine = _is_in(logs["address"].take(pa.array(rows)),
+                              by_protocol.get(lay.spec.protocol, ()), 20) & left
+                chosen.setdefault(lay.table, []).append(rows[mine])
+                left &= ~mine
+            chosen.setdefault(candidates[0].table, []).append(rows[left])
+
+    source = _Source(logs, topics, _fixed(logs["transaction_hash"], 32),
+                     _fixed(logs["address"], 20), _BlockTimes(blocks))
+    tables: dict[str, pa.Table] = {}
+    for lay in catalog.layouts:
+        parts = chosen.get(lay.table)
+        rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        tables[lay.table] = _decode_layout(lay, source, rows, quarantine)
+    result = DecodeResult(n, tables, quarantine.table(logs), ignored)
+    result.check()
+    return result
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The input logs and the byte matrices every layout slices rows from."""
+
+    logs: pa.Table
+    topics: list[np.ndarray]  # topic1..topic3, rows × 32
+    transaction_hash: np.ndarray
+    address: np.ndarray
+    times: _BlockTimes
+
+
+def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
+                   quarantine: _Quarantine) -> pa.Table:
+    logs, topics = source.logs, source.topics
+    if not len(rows):
+        return lay.schema.empty_table()
+    lengths = np.asarray(pc.binary_length(logs["data"].take(pa.array(rows)))
+                         .to_numpy(zero_copy_only=False), np.int64)
+    expected = 32 * lay.data_words
+    wrong = lengths != expected
+    if wrong.any():
+        reasons = pa.array([f"data is {length} bytes, expected {expected}"
+                            for length in np.unique(lengths[wrong])])
+        which = np.searchsorted(np.unique(lengths[wrong]), lengths[wrong])
+        quarantine.add(rows[wrong], reasons.take(pa.array(which)), lay.spec.name)
+        rows = rows[~wrong]
+        if not len(rows):
+            return lay.schema.empty_table()
+    data = _data_matrix(logs["data"], rows, expected)
+    columns: list[pa.Array] = []
+    bad = np.zeros(len(rows), bool)
+    first_bad = np.full(len(rows), -1)
+    for i, slot in enumerate(lay.slots):
+        start = 32 * (slot.word or 0)
+        words = (topics[slot.topic - 1][rows] if slot.topic is not None
+                 else data[:, start:start + 32])
+        column, out_of_range = decode_word(slot.abi_type, words)
+        first_bad[out_of_range & ~bad] = i
+        bad |= out_of_range
+        columns.append(column)
+    if bad.any():
+        names = pa.array([f"value out of range for {s.name} ({s.abi_type})" for s in lay.slots])
+        quarantine.add(rows[bad], names.take(pa.array(first_bad[bad])), lay.spec.name)
+        keep = pa.array(~bad)
+        columns = [c.filter(keep) for c in columns]
+        rows = rows[~bad]
+    sub = logs.select(["chain_id", "block_number", "log_index"]).take(pa.array(rows))
+    base = [
+        sub["chain_id"].combine_chunks(),
+        sub["block_number"].combine_chunks(),
+        source.times.at(sub["block_number"].to_numpy()),
+        hex_text(source.transaction_hash[rows]),
+        sub["log_index"].combine_chunks(),
+        hex_text(source.address[rows]),
+    ]
+    return pa.Table.from_arrays([*base, *columns], schema=lay.schema)

@@ -1,0 +1,218 @@
+"""The vectorized decoder against eth-abi (property-based, edge values included), its quarantine
+rules, and the accounting that every input log is decoded, quarantined or ignored exactly once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contagion.lake import RAW_LOGS_SCHEMA
+from contagion.protocols.decode import CATALOG, EventLayout, decimal_text, decode_logs
+from contagion.registry import load_registry
+
+LAYOUTS = CATALOG.layouts
+# Without a registry, a shared signature decodes as its default (first) layout.
+DEFAULT_LAYOUTS = [lays[0] for lays in CATALOG.by_key.values()]
+INT = re.compile(r"^(u?)int(\d+)$")
+
+
+def raw_logs(logs: Sequence[tuple[bytes, Sequence[bytes], bytes]], chain_id: int = 1) -> pa.Table:
+    """A raw_logs table from (address, topics, data); block n holds log n."""
+    n = len(logs)
+    topics = [[t[i] if i < len(t) else None for _, t, _ in logs] for i in range(4)]
+    return pa.table({
+        "chain_id": pa.array([chain_id] * n, pa.uint64()),
+        "block_number": pa.array(range(100, 100 + n), pa.uint64()),
+        "block_hash": pa.array([bytes([7]) * 32] * n, pa.binary(32)),
+        "transaction_hash": pa.array([i.to_bytes(32, "big") for i in range(n)], pa.binary(32)),
+        "transaction_index": pa.array([0] * n, pa.uint32()),
+        "log_index": pa.array(range(n), pa.uint32()),
+        "address": pa.array([a for a, _, _ in logs], pa.binary(20)),
+        **{f"topic{i}": pa.array(topics[i], pa.binary(32)) for i in range(4)},
+        "data": pa.array([d for _, _, d in logs], pa.binary()),
+    }, schema=RAW_LOGS_SCHEMA)
+
+
+def value_strategy(abi_type: str) -> st.SearchStrategy[Any]:
+    if abi_type == "address":
+        return st.binary(min_size=20, max_size=20) | st.sampled_from([b"\0" * 20, b"\xff" * 20])
+    if abi_type == "bool":
+        return st.booleans()
+    if abi_type.startswith("bytes"):
+        size = int(abi_type[5:])
+        return st.binary(min_size=size, max_size=size)
+    m = INT.match(abi_type)
+    assert m is not None
+    bits = int(m.group(2))
+    lo, hi = (0, 2**bits - 1) if m.group(1) else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    edges = [lo, hi, 0, 1, -1, 10**38 - 1, 10**38, -(10**38) + 1, -(10**38), 2**64, 2**127]
+    return st.sampled_from([e for e in edges if lo <= e <= hi]) | st.integers(lo, hi)
+
+
+def as_column(abi_type: str, value: Any) -> Any:
+    """eth-abi's Python value in the decoder's column representation."""
+    if abi_type == "address":
+        return value.lower() if isinstance(value, str) else "0x" + value.hex()
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    m = INT.match(abi_type)
+    if m is not None and int(m.group(2)) > 64:
+        return str(value)
+    return value
+
+
+def encode_log(lay: EventLayout, values: Sequence[Any]) -> tuple[bytes, list[bytes], bytes]:
+    topics = [bytes.fromhex(lay.spec.topic0[2:])]
+    data_types, data_values = [], []
+    for slot, value in zip(lay.slots, values, strict=True):
+        if slot.topic is not None:
+            topics.append(abi_encode([slot.abi_type], [value]))
+        else:
+            data_types.append(slot.abi_type)
+            data_values.append(value)
+    return b"\x11" * 20, topics, abi_encode(data_types, data_values)
+
+
+def reference_row(lay: EventLayout, log: tuple[bytes, list[bytes], bytes]) -> dict[str, Any]:
+    """eth-abi's decoding of one log, in our column representation."""
+    _, topics, data = log
+    data_slots = [s for s in lay.slots if s.topic is None]
+    values = dict(zip([s.name for s in data_slots],
+                      abi_decode([s.abi_type for s in data_slots], data), strict=True))
+    for slot in lay.slots:
+        if slot.topic is not None:
+            values[slot.name] = abi_decode([slot.abi_type], topics[slot.topic])[0]
+    return {s.name: as_column(s.abi_type, values[s.name]) for s in lay.slots}
+
+
+@st.composite
+def logs_of_many_events(draw: st.DrawFn) -> list[tuple[EventLayout, list[Any]]]:
+    picks = draw(st.lists(st.sampled_from(DEFAULT_LAYOUTS), min_size=1, max_size=12))
+    return [(lay, [draw(value_strategy(s.abi_type)) for s in lay.slots]) for lay in picks]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(logs_of_many_events())
+def test_decoder_equals_eth_abi(events: list[tuple[EventLayout, list[Any]]]) -> None:
+    encoded = [encode_log(lay, values) for lay, values in events]
+    result = decode_logs(raw_logs(encoded))
+    assert result.quarantine.num_rows == 0
+    assert result.decoded_rows == len(events)
+    rows_by_table: dict[str, list[dict[str, Any]]] = {
+        name: table.to_pylist() for name, table in result.tables.items()}
+    seen: dict[str, int] = {}
+    for (lay, _), log in zip(events, encoded, strict=True):
+        i = seen.get(lay.table, 0)
+        seen[lay.table] = i + 1
+        got = rows_by_table[lay.table][i]
+        assert {k: got[k] for k in reference_row(lay, log)} == reference_row(lay, log)
+
+
+def _corruptible(lay: EventLayout) -> list[int]:
+    return [i for i, s in enumerate(lay.slots) if s.abi_type not in ("uint256", "int256",
+                                                                      "bytes32")]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from([lay for lay in DEFAULT_LAYOUTS if _corruptible(lay)]), st.data())
+def test_out_of_range_words_are_quarantined_like_eth_abi_refuses_them(
+        lay: EventLayout, data: st.DataObject) -> None:
+    values = [data.draw(value_strategy(s.abi_type)) for s in lay.slots]
+    address, topics, payload = encode_log(lay, values)
+    i = data.draw(st.sampled_from(_corruptible(lay)))
+    slot = lay.slots[i]
+    bad_word = b"\x01" + b"\0" * 30 + b"\x02"  # high bits set and, for a bool, a 2
+    if slot.topic is not None:
+        topics[slot.topic] = bad_word
+    else:
+        assert slot.word is not None
+        payload = payload[:32 * slot.word] + bad_word + payload[32 * slot.word + 32:]
+    with pytest.raises(Exception):  # noqa: B017 - eth-abi's strict decoder refuses it too
+        reference_row(lay, (address, topics, payload))
+    result = decode_logs(raw_logs([(address, topics, payload)]))
+    assert result.decoded_rows == 0
+    reasons = result.quarantine["reason"].to_pylist()
+    assert reasons == [f"value out of range for {slot.name} ({slot.abi_type})"]
+
+
+def test_quarantine_reasons_and_accounting() -> None:
+    registry = load_registry("ethereum")
+    pool = bytes.fromhex(registry.venue("aave_v3_core").contracts["pool"][2:]) \
+        if any(v.id == "aave_v3_core" for v in registry.venues) else None
+    if pool is None:
+        pool = bytes.fromhex(registry.venues[0].contracts[next(iter(
+            registry.venues[0].contracts))][2:])
+    transfer = CATALOG.layout("erc20__transfer")
+    _, topics, data = encode_log(transfer, [b"\1" * 20, b"\2" * 20, 5])
+    stranger = b"\x33" * 20
+    logs = [
+        (stranger, topics, data),                      # decodes
+        (stranger, topics, data[:31]),                 # short data
+        (stranger, topics, data + b"\0" * 32),         # long data
+        (stranger, topics[:2], data),                  # wrong topic count
+        (stranger, [b"\x99" * 32], b""),               # unknown event, not ours: ignored
+        (pool, [b"\x99" * 32], b""),                   # unknown event at a registered contract
+        (stranger, [], b"\1"),                         # anonymous log, not ours: ignored
+        (pool, [], b""),                               # anonymous log at a registered contract
+    ]
+    table = raw_logs(logs)
+    # a null topic1 before a non-null topic2 is malformed
+    broken = raw_logs([(stranger, [topics[0], topics[1], topics[2]], data)])
+    broken = broken.set_column(8, "topic1", pa.array([None], pa.binary(32)))
+    result = decode_logs(pa.concat_tables([table, broken]), registry=registry)
+    assert result.tables["erc20__transfer"].num_rows == 1
+    assert result.ignored == {"not a known event, unregistered contract": 2}
+    assert result.quarantine["reason"].to_pylist() == [
+        "data is 31 bytes, expected 32",
+        "data is 64 bytes, expected 32",
+        "wrong topic count: 2 topics, expected 3 (erc20__transfer) or 4 (erc721__transfer)",
+        "unknown topic0 at a registered contract",
+        "unknown topic0 at a registered contract",
+        "topics are not contiguous (a null topic before a non-null one)",
+    ]
+    q = result.quarantine.to_pylist()
+    assert q[0]["data"] == "0x" + data[:31].hex() and q[0]["event"] == "Transfer"
+    assert q[0]["topic1"] == "0x" + topics[1].hex() and q[0]["topic3"] is None
+    assert result.decoded_rows + result.quarantine.num_rows + 2 == 9
+
+
+def test_comet_claims_transfers_of_its_own_contract() -> None:
+    registry = load_registry("ethereum")
+    comet = next(v for v in registry.venues if v.protocol == "compound_v3")
+    comet_address = bytes.fromhex(next(iter(comet.contracts.values()))[2:])
+    _, topics, data = encode_log(CATALOG.layout("erc20__transfer"), [b"\1" * 20, b"\2" * 20, 5])
+    logs = raw_logs([(comet_address, topics, data), (b"\x44" * 20, topics, data)])
+    with_registry = decode_logs(logs, registry=registry)
+    assert with_registry.tables["compound_v3__transfer"].num_rows == 1
+    assert with_registry.tables["erc20__transfer"].num_rows == 1
+    without = decode_logs(logs)
+    assert without.tables["erc20__transfer"].num_rows == 2
+
+
+@given(st.lists(st.integers(-(2**255), 2**255 - 1), min_size=1, max_size=50))
+def test_decimal_text_is_exact_over_int256(values: list[int]) -> None:
+    words = np.frombuffer(b"".join(v.to_bytes(32, "big", signed=True) for v in values),
+                          np.uint8).reshape(-1, 32)
+    assert decimal_text(words, signed=True).to_pylist() == [str(v) for v in values]
+
+
+@given(st.lists(st.integers(0, 2**256 - 1), min_size=1, max_size=50))
+def test_decimal_text_is_exact_over_uint256(values: list[int]) -> None:
+    words = np.frombuffer(b"".join(v.to_bytes(32, "big") for v in values),
+                          np.uint8).reshape(-1, 32)
+    assert decimal_text(words, signed=False).to_pylist() == [str(v) for v in values]
+
+
+def test_empty_input() -> None:
+    result = decode_logs(RAW_LOGS_SCHEMA.empty_table())
+    assert result.input_rows == 0 and result.decoded_rows == 0
+    assert all(t.num_rows == 0 for t in result.tables.values())
