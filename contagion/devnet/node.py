@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable
+from contagion.chain.rpc import NO_RETRY, RpcClient, RpcError, RpcUnavailable
 
 __all__ = [
     "ANVIL_VERSION",
@@ -165,7 +165,7 @@ def start_node(data_dir: Path, port: int = 8545, *, attached: bool = False,
     url = f"http://127.0.0.1:{port}"
     info = NodeInfo(pid=proc.pid, port=port, url=url, chain_id=DEVNET_CHAIN_ID,
                     data_dir=str(data_dir), log_file=str(log_file))
-    client = RpcClient(url, timeout=2.0)
+    client = RpcClient(url, timeout=2.0, retry=NO_RETRY)  # the start-up loop polls itself
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -222,7 +222,7 @@ def node_status(data_dir: Path) -> dict[str, object]:
     if not (_is_alive(info.pid) and _is_anvil(info.pid)):
         return {"running": False,
                 "reason": f"node pid {info.pid} is gone (stale {data_dir}/node.json)"}
-    client = RpcClient(info.url, timeout=2.0)
+    client = RpcClient(info.url, timeout=2.0, retry=NO_RETRY)
     try:
         block = int(client.call("eth_blockNumber"), 16)
     except (RpcUnavailable, RpcError) as exc:

@@ -1,0 +1,218 @@
+"""Indexing: one block-range partition of raw logs and block headers into the lake, and the
+reorg check that says which partitions no longer describe the chain.
+
+A partition [start, stop) is two files, `raw_logs` and `blocks`, written in that order; the
+`blocks` file is the completion marker. Re-indexing deletes the marker first, so at no moment
+does a complete-looking pair mix two versions. Both files carry the same key-value metadata:
+
+- `first_block`, `first_parent_hash`: block `start` and the hash of its parent (start - 1);
+- `last_block`, `last_block_hash`: block `stop - 1` and its hash.
+
+A block hash commits to every block below it, so these two hashes are enough to tell whether
+a stored partition is still on the chain, and whether neighbouring partitions join up.
+
+`blocks` holds the headers of every block with a log in the partition plus both boundary
+blocks (start and stop - 1), even without logs. So for `raw_logs`, partitions [a, m) and
+[m, b) concatenate to exactly [a, b); for `blocks`, the union of their rows per block number
+agrees with [a, b) but also holds the boundary headers m - 1 and m.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from contagion.chain.logs import (
+    DEFAULT_CHUNK_BLOCKS,
+    DEFAULT_IN_FLIGHT,
+    ChainMoved,
+    block_hashes,
+    get_headers,
+    get_logs,
+    hash_matrix,
+)
+from contagion.chain.rpc import RpcClient, RpcError
+from contagion.lake import Lake, PartitionFile
+
+__all__ = [
+    "BLOCKS",
+    "RAW_LOGS",
+    "DeepReorgError",
+    "PartitionStats",
+    "check_reorgs",
+    "index_partition",
+    "indexed_partitions",
+]
+
+RAW_LOGS = "raw_logs"  # table names in the lake
+BLOCKS = "blocks"
+
+
+class DeepReorgError(RuntimeError):
+    """The chain differs from the lake deeper below the head than the reorg window allows.
+
+    Nothing is re-indexed automatically: either the window is too small for this chain, or the
+    endpoint serves another chain or fork; a person should look."""
+
+    def __init__(self, block: int, stored: str, current: str | None, head: int,
+                 window: int) -> None:
+        now = current if current is not None else "no such block"
+        super().__init__(
+            f"block {block} in the lake has hash {stored} but the chain now has {now}: a reorg "
+            f"{head - block} blocks below the head ({head}), deeper than the reorg window of "
+            f"{window} blocks. Nothing was changed; check the endpoint, or widen the window "
+            "and re-index from this block.")
+        self.block = block
+        self.stored_hash = stored
+        self.chain_hash = current
+        self.head = head
+        self.window = window
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    part: PartitionFile
+    logs: int
+    headers: int
+    last_block_hash: str
+    attempts: int  # 1 unless the chain moved while the partition was read
+    seconds: float
+
+
+def _hex(raw: bytes) -> str:
+    return "0x" + raw.hex()
+
+
+def _read_consistent(client: RpcClient, part: PartitionFile,
+                     addresses: Sequence[str] | None, topic0s: Sequence[str] | None,
+                     chunk_blocks: int, max_in_flight: int) -> tuple[pa.Table, pa.Table]:
+    """Logs and headers of one partition that provably come from one version of the chain.
+
+    The last block's hash is read before and after the logs: equal, the chain below it did not
+    change in between (its hash commits to all of it). Every log's block hash must also equal
+    its header's, which catches a node that answered a chunk from a fork it later dropped.
+    """
+    last = part.stop - 1
+    before = get_headers(client, [last], part.chain_id)["block_hash"][0].as_py()
+    try:
+        logs = get_logs(client, part.start, last, addresses, topic0s, chain_id=part.chain_id,
+                        chunk_blocks=chunk_blocks, max_in_flight=max_in_flight)
+    except RpcError as exc:  # a node refuses blocks it lost to a reorg that shortened it
+        if block_hashes(client, [last])[0] != _hex(before):
+            raise ChainMoved(f"block {last} changed while partition {part} was read "
+                             f"({exc.message})") from exc
+        raise
+    numbers = logs["block_number"].to_numpy()
+    headers = get_headers(client, [part.start, last, *np.unique(numbers).tolist()],
+                          part.chain_id, max_in_flight=max_in_flight)
+    header_numbers = headers["block_number"].to_numpy()
+    header_hashes = hash_matrix(headers["block_hash"])
+    if header_hashes[-1].tobytes() != before:
+        raise ChainMoved(f"block {last} changed hash while partition {part} was read")
+    if len(numbers):
+        rows = np.searchsorted(header_numbers, numbers)
+        differ = (hash_matrix(logs["block_hash"]) != header_hashes[rows]).any(axis=1)
+        if differ.any():
+            block = int(numbers[int(np.argmax(differ))])
+            raise ChainMoved(f"logs of block {block} carry another hash than its header: the "
+                             f"chain reorganised while partition {part} was read")
+    return logs, headers
+
+
+def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: PartitionFile,
+                    addresses: Sequence[str] | None, topic0s: Sequence[str] | None, *,
+                    chunk_blocks: int = DEFAULT_CHUNK_BLOCKS,
+                    max_in_flight: int = DEFAULT_IN_FLIGHT, attempts: int = 3) -> PartitionStats:
+    """Read blocks [part.start, part.stop) and write their `raw_logs` and `blocks` files,
+    replacing any earlier version. The caller keeps part.stop - 1 at or below the safe head.
+
+    A reorg while reading restarts the read, up to `attempts` times, then ChainMoved is raised
+    and nothing is written.
+    """
+    if part.chain_id != chain_id:
+        raise ValueError(f"partition {part} is not of chain {chain_id}")
+    if part.stop <= part.start:
+        raise ValueError(f"partition {part} holds no block")
+    began = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        try:
+            logs, headers = _read_consistent(client, part, addresses, topic0s, chunk_blocks,
+                                             max_in_flight)
+            break
+        except ChainMoved:
+            if attempt == attempts:
+                raise
+    parent = headers["parent_hash"][0].as_py()  # rows are sorted: start first, stop - 1 last
+    last = headers["block_hash"][headers.num_rows - 1].as_py()
+    metadata = {"first_block": str(part.start), "first_parent_hash": _hex(parent),
+                "last_block": str(part.stop - 1), "last_block_hash": _hex(last)}
+    lake.delete(BLOCKS, part)  # not complete from here until the new marker lands
+    lake.write(RAW_LOGS, part, logs, metadata)
+    lake.write(BLOCKS, part, headers, metadata)
+    return PartitionStats(part, logs.num_rows, headers.num_rows, metadata["last_block_hash"],
+                          attempt, time.monotonic() - began)
+
+
+def _complete(lake: Lake, chain_id: int) -> list[tuple[PartitionFile, dict[str, str]]]:
+    out = []
+    logs = set(lake.partitions(RAW_LOGS, chain_id))
+    for part in lake.partitions(BLOCKS, chain_id):
+        if part not in logs:
+            continue
+        meta = lake.metadata(BLOCKS, part)
+        if meta.get("last_block_hash") == lake.metadata(RAW_LOGS, part).get("last_block_hash"):
+            out.append((part, meta))
+    return out
+
+
+def indexed_partitions(lake: Lake, chain_id: int) -> list[PartitionFile]:
+    """The complete partitions of a chain, in block order: both files present and read from
+    the same chain (same last block hash in both). Anything else is to be indexed (again)."""
+    return [part for part, _ in _complete(lake, chain_id)]
+
+
+def check_reorgs(client: RpcClient, lake: Lake, chain_id: int, reorg_window: int
+                 ) -> list[PartitionFile]:
+    """The complete partitions to re-index because the chain changed under them: the first
+    whose last block hash differs from the chain's (or whose first block's parent is not the
+    previous partition's last block), and every later one. Empty when all still hold.
+
+    Raises DeepReorgError instead when the lowest stored block found to differ lies more than
+    `reorg_window` blocks below the head. The fork point may be lower still, in a stretch
+    without logs, where the lake keeps no header to compare.
+    """
+    parts = _complete(lake, chain_id)
+    if not parts:
+        return []
+    head = int(client.call("eth_blockNumber"), 16)
+    now = block_hashes(client, [p.stop - 1 for p, _ in parts])
+    previous: tuple[PartitionFile, dict[str, str]] | None = None
+    for i, ((part, meta), current) in enumerate(zip(parts, now, strict=True)):
+        moved = current != meta["last_block_hash"]
+        unlinked = (previous is not None and previous[0].stop == part.start
+                    and previous[1]["last_block_hash"] != meta["first_parent_hash"])
+        if moved:
+            _refuse_deep(client, lake, part, head, reorg_window)
+        if moved or unlinked:
+            return [p for p, _ in parts[i:]]
+        previous = (part, meta)
+    return []
+
+
+def _refuse_deep(client: RpcClient, lake: Lake, part: PartitionFile, head: int,
+                 reorg_window: int) -> None:
+    """Raise DeepReorgError if the lowest stored block of `part` that the chain no longer has
+    lies deeper than the window."""
+    stored = lake.read(BLOCKS, part)
+    numbers = stored["block_number"].to_pylist()
+    hashes = [_hex(h) for h in stored["block_hash"].to_pylist()]
+    current = block_hashes(client, numbers)
+    for number, mine, theirs in zip(numbers, hashes, current, strict=True):
+        if mine != theirs:
+            if head - number > reorg_window:
+                raise DeepReorgError(number, mine, theirs, head, reorg_window)
+            return

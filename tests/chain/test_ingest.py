@@ -1,0 +1,282 @@
+"""Indexing partitions into the lake on a devnet: files and their metadata, determinism and
+concatenation, reorgs (detected, refused when too deep, re-indexed to match a fresh index),
+the chain moving while a partition is read, and a process killed in the middle of a write.
+
+Run as a script, this file is the child process of the crash test (see `_child`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from contagion.chain.logs import block_hashes
+from contagion.chain.rpc import RpcClient
+from contagion.ingest import (
+    DeepReorgError,
+    check_reorgs,
+    index_partition,
+    indexed_partitions,
+)
+from contagion.lake import BLOCKS_SCHEMA, RAW_LOGS_SCHEMA, Lake, PartitionFile
+
+if TYPE_CHECKING:  # pytest imports this folder's modules top-level; mypy sees the package
+    from tests.chain.faultproxy import TRANSFER, History, add_transfers, devnet_history
+else:
+    from faultproxy import TRANSFER, History, add_transfers, devnet_history
+
+CHAIN = 31337
+TABLES = ("raw_logs", "blocks")
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    folder: Path = tmp_path_factory.mktemp("history")
+    with devnet_history(folder, blocks=120) as h:
+        yield h
+
+
+def index(history: History, lake: Lake, part: PartitionFile,
+          client: RpcClient | None = None) -> int:
+    own = client is None
+    client = client or RpcClient(history.url)
+    stats = index_partition(client, lake, CHAIN, part, history.tokens, [TRANSFER],
+                            chunk_blocks=16, max_in_flight=3)
+    if own:
+        client.close()
+    return stats.attempts
+
+
+def partitions(start: int, stop: int, width: int) -> list[PartitionFile]:
+    return [PartitionFile(CHAIN, s, min(s + width, stop)) for s in range(start, stop, width)]
+
+
+def rows(table: pa.Table) -> set[tuple[Any, ...]]:
+    return set(zip(*(table[c].to_pylist() for c in table.column_names), strict=True))
+
+
+def same_lakes(a: Lake, b: Lake) -> None:
+    assert indexed_partitions(a, CHAIN) == indexed_partitions(b, CHAIN)
+    for part in indexed_partitions(a, CHAIN):
+        for table in TABLES:
+            assert a.read(table, part).equals(b.read(table, part)), (table, part)
+            assert a.metadata(table, part) == b.metadata(table, part)
+
+
+@pytest.mark.devnet
+def test_partitions_are_deterministic_and_concatenate(history: History,
+                                                      tmp_path: Path) -> None:
+    client = RpcClient(history.url)
+    start, stop = 1, history.head + 1  # from the deployments on
+    mid = history.first + 50
+    whole, split = Lake(tmp_path / "whole"), Lake(tmp_path / "split")
+    index(history, whole, PartitionFile(CHAIN, start, stop))
+    for part in (PartitionFile(CHAIN, start, mid), PartitionFile(CHAIN, mid, stop)):
+        index(history, split, part)
+
+    # both files, with the boundary hashes as the chain has them
+    part = PartitionFile(CHAIN, start, stop)
+    assert indexed_partitions(whole, CHAIN) == [part]
+    meta = whole.metadata("raw_logs", part)
+    assert meta == whole.metadata("blocks", part)
+    first_parent, last = block_hashes(client, [start - 1, stop - 1])
+    assert meta == {"first_block": str(start), "first_parent_hash": first_parent,
+                    "last_block": str(stop - 1), "last_block_hash": last}
+    logs = whole.read("raw_logs", part)
+    assert logs.schema.equals(RAW_LOGS_SCHEMA) and logs.num_rows > 300
+    blocks = whole.read("blocks", part)
+    assert blocks.schema.equals(BLOCKS_SCHEMA)
+    with_logs = set(logs["block_number"].to_pylist())
+    assert set(blocks["block_number"].to_pylist()) == with_logs | {start, stop - 1}
+
+    # raw_logs: [a, m) + [m, b) == [a, b) exactly
+    halves = [split.read("raw_logs", p) for p in indexed_partitions(split, CHAIN)]
+    assert pa.concat_tables(halves).equals(logs)
+    # blocks: per block number the rows agree; the split adds the boundary headers m-1 and m
+    split_blocks = rows(pa.concat_tables([split.read("blocks", p)
+                                          for p in indexed_partitions(split, CHAIN)]))
+    assert rows(blocks) <= split_blocks
+    assert {r[1] for r in split_blocks - rows(blocks)} <= {mid - 1, mid}
+    assert len({r[1] for r in split_blocks}) == len(split_blocks)  # one row per number
+
+    # re-materializing gives the same rows and metadata
+    again = Lake(tmp_path / "again")
+    index(history, again, part)
+    same_lakes(whole, again)
+    index(history, whole, part)  # over an existing partition
+    same_lakes(whole, again)
+
+    # a stretch without logs still has both files, with its boundary header(s)
+    quiet = PartitionFile(CHAIN, 0, 1)
+    index(history, whole, quiet)
+    assert whole.read("raw_logs", quiet).num_rows == 0
+    assert whole.read("blocks", quiet)["block_number"].to_pylist() == [0]
+    assert whole.metadata("blocks", quiet)["first_parent_hash"] == "0x" + "00" * 32
+    client.close()
+
+
+def fork(history: History, snapshot: str, snapshot_head: int, snapshot_time: int,
+         blocks: int, seed: int) -> None:
+    """Revert the node to `snapshot` and mine a different continuation (other transfers, other
+    timestamps), which replaces every block after the snapshot."""
+    client = history.driver.client
+    assert client.call("evm_revert", [snapshot]) is True
+    assert int(client.call("eth_blockNumber"), 16) == snapshot_head
+    history.driver.nonces.clear()
+    history.head, history.timestamp = snapshot_head, snapshot_time + 5
+    add_transfers(history, blocks, seed)
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+@pytest.mark.devnet
+def test_reorgs_are_found_refused_when_deep_and_reindexed(tmp_path: Path) -> None:
+    with devnet_history(tmp_path / "node", blocks=30, seed=4) as history:
+        client = RpcClient(history.url)
+        snapshot = str(client.call("evm_snapshot"))
+        fork_head, fork_time = history.head, history.timestamp
+        add_transfers(history, 30, seed=5)
+        safe = history.head - 2
+        parts = partitions(history.first, safe + 1, 10)
+        lake = Lake(tmp_path / "lake")
+        for part in parts:
+            index(history, lake, part)
+        assert check_reorgs(client, lake, CHAIN, reorg_window=10) == []
+
+        fork(history, snapshot, fork_head, fork_time, blocks=40, seed=6)
+        moved = [p for p in parts if p.stop - 1 > fork_head]
+        assert moved == parts[3:]
+        before = mtimes(tmp_path / "lake")
+        with pytest.raises(DeepReorgError) as deep:
+            check_reorgs(client, lake, CHAIN, reorg_window=20)
+        err = deep.value
+        assert err.block == fork_head + 1 and err.head == history.head and err.window == 20
+        assert err.chain_hash == block_hashes(client, [fork_head + 1])[0] != err.stored_hash
+        assert f"block {fork_head + 1}" in str(err) and err.stored_hash in str(err)
+        assert mtimes(tmp_path / "lake") == before  # nothing written
+
+        assert check_reorgs(client, lake, CHAIN, reorg_window=100) == moved
+        for part in moved:
+            index(history, lake, part)
+        assert check_reorgs(client, lake, CHAIN, reorg_window=100) == []
+        fresh = Lake(tmp_path / "fresh")
+        for part in parts:
+            index(history, fresh, part)
+        same_lakes(lake, fresh)
+
+        # a partition no longer joined to its predecessor is re-indexed with what follows
+        tampered = parts[1]
+        table = lake.read("blocks", tampered)
+        meta = {**lake.metadata("blocks", tampered), "first_parent_hash": "0x" + "00" * 32}
+        lake.write("blocks", tampered, table, meta)
+        lake.write("raw_logs", tampered, lake.read("raw_logs", tampered), meta)
+        assert check_reorgs(client, lake, CHAIN, reorg_window=100) == parts[1:]
+        client.close()
+
+
+class ForkAfterFirstRead(RpcClient):
+    """Runs `action` (a reorg) right after the first eth_getLogs reply, once."""
+
+    def __init__(self, url: str, action: Callable[[], None]) -> None:
+        super().__init__(url)
+        self.action: Callable[[], None] | None = action
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        result = super().call(method, params)
+        if method == "eth_getLogs" and self.action is not None:
+            action, self.action = self.action, None
+            action()
+        return result
+
+
+@pytest.mark.devnet
+def test_a_reorg_while_reading_restarts_the_read(tmp_path: Path) -> None:
+    with devnet_history(tmp_path / "node", blocks=10, seed=7) as history:
+        snapshot = str(history.driver.client.call("evm_snapshot"))
+        fork_head, fork_time = history.head, history.timestamp
+        add_transfers(history, 10, seed=8)
+        part = PartitionFile(CHAIN, history.first, history.head + 1)
+        lake, fresh = Lake(tmp_path / "lake"), Lake(tmp_path / "fresh")
+        reorging = ForkAfterFirstRead(
+            history.url, lambda: fork(history, snapshot, fork_head, fork_time, 10, seed=9))
+        assert index(history, lake, part, reorging) == 2
+        reorging.close()
+        assert index(history, fresh, part) == 1
+        same_lakes(lake, fresh)
+
+
+# -- a process killed while writing ----------------------------------------------------------
+
+def _child() -> None:
+    """Index one partition, but stall half-way through writing `stall` (a table name) and say
+    so on stdout, so the parent can kill it there."""
+    url, root, start, stop, stall, tokens = sys.argv[1:7]
+    schema = RAW_LOGS_SCHEMA if stall == "raw_logs" else BLOCKS_SCHEMA
+    write_table = pq.write_table
+
+    def stalling(table: pa.Table, where: Any, **options: Any) -> None:
+        if table.schema.equals(schema, check_metadata=False):
+            whole = io.BytesIO()
+            write_table(table, whole, **options)
+            where.write(whole.getvalue()[:len(whole.getvalue()) // 2])
+            where.flush()
+            print("stalled", flush=True)
+            time.sleep(120)
+        write_table(table, where, **options)
+
+    pq.write_table = stalling
+    index_partition(RpcClient(url), Lake(root), CHAIN,
+                    PartitionFile(CHAIN, int(start), int(stop)), tokens.split(","), [TRANSFER])
+
+
+@pytest.mark.devnet
+@pytest.mark.parametrize("stall", TABLES)
+def test_a_kill_mid_write_leaves_no_partial_partition(history: History, tmp_path: Path,
+                                                      stall: str) -> None:
+    part = PartitionFile(CHAIN, history.first, history.head + 1)
+    clean, lake = Lake(tmp_path / "clean"), Lake(tmp_path / "lake")
+    index(history, clean, part)
+    if stall == "raw_logs":  # re-indexing a complete partition: its old files are there
+        index(history, lake, part)
+    child = subprocess.Popen(
+        [sys.executable, __file__, history.url, str(tmp_path / "lake"), str(part.start),
+         str(part.stop), stall, ",".join(history.tokens)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line == "stalled\n", child.stderr.read() if child.stderr else ""
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    folder = tmp_path / "lake" / stall / f"chain_id={CHAIN}"
+    hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert len(hidden) == 1 and hidden[0].endswith(".tmp") and part.name in hidden[0]
+    # never complete, never a torn file under a partition's name
+    assert indexed_partitions(lake, CHAIN) == []
+    assert lake.partitions("blocks", CHAIN) == []
+    if stall == "raw_logs":  # the previous version, whole, awaiting its rewrite
+        assert lake.read("raw_logs", part).equals(clean.read("raw_logs", part))
+    else:  # the new raw_logs file landed; the missing marker says the partition is not done
+        assert lake.partitions("raw_logs", CHAIN) == [part]
+
+    index(history, lake, part)  # the rerun completes
+    same_lakes(lake, clean)
+
+
+if __name__ == "__main__":
+    _child()
