@@ -6,7 +6,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,10 +14,11 @@ from rich.table import Table
 
 from contagion.devnet.node import NodeError, NodeInfo, node_status, start_node, stop_node
 from contagion.devnet.scenario import ScenarioError, load_scenario
-from contagion.registry import RegistryError, load_registry
+from contagion.registry import Registry, RegistryError, load_registry
 
 if TYPE_CHECKING:
     from contagion.devnet.runner import RunSummary
+    from contagion.indexing import IndexSummary
 
 app = typer.Typer(help="Systemic-risk pipeline for DeFi.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -148,6 +149,135 @@ def registry_show(network: str = typer.Argument(..., help="Bundled network or re
                   f"{len(registry.claims)} issued claims")
 
 
+def _node_url(data_dir: Path) -> str:
+    info = NodeInfo.load(data_dir)
+    return info.url if info is not None else "http://127.0.0.1:8545"
+
+
+@app.command("index")
+def index(rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC URL (default: the data "
+                                         "dir's devnet node)."),
+          registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
+                                              "network (default: <data-dir>/registry.yaml)."),
+          lake: str | None = typer.Option(None, "--lake", help="Lake root, path or URL "
+                                          "(default: <data-dir>/lake)."),
+          from_block: int | None = typer.Option(None, "--from-block",
+                                                help="Default: the registry's deployment block."),
+          to_block: int | None = typer.Option(None, "--to-block", help="Default: the safe head."),
+          width: int = typer.Option(1_000, help="Blocks per partition."),
+          confirmations: int | None = typer.Option(None, help="Blocks below the head treated as "
+                                                   "final (default 0 on the devnet, else 12)."),
+          reorg_window: int = typer.Option(128, help="Deepest reorg repaired automatically."),
+          max_in_flight: int = typer.Option(4, help="Concurrent requests to the endpoint."),
+          chunk_blocks: int = typer.Option(2_000, help="Blocks per eth_getLogs request."),
+          data_dir: Path = DATA_DIR) -> None:
+    """Index chain logs into the lake: raw logs, headers, decoded events, by partition."""
+    try:
+        reg = load_registry(registry or data_dir / "registry.yaml")
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    summary = run_index(rpc or _node_url(data_dir), reg, lake or str(data_dir / "lake"),
+                        first=from_block, last=to_block, width=width,
+                        confirmations=(confirmations if confirmations is not None
+                                       else 0 if reg.network == "devnet" else 12),
+                        reorg_window=reorg_window, chunk_blocks=chunk_blocks,
+                        max_in_flight=max_in_flight)
+    print_index_summary(summary)
+
+
+def run_index(url: str, reg: Registry, lake: str, **settings: Any) -> IndexSummary:
+    """index_range with a progress bar (blocks/s, logs/s); a deep reorg is a clean error."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from contagion.chain.rpc import RpcClient
+    from contagion.indexing import WindowResult, index_range
+    from contagion.ingest import DeepReorgError
+    from contagion.lake import Lake, PartitionFile
+
+    client = RpcClient(url, max_in_flight=settings.get("max_in_flight", 4))
+    counts = {"blocks": 0, "logs": 0}
+    started = [time.monotonic()]
+    with Progress(TextColumn("indexing"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.completed:,}/{task.total:,} blocks · {task.fields[rates]}"),
+                  console=console) as progress:
+        task = progress.add_task("index", total=0, rates="")
+
+        def on_plan(parts: list[PartitionFile]) -> None:
+            started[0] = time.monotonic()
+            progress.update(task, total=sum(p.stop - p.start for p in parts))
+
+        def on_window(w: WindowResult) -> None:
+            counts["blocks"] += w.part.stop - w.part.start
+            counts["logs"] += w.logs
+            elapsed = max(time.monotonic() - started[0], 1e-9)
+            progress.update(task, completed=counts["blocks"], rates=(
+                f"{counts['blocks'] / elapsed:,.0f} blocks/s · {counts['logs'] / elapsed:,.0f} "
+                f"logs/s · {counts['logs']:,} logs"))
+
+        try:
+            return index_range(client, Lake(lake), reg, on_plan=on_plan, on_window=on_window,
+                               **settings)
+        except (DeepReorgError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            client.close()
+
+
+def print_index_summary(summary: IndexSummary) -> None:
+    table = Table(title=f"indexed chain {summary.chain_id}, blocks {summary.first_block:,}–"
+                        f"{summary.last_block:,} (safe head {summary.safe_head:,})")
+    for col in ("partitions", "blocks", "logs", "decoded", "quarantined", "ignored", "seconds"):
+        table.add_column(col, justify="right")
+    w = summary.windows
+    table.add_row(f"{len(w)}", f"{summary.blocks:,}",
+                  f"{summary.logs:,}", f"{sum(x.decoded for x in w):,}",
+                  f"{sum(x.quarantined for x in w):,}", f"{sum(x.ignored for x in w):,}",
+                  f"{summary.seconds:,.1f}")
+    console.print(table)
+    if summary.skipped:
+        console.print(f"{summary.skipped} partitions were already indexed")
+    if summary.reindexed_after_reorg:
+        console.print(f"re-indexed {summary.reindexed_after_reorg} partitions after a reorg")
+
+
+@app.command("decode")
+def decode(logs: Path = typer.Argument(..., help="eth_getLogs JSON, ethereum-etl JSON lines, or "
+                                       "raw_logs Parquet.", exists=True, dir_okay=False),
+           out: Path = typer.Option(..., "--out", help="Folder for one Parquet file per table."),
+           registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
+                                               "network: attributes venues, builds flows."),
+           chain_id: int | None = typer.Option(None, "--chain-id", help="Chain of a JSON file "
+                                               "(default: the registry's).")) -> None:
+    """Decode a file of raw logs into the decoded-event tables (and quarantine)."""
+    from contagion.lake import write_parquet
+    from contagion.logfile import LogFileError, read_log_file
+    from contagion.protocols.decode import decode_logs
+
+    try:
+        reg = load_registry(registry) if registry else None
+        raw, times = read_log_file(logs, chain_id if chain_id is not None
+                                   else reg.chain_id if reg else None)
+    except (RegistryError, LogFileError) as exc:
+        raise _fail(str(exc)) from None
+    result = decode_logs(raw, blocks=times, registry=reg)
+    written = {name: t for name, t in result.tables.items() if t.num_rows}
+    written["quarantine"] = result.quarantine
+    for name, table in written.items():
+        write_parquet(table, str(out.absolute() / f"{name}.parquet"))
+    console.print(f"{result.input_rows:,} logs in {logs}")
+    summary = Table()
+    summary.add_column("table")
+    summary.add_column("rows", justify="right")
+    for name, table in written.items():
+        summary.add_row(name, f"{table.num_rows:,}")
+    for reason, count in result.ignored.items():
+        summary.add_row(f"(ignored: {reason})", f"{count:,}")
+    console.print(summary)
+    console.print(f"wrote {len(written)} files to {out}")
+
+
 def print_summary(summary: RunSummary) -> None:
     table = Table(title=f"scenario {summary.scenario} (seed {summary.seed})")
     table.add_column("measure")
@@ -193,6 +323,8 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
             deploy_ecosystem(info.url, workdir)
         result = run_scenario(spec, path, info.url, workdir, progress=True)
         print_summary(result.summary)
+        print_index_summary(run_index(info.url, load_registry(workdir / "registry.yaml"),
+                                      str(workdir / "lake"), width=500))
         if keep or data_dir is not None:
             console.print(f"manifest: {result.manifest_path}")
             console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))

@@ -106,6 +106,7 @@ class Registry(_Strict):
     schema_version: Literal[1] = 1
     network: str
     chain_id: int = Field(gt=0)
+    # The first block holding the network's contracts; indexing starts there.
     deployed_at_block: int = Field(default=0, ge=0)
     tokens: list[Token]
     feeds: list[Feed] = Field(default_factory=list)

@@ -1,24 +1,27 @@
-"""The one Definitions object. The pipeline's assets arrive with the indexing issue; for now the
-devnet registry is exposed as an asset so the UI shows where the chain's description comes from.
-"""
+"""The one Definitions object: the registry, the indexing assets with their checks, the job and
+the sensor that follows the safe head. Resources come from the environment (resources.py)."""
 
-
-import os
-from pathlib import Path
 
 import dagster as dg
 
-from contagion.registry import load_registry
+from dagster_project.assets import chain_logs, decoded_events
+from dagster_project.resources import ChainResource, LakeResource
+from dagster_project.sensors import block_range_sensor, index_job
 
 
-@dg.asset(description="The network registry: venues, tokens, issued claims and oracle feeds.")
-def registry(context: dg.AssetExecutionContext) -> dg.MaterializeResult[None]:
-    source = os.environ.get("CONTAGION_REGISTRY", str(Path("data") / "registry.yaml"))
-    reg = load_registry(source)
+@dg.asset(description="The network registry: venues, tokens, issued claims and oracle feeds.",
+          group_name="indexing")
+def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
+    reg = chain.load_registry()
     return dg.MaterializeResult(metadata={
-        "network": reg.network, "chain_id": reg.chain_id, "source": source,
+        "network": reg.network, "chain_id": reg.chain_id, "source": chain.registry,
         "venues": len(reg.venues), "tokens": len(reg.tokens), "feeds": len(reg.feeds),
     })
 
 
-defs = dg.Definitions(assets=[registry])
+defs = dg.Definitions(
+    assets=[registry, chain_logs, decoded_events],
+    jobs=[index_job],
+    sensors=[block_range_sensor],
+    resources={"chain": ChainResource(), "lake": LakeResource()},
+)

@@ -75,9 +75,11 @@ def deploy_ecosystem(rpc_url: str, data_dir: Path) -> Registry:
             "WETH": (world.tokens["WETH"].address, world.feeds["WETH"].address, 18,
                      OPTION_COLLATERAL["WETH"]),
         })
-        block, ts = driver.mine_all(ts + 12)
-        # Venues that issue claims may mint them.
-        registry = _describe(world, aave, comet, morpho, perps, options, block)
+        driver.mine_all(ts + 12)
+        # Indexing starts at the first deployment block: feeds' first answers and Morpho's
+        # CreateMarket are logged there.
+        first_block = int(latest["number"], 16) + 1
+        registry = _describe(world, aave, comet, morpho, perps, options, first_block)
         save_registry(registry, data_dir / "registry.yaml")
         return registry
     finally:

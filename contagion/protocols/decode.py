@@ -58,6 +58,8 @@ _BASE_NAMES = {f.name for f in BASE_FIELDS}
 _INT = re.compile(r"^(u?)int(\d+)$")
 _BYTES = re.compile(r"^bytes(\d+)$")
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+# byte -> its two hex digits, as one uint16 laid out in memory in reading order
+_HEX_PAIRS = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint16)
 _TEN38 = 10**38
 
 
@@ -70,16 +72,25 @@ def snake_case(name: str) -> str:
 
 # ---------------------------------------------------------------- column conversions
 
+def _string_array(offsets: np.ndarray, chars: np.ndarray, rows: int) -> pa.StringArray:
+    """A utf8 array from int64 offsets and bytes (32-bit offsets whenever they fit)."""
+    if offsets[-1] < 2**31 - 1:
+        return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(
+            offsets.astype(np.int32)), pa.py_buffer(chars)])
+    return pa.Array.from_buffers(pa.large_string(), rows,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
+
+
 def hex_text(matrix: np.ndarray) -> pa.StringArray:
     """Rows of bytes (rows × width uint8) → lowercase `0x…` strings, in one pass."""
     rows, width = matrix.shape
-    out = np.empty((rows, 2 + 2 * width), np.uint8)
-    out[:, 0], out[:, 1] = ord("0"), ord("x")
-    out[:, 2::2] = _HEX_DIGITS[matrix >> 4]
-    out[:, 3::2] = _HEX_DIGITS[matrix & 15]
+    out = np.empty((rows, 1 + width), np.uint16)  # two ASCII characters per byte
+    out[:, 0] = _HEX_PAIRS[0]  # "0x": the pair table's first entry is "00"; patched below
+    out[:, 1:] = _HEX_PAIRS[matrix]
+    chars = out.view(np.uint8)
+    chars[:, 1] = ord("x")
     offsets = np.arange(rows + 1, dtype=np.int64) * (2 + 2 * width)
-    return pa.Array.from_buffers(pa.large_string(), rows,
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(out)]).cast(pa.string())
+    return _string_array(offsets, chars, rows)
 
 
 def _binary_hex(array: pa.Array) -> pa.StringArray:
@@ -153,9 +164,7 @@ def _long_decimal_text(limbs: np.ndarray) -> pa.StringArray:
     keep = np.arange(81) >= start[:, None]
     ascii_ = (digits + ord("0"))[keep]
     offsets = np.concatenate([[0], np.cumsum(81 - start)]).astype(np.int64)
-    return pa.Array.from_buffers(pa.large_string(), rows,
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(ascii_)]
-                                 ).cast(pa.string())
+    return _string_array(offsets, ascii_, rows)
 
 
 def _arrow_type(abi_type: str) -> pa.DataType:
@@ -311,11 +320,12 @@ class DecodeResult:
 def _fixed(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     """A fixed-size binary column → (rows × width) uint8; nulls read as zeros."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    array = pc.fill_null(array, pa.scalar(bytes(width), pa.binary(width)))
-    if len(array) == 0:
-        return np.zeros((0, width), np.uint8)
-    buf = np.frombuffer(array.buffers()[1], np.uint8)
-    return buf[array.offset * width:(array.offset + len(array)) * width].reshape(-1, width)
+    data = array.buffers()[1]
+    if len(array) == 0 or data is None:
+        return np.zeros((len(array), width), np.uint8)
+    matrix = np.frombuffer(data, np.uint8)[array.offset * width:
+                                           (array.offset + len(array)) * width]
+    return matrix.reshape(-1, width)
 
 
 def _data_matrix(column: pa.ChunkedArray, rows: np.ndarray, width: int) -> np.ndarray:
@@ -471,7 +481,11 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
             chosen.setdefault(candidates[0].table, []).append(rows[left])
 
     source = _Source(logs, topics, _fixed(logs["transaction_hash"], 32),
-                     _fixed(logs["address"], 20), _BlockTimes(blocks))
+                     _fixed(logs["address"], 20), _BlockTimes(blocks),
+                     np.asarray(pc.binary_length(logs["data"]).to_numpy(zero_copy_only=False),
+                                np.int64) if n else np.zeros(0, np.int64),
+                     logs["chain_id"].to_numpy(), logs["block_number"].to_numpy(),
+                     logs["log_index"].to_numpy())
     tables: dict[str, pa.Table] = {}
     for lay in catalog.layouts:
         parts = chosen.get(lay.table)
@@ -491,6 +505,10 @@ class _Source:
     transaction_hash: np.ndarray
     address: np.ndarray
     times: _BlockTimes
+    data_length: np.ndarray
+    chain_id: np.ndarray
+    block_number: np.ndarray
+    log_index: np.ndarray
 
 
 def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
@@ -498,8 +516,7 @@ def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
     logs, topics = source.logs, source.topics
     if not len(rows):
         return lay.schema.empty_table()
-    lengths = np.asarray(pc.binary_length(logs["data"].take(pa.array(rows)))
-                         .to_numpy(zero_copy_only=False), np.int64)
+    lengths = source.data_length[rows]
     expected = 32 * lay.data_words
     wrong = lengths != expected
     if wrong.any():
@@ -528,13 +545,13 @@ def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
         keep = pa.array(~bad)
         columns = [c.filter(keep) for c in columns]
         rows = rows[~bad]
-    sub = logs.select(["chain_id", "block_number", "log_index"]).take(pa.array(rows))
+    numbers = source.block_number[rows]
     base = [
-        sub["chain_id"].combine_chunks(),
-        sub["block_number"].combine_chunks(),
-        source.times.at(sub["block_number"].to_numpy()),
+        pa.array(source.chain_id[rows], pa.uint64()),
+        pa.array(numbers, pa.uint64()),
+        source.times.at(numbers),
         hex_text(source.transaction_hash[rows]),
-        sub["log_index"].combine_chunks(),
+        pa.array(source.log_index[rows], pa.uint32()),
         hex_text(source.address[rows]),
     ]
     return pa.Table.from_arrays([*base, *columns], schema=lay.schema)

@@ -1,0 +1,206 @@
+"""The indexing pipeline over block-range partitions: raw logs and headers, decoded events,
+canonical tables. Dagster's assets and `contagion index` both call these functions.
+
+Partitions are aligned windows of `width` blocks, [k·width, (k+1)·width), clipped to the blocks
+asked for and to the safe head. The window at the head may be indexed while still open; when
+the chain has moved on it is indexed again to its new end, and the file with the larger range
+replaces the smaller one (`supersede`): for each window start the lake keeps one file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from contagion.chain.rpc import RpcClient
+from contagion.ingest import BLOCKS, RAW_LOGS, check_reorgs, index_partition, indexed_partitions
+from contagion.lake import Lake, PartitionFile
+from contagion.protocols.decode import CATALOG, DecodeResult, decode_logs
+from contagion.registry import Registry
+
+__all__ = [
+    "DECODED_TABLES",
+    "IndexSummary",
+    "WindowResult",
+    "contract_addresses",
+    "decode_partition",
+    "index_range",
+    "parse_window_key",
+    "plan_windows",
+    "stored_part",
+    "supersede",
+    "window_key",
+    "window_keys",
+]
+
+QUARANTINE = "quarantine"
+DECODED_TABLES = tuple(layout.table for layout in CATALOG.layouts)
+TOPIC0S = tuple(dict.fromkeys(layout.spec.topic0 for layout in CATALOG.layouts))
+
+
+def contract_addresses(registry: Registry) -> list[str]:
+    """Every contract the registry lists (venues, tokens, feeds): what `eth_getLogs` asks for."""
+    found = {a.lower() for v in registry.venues for a in v.contracts.values()}
+    found |= {t.address.lower() for t in registry.tokens}
+    found |= {f.address.lower() for f in registry.feeds}
+    return sorted(found)
+
+
+def plan_windows(chain_id: int, first: int, last: int, width: int) -> list[PartitionFile]:
+    """The partitions covering blocks first..last (inclusive): aligned windows, clipped."""
+    if width < 1:
+        raise ValueError(f"partition width must be at least 1 block, got {width}")
+    if last < first:
+        return []
+    starts = range(first - first % width, last + 1, width)
+    return [PartitionFile(chain_id, max(s, first), min(s + width, last + 1)) for s in starts]
+
+
+def window_of(part: PartitionFile, width: int) -> int:
+    return part.start - part.start % width
+
+
+def window_key(start: int, stop: int) -> str:
+    """A window's partition key, e.g. `000000001000-000000002000` (half-open)."""
+    return f"{start:012d}-{stop:012d}"
+
+
+def parse_window_key(key: str) -> tuple[int, int]:
+    start, _, stop = key.partition("-")
+    if not (start.isdigit() and stop.isdigit()) or int(stop) <= int(start):
+        raise ValueError(f"{key!r} is not a block-range partition key (start-stop)")
+    return int(start), int(stop)
+
+
+def window_keys(first: int, last: int, width: int) -> list[str]:
+    """The keys of the aligned windows that hold blocks first..last."""
+    if last < first:
+        return []
+    return [window_key(s, s + width) for s in range(first - first % width, last + 1, width)]
+
+
+def stored_part(lake: Lake, table: str, chain_id: int, start: int, stop: int
+                ) -> PartitionFile | None:
+    """The file of `table` inside window [start, stop), if the lake has one."""
+    inside = [p for p in lake.partitions(table, chain_id) if start <= p.start and p.stop <= stop]
+    return max(inside, key=lambda p: p.stop) if inside else None
+
+
+def supersede(lake: Lake, tables: Iterable[str], part: PartitionFile, width: int) -> None:
+    """Delete the files of `part`'s window other than `part` (a window indexed while open)."""
+    window = window_of(part, width)
+    for table in tables:
+        for other in lake.partitions(table, part.chain_id):
+            if other != part and window_of(other, width) == window:
+                lake.delete(table, other)
+
+
+def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile
+                     ) -> DecodeResult:
+    """Decode a partition's raw logs into one file per decoded table, plus its quarantine.
+
+    The quarantine file is written last and carries the accounting (input, decoded, ignored),
+    so its presence says the partition's decoding is complete."""
+    raw = lake.read(RAW_LOGS, part)
+    result = decode_logs(raw, blocks=lake.read(BLOCKS, part), registry=registry)
+    for name, table in result.tables.items():
+        lake.write(name, part, table)
+    lake.write(QUARANTINE, part, result.quarantine, metadata={
+        "input_rows": str(result.input_rows), "decoded_rows": str(result.decoded_rows),
+        "ignored": json.dumps(result.ignored, sort_keys=True)})
+    return result
+
+
+@dataclass
+class WindowResult:
+    part: PartitionFile
+    logs: int
+    decoded: int
+    quarantined: int
+    ignored: int
+    seconds: float
+
+
+@dataclass
+class IndexSummary:
+    chain_id: int
+    first_block: int
+    last_block: int
+    safe_head: int
+    windows: list[WindowResult] = field(default_factory=list)
+    skipped: int = 0  # windows already complete in the lake
+    reindexed_after_reorg: int = 0
+    seconds: float = 0.0
+
+    @property
+    def logs(self) -> int:
+        return sum(w.logs for w in self.windows)
+
+    @property
+    def blocks(self) -> int:
+        return sum(w.part.stop - w.part.start for w in self.windows)
+
+
+def _decoded_complete(lake: Lake, part: PartitionFile) -> bool:
+    return part in lake.partitions(QUARANTINE, part.chain_id)
+
+
+def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int | None = None,
+                last: int | None = None, width: int = 1_000, confirmations: int = 0,
+                reorg_window: int = 128, chunk_blocks: int = 2_000, max_in_flight: int = 4,
+                on_window: Callable[[WindowResult], None] | None = None,
+                on_plan: Callable[[list[PartitionFile]], None] | None = None) -> IndexSummary:
+    """Index blocks first..last (default: the registry's deployment block to the safe head).
+
+    Stored partitions that a reorg invalidated are re-indexed first (a reorg deeper than
+    `reorg_window` raises DeepReorgError and changes nothing); windows already complete are
+    skipped, so a rerun after a crash only does what is missing.
+    """
+    began = time.monotonic()
+    chain_id = registry.chain_id
+    reported = int(client.call("eth_chainId"), 16)
+    if reported != chain_id:
+        raise ValueError(f"the endpoint serves chain {reported}, the registry describes "
+                         f"{registry.network} (chain {chain_id})")
+    head = int(client.call("eth_blockNumber"), 16)
+    safe = max(head - confirmations, 0)
+    first = registry.deployed_at_block if first is None else first
+    last = safe if last is None else min(last, safe)
+    stale = set(check_reorgs(client, lake, chain_id, reorg_window))
+    done = set(indexed_partitions(lake, chain_id)) - stale
+    plan = plan_windows(chain_id, first, last, width)
+    summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=len(stale))
+    todo = [p for p in plan if not (p in done and _decoded_complete(lake, p))]
+    summary.skipped = len(plan) - len(todo)
+    if on_plan is not None:
+        on_plan(todo)
+    addresses, topic0s = contract_addresses(registry), list(TOPIC0S)
+    for part in todo:
+        t0 = time.monotonic()
+        if part not in done:
+            stats = index_partition(client, lake, chain_id, part, addresses, topic0s,
+                                    chunk_blocks=chunk_blocks, max_in_flight=max_in_flight)
+            logs = stats.logs
+        else:  # raw files are there; a crash came before decoding finished
+            logs = lake.read(RAW_LOGS, part).num_rows
+        decoded = decode_partition(lake, registry, part)
+        supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE), part, width)
+        result = WindowResult(part, logs, decoded.decoded_rows, decoded.quarantine.num_rows,
+                              sum(decoded.ignored.values()), time.monotonic() - t0)
+        summary.windows.append(result)
+        if on_window is not None:
+            on_window(result)
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+def read_table(lake: Lake, table: str, chain_id: int) -> pa.Table | None:
+    """All partitions of a table, in block order (None when the lake has none)."""
+    parts = lake.partitions(table, chain_id)
+    if not parts:
+        return None
+    return pa.concat_tables([lake.read(table, p) for p in parts])

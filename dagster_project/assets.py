@@ -1,0 +1,136 @@
+"""Indexing assets, partitioned by block-range windows: raw logs and headers, decoded events
+(one asset per `<protocol>__<event>` table) and the quarantine, each a thin call into
+`contagion.indexing` with blocking checks beside it."""
+
+
+import itertools
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from contagion.chain.logs import safe_head
+from contagion.indexing import (
+    DECODED_TABLES,
+    QUARANTINE,
+    TOPIC0S,
+    contract_addresses,
+    decode_partition,
+    parse_window_key,
+    stored_part,
+    supersede,
+)
+from contagion.ingest import BLOCKS, RAW_LOGS, index_partition
+from contagion.lake import Lake, PartitionFile
+from dagster_project.resources import ChainResource, LakeResource
+
+Result = dg.MaterializeResult[None] | dg.AssetCheckResult
+BLOCK_RANGES = "block_ranges"
+block_ranges = dg.DynamicPartitionsDefinition(name=BLOCK_RANGES)
+
+
+def _window_part(context: dg.AssetExecutionContext, chain: ChainResource, chain_id: int,
+                 first_block: int) -> PartitionFile:
+    start, stop = parse_window_key(context.partition_key)
+    client = chain.client()
+    try:
+        safe = safe_head(client, chain.confirmations)
+    finally:
+        client.close()
+    part = PartitionFile(chain_id, max(start, first_block), min(stop, safe + 1))
+    if part.stop <= part.start:
+        raise dg.Failure(f"window {context.partition_key} holds no block at or below the safe "
+                         f"head {safe} from block {first_block}")
+    return part
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(RAW_LOGS, deps=["registry"], partitions_def=block_ranges,
+                        group_name="indexing",
+                        description="Logs of the registry's contracts with known topic0s "
+                                    "(cryo's columns)."),
+           dg.AssetSpec(BLOCKS, deps=["registry"], partitions_def=block_ranges,
+                        group_name="indexing",
+                        description="Headers of every block with a log, and both boundaries.")],
+    check_specs=[
+        dg.AssetCheckSpec("raw_logs_unique_log_keys", asset=RAW_LOGS, blocking=True,
+                          description="(chain_id, block_number, log_index) is unique."),
+        dg.AssetCheckSpec("blocks_contiguous_coverage", asset=BLOCKS, blocking=True,
+                          description="The stored partitions join up: no gap, and each first "
+                                      "block's parent is the previous partition's last block."),
+    ],
+)
+def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
+               lake: LakeResource) -> Iterator[Result]:
+    registry = chain.load_registry()
+    part = _window_part(context, chain, registry.chain_id, registry.deployed_at_block)
+    store = lake.lake()
+    client = chain.client()
+    try:
+        stats = index_partition(client, store, registry.chain_id, part,
+                                contract_addresses(registry), list(TOPIC0S),
+                                chunk_blocks=chain.chunk_blocks, max_in_flight=chain.max_in_flight)
+    finally:
+        client.close()
+    start, stop = parse_window_key(context.partition_key)
+    supersede(store, (RAW_LOGS, BLOCKS), part, stop - start)
+    meta: dict[str, int | str] = {"first_block": part.start, "last_block": part.stop - 1,
+                                  "last_block_hash": stats.last_block_hash}
+    yield dg.MaterializeResult(asset_key=RAW_LOGS, metadata={**meta, "rows": stats.logs})
+    yield dg.MaterializeResult(asset_key=BLOCKS, metadata={**meta, "rows": stats.headers})
+    logs = store.read(RAW_LOGS, part)
+    keys = pc.add(pc.multiply(pc.cast(logs["block_number"], "uint64"), 1 << 20),
+                  pc.cast(logs["log_index"], "uint64"))
+    duplicates = len(keys) - len(pc.unique(keys))
+    yield dg.AssetCheckResult(check_name="raw_logs_unique_log_keys", asset_key=RAW_LOGS,
+                              passed=duplicates == 0, metadata={"duplicates": duplicates})
+    yield _coverage_check(store, registry.chain_id, registry.deployed_at_block)
+
+
+def _coverage_check(store: Lake, chain_id: int, first_block: int) -> dg.AssetCheckResult:
+    parts = store.partitions(BLOCKS, chain_id)
+    problems = []
+    if parts and parts[0].start > first_block:
+        problems.append(f"blocks {first_block}..{parts[0].start - 1} are not indexed")
+    for before, after in itertools.pairwise(parts):
+        if after.start != before.stop:
+            problems.append(f"gap or overlap between {before} and {after}")
+            continue
+        linked = (store.metadata(BLOCKS, before)["last_block_hash"]
+                  == store.metadata(BLOCKS, after)["first_parent_hash"])
+        if not linked:
+            problems.append(f"{after} does not continue {before}'s chain")
+    return dg.AssetCheckResult(check_name="blocks_contiguous_coverage", asset_key=BLOCKS,
+                               passed=not problems, metadata={
+                                   "partitions": len(parts),
+                                   "problems": "; ".join(problems[:5]) or "none"})
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(name, deps=[RAW_LOGS, BLOCKS], partitions_def=block_ranges,
+                        group_name="decoded") for name in (*DECODED_TABLES, QUARANTINE)],
+    check_specs=[dg.AssetCheckSpec("quarantine_reconciles", asset=QUARANTINE, blocking=True,
+                                   description="decoded + quarantined + ignored = input logs")],
+)
+def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
+                   lake: LakeResource) -> Iterator[Result]:
+    registry = chain.load_registry()
+    start, stop = parse_window_key(context.partition_key)
+    store = lake.lake()
+    part = stored_part(store, RAW_LOGS, registry.chain_id, start, stop)
+    if part is None:
+        raise dg.Failure(f"no raw_logs for window {context.partition_key}: materialize it first")
+    result = decode_partition(store, registry, part)
+    supersede(store, (*DECODED_TABLES, QUARANTINE), part, stop - start)
+    for name, table in result.tables.items():
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})
+    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={
+        "rows": result.quarantine.num_rows, "ignored": json.dumps(result.ignored)})
+    total = result.decoded_rows + result.quarantine.num_rows + sum(result.ignored.values())
+    yield dg.AssetCheckResult(check_name="quarantine_reconciles", asset_key=QUARANTINE,
+                              passed=total == result.input_rows,
+                              metadata={"input": result.input_rows,
+                                        "decoded": result.decoded_rows,
+                                        "quarantined": result.quarantine.num_rows,
+                                        "ignored": sum(result.ignored.values())})

@@ -1,0 +1,53 @@
+"""Resources: the chain (endpoint, registry, indexing settings) and the lake root.
+
+Every field defaults from an environment variable, so `dagster dev -w workspace.yaml` points at
+the devnet in ./data without configuration, and a deployment switches chain by environment."""
+
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from contagion.chain.rpc import RpcClient
+from contagion.devnet.node import NodeInfo
+from contagion.lake import Lake
+from contagion.registry import Registry, load_registry
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("CONTAGION_DATA_DIR", "data"))
+
+
+def _default_rpc() -> str:
+    if "CONTAGION_RPC_URL" in os.environ:
+        return os.environ["CONTAGION_RPC_URL"]
+    info = NodeInfo.load(_data_dir())
+    return info.url if info is not None else "http://127.0.0.1:8545"
+
+
+class ChainResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """An EVM JSON-RPC endpoint and the registry describing the network behind it."""
+
+    rpc_url: str = _default_rpc()
+    registry: str = os.environ.get("CONTAGION_REGISTRY", str(_data_dir() / "registry.yaml"))
+    confirmations: int = int(os.environ.get("CONTAGION_CONFIRMATIONS", "0"))
+    reorg_window: int = int(os.environ.get("CONTAGION_REORG_WINDOW", "128"))
+    partition_width: int = int(os.environ.get("CONTAGION_PARTITION_WIDTH", "1000"))
+    max_in_flight: int = int(os.environ.get("CONTAGION_MAX_IN_FLIGHT", "4"))
+    chunk_blocks: int = int(os.environ.get("CONTAGION_CHUNK_BLOCKS", "2000"))
+
+    def client(self) -> RpcClient:
+        return RpcClient(self.rpc_url, max_in_flight=self.max_in_flight)
+
+    def load_registry(self) -> Registry:
+        return load_registry(self.registry)
+
+
+class LakeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The Parquet lake's root: a folder here, an object-store URL in production."""
+
+    root: str = os.environ.get("CONTAGION_LAKE", str(_data_dir() / "lake"))
+
+    def lake(self) -> Lake:
+        return Lake(self.root)

@@ -1,0 +1,44 @@
+"""The sensor that keeps indexing at the safe head: it adds a partition for every new window,
+asks for windows whose blocks grew (the open window at the head), and for partitions a reorg
+invalidated."""
+
+
+import dagster as dg
+
+from contagion.chain.logs import safe_head
+from contagion.indexing import parse_window_key, stored_part, window_keys
+from contagion.ingest import BLOCKS, check_reorgs
+from dagster_project.assets import BLOCK_RANGES, block_ranges, chain_logs, decoded_events
+from dagster_project.resources import ChainResource, LakeResource
+
+index_job = dg.define_asset_job("index_block_ranges",
+                                selection=dg.AssetSelection.assets(chain_logs, decoded_events))
+
+
+@dg.sensor(job=index_job, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.STOPPED)
+def block_range_sensor(context: dg.SensorEvaluationContext, chain: ChainResource,
+                       lake: LakeResource) -> dg.SensorResult:
+    registry = chain.load_registry()
+    client = chain.client()
+    try:
+        safe = safe_head(client, chain.confirmations)
+        stale = check_reorgs(client, lake.lake(), registry.chain_id, chain.reorg_window)
+    finally:
+        client.close()
+    keys = window_keys(registry.deployed_at_block, safe, chain.partition_width)
+    known = set(context.instance.get_dynamic_partitions(BLOCK_RANGES))
+    store = lake.lake()
+    requests = []
+    for key in keys:
+        start, stop = parse_window_key(key)
+        have = stored_part(store, BLOCKS, registry.chain_id, start, stop)
+        want_stop = min(stop, safe + 1)
+        invalid = any(start <= p.start < stop for p in stale)
+        if have is None or have.stop < want_stop or invalid:
+            requests.append(dg.RunRequest(partition_key=key,
+                                          run_key=f"{key}@{want_stop}:{len(stale)}"))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[block_ranges.build_add_request(
+            [k for k in keys if k not in known])])
