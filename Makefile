@@ -33,5 +33,9 @@ test: setup
 test-slow: setup
 	$(BIN)/pytest -m slow
 
+# Throughput against peers measured in the same run (ratios printed), never timed unit tests.
+bench: setup
+	$(BIN)/python bench/decode.py
+
 clean:
 	rm -rf $(VENV) tools .pytest_cache .mypy_cache .ruff_cache
