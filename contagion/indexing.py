@@ -1,5 +1,6 @@
 """The indexing pipeline over block-range partitions: raw logs and headers, decoded events,
-canonical tables. Dagster's assets and `contagion index` both call these functions.
+canonical tables (flows, prices, perp positions, option trades, AMM swaps). Dagster's assets
+and `contagion index` both call these functions.
 
 Partitions are aligned windows of `width` blocks, [k·width, (k+1)·width), clipped to the blocks
 asked for and to the safe head. The window at the head may be indexed while still open; when
@@ -19,13 +20,16 @@ import pyarrow as pa
 from contagion.chain.rpc import RpcClient
 from contagion.ingest import BLOCKS, RAW_LOGS, check_reorgs, index_partition, indexed_partitions
 from contagion.lake import Lake, PartitionFile
+from contagion.protocols.canonical import CANONICAL_SCHEMAS, canonical_tables
 from contagion.protocols.decode import CATALOG, DecodeResult, decode_logs
 from contagion.registry import Registry
 
 __all__ = [
+    "CANONICAL_TABLES",
     "DECODED_TABLES",
     "IndexSummary",
     "WindowResult",
+    "canonical_partition",
     "contract_addresses",
     "decode_partition",
     "index_range",
@@ -39,6 +43,7 @@ __all__ = [
 
 QUARANTINE = "quarantine"
 DECODED_TABLES = tuple(layout.table for layout in CATALOG.layouts)
+CANONICAL_TABLES = tuple(CANONICAL_SCHEMAS)
 TOPIC0S = tuple(dict.fromkeys(layout.spec.topic0 for layout in CATALOG.layouts))
 
 
@@ -115,6 +120,18 @@ def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile
     return result
 
 
+def canonical_partition(lake: Lake, registry: Registry | None, part: PartitionFile,
+                        decoded: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
+    """Flows, prices, perp positions, option trades, AMM swaps (and the flows quarantine) of a
+    partition, from its decoded tables (read from the lake unless given)."""
+    if decoded is None:
+        decoded = {name: lake.read(name, part) for name in DECODED_TABLES}
+    tables = canonical_tables(decoded, registry)
+    for name, table in tables.items():
+        lake.write(name, part, table)
+    return tables
+
+
 @dataclass
 class WindowResult:
     part: PartitionFile
@@ -145,8 +162,9 @@ class IndexSummary:
         return sum(w.part.stop - w.part.start for w in self.windows)
 
 
-def _decoded_complete(lake: Lake, part: PartitionFile) -> bool:
-    return part in lake.partitions(QUARANTINE, part.chain_id)
+def _derived_complete(lake: Lake, part: PartitionFile) -> bool:
+    return all(part in lake.partitions(t, part.chain_id) for t in (QUARANTINE,
+                                                                    *CANONICAL_TABLES))
 
 
 def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int | None = None,
@@ -174,7 +192,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     done = set(indexed_partitions(lake, chain_id)) - stale
     plan = plan_windows(chain_id, first, last, width)
     summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=len(stale))
-    todo = [p for p in plan if not (p in done and _decoded_complete(lake, p))]
+    todo = [p for p in plan if not (p in done and _derived_complete(lake, p))]
     summary.skipped = len(plan) - len(todo)
     if on_plan is not None:
         on_plan(todo)
@@ -188,7 +206,9 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
         else:  # raw files are there; a crash came before decoding finished
             logs = lake.read(RAW_LOGS, part).num_rows
         decoded = decode_partition(lake, registry, part)
-        supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE), part, width)
+        canonical_partition(lake, registry, part, decoded.tables)
+        supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES), part,
+                  width)
         result = WindowResult(part, logs, decoded.decoded_rows, decoded.quarantine.num_rows,
                               sum(decoded.ignored.values()), time.monotonic() - t0)
         summary.windows.append(result)

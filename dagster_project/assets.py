@@ -8,13 +8,17 @@ import json
 from collections.abc import Iterator
 
 import dagster as dg
+import polars as pl
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from contagion.chain.logs import safe_head
 from contagion.indexing import (
+    CANONICAL_TABLES,
     DECODED_TABLES,
     QUARANTINE,
     TOPIC0S,
+    canonical_partition,
     contract_addresses,
     decode_partition,
     parse_window_key,
@@ -134,3 +138,39 @@ def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
                                         "decoded": result.decoded_rows,
                                         "quarantined": result.quarantine.num_rows,
                                         "ignored": sum(result.ignored.values())})
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(name, deps=[*DECODED_TABLES], partitions_def=block_ranges,
+                        group_name="canonical") for name in CANONICAL_TABLES],
+    check_specs=[dg.AssetCheckSpec("prices_valid", asset="prices", blocking=True,
+                                   description="Prices are finite, non-negative and ordered "
+                                               "by block and log index per feed.")],
+)
+def canonical(context: dg.AssetExecutionContext, chain: ChainResource,
+              lake: LakeResource) -> Iterator[Result]:
+    registry = chain.load_registry()
+    start, stop = parse_window_key(context.partition_key)
+    store = lake.lake()
+    part = stored_part(store, QUARANTINE, registry.chain_id, start, stop)
+    if part is None:
+        raise dg.Failure(f"window {context.partition_key} is not decoded yet")
+    tables = canonical_partition(store, registry, part)
+    supersede(store, CANONICAL_TABLES, part, stop - start)
+    for name, table in tables.items():
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})
+    yield _prices_check(tables["prices"])
+
+
+def _prices_check(prices: pa.Table) -> dg.AssetCheckResult:
+    frame = pl.from_arrow(prices)
+    assert isinstance(frame, pl.DataFrame)
+    bad_value = frame.filter(~pl.col("price_usd").is_finite() | (pl.col("price_usd") < 0)).height
+    keys = frame.select("source", "block_number", "log_index")
+    unordered = keys.height - keys.filter(
+        pl.struct("block_number", "log_index").rank("ordinal").over("source")
+         == pl.int_range(1, pl.len() + 1).over("source")).height
+    return dg.AssetCheckResult(check_name="prices_valid", asset_key="prices",
+                               passed=bad_value == 0 and unordered == 0,
+                               metadata={"rows": frame.height, "negative_or_nan": bad_value,
+                                         "out_of_order": unordered})

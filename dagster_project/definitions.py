@@ -4,7 +4,7 @@ the sensor that follows the safe head. Resources come from the environment (reso
 
 import dagster as dg
 
-from dagster_project.assets import chain_logs, decoded_events
+from dagster_project.assets import canonical, chain_logs, decoded_events
 from dagster_project.resources import ChainResource, LakeResource
 from dagster_project.sensors import block_range_sensor, index_job
 
@@ -20,7 +20,7 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 
 defs = dg.Definitions(
-    assets=[registry, chain_logs, decoded_events],
+    assets=[registry, chain_logs, decoded_events, canonical],
     jobs=[index_job],
     sensors=[block_range_sensor],
     resources={"chain": ChainResource(), "lake": LakeResource()},

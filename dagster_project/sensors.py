@@ -8,11 +8,18 @@ import dagster as dg
 from contagion.chain.logs import safe_head
 from contagion.indexing import parse_window_key, stored_part, window_keys
 from contagion.ingest import BLOCKS, check_reorgs
-from dagster_project.assets import BLOCK_RANGES, block_ranges, chain_logs, decoded_events
+from dagster_project.assets import (
+    BLOCK_RANGES,
+    block_ranges,
+    canonical,
+    chain_logs,
+    decoded_events,
+)
 from dagster_project.resources import ChainResource, LakeResource
 
 index_job = dg.define_asset_job("index_block_ranges",
-                                selection=dg.AssetSelection.assets(chain_logs, decoded_events))
+                                selection=dg.AssetSelection.assets(chain_logs, decoded_events,
+                                                                   canonical))
 
 
 @dg.sensor(job=index_job, minimum_interval_seconds=30,

@@ -15,7 +15,7 @@ from contagion.devnet.node import free_port, start_node, stop_node
 from contagion.indexing import index_range
 from contagion.lake import Lake
 from contagion.registry import load_registry
-from dagster_project.assets import BLOCK_RANGES, chain_logs, decoded_events
+from dagster_project.assets import BLOCK_RANGES, canonical, chain_logs, decoded_events
 from dagster_project.definitions import registry as registry_asset
 from dagster_project.resources import ChainResource, LakeResource
 from dagster_project.sensors import block_range_sensor
@@ -40,14 +40,15 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
         instance.add_dynamic_partitions(BLOCK_RANGES, keys)
         assert [r.partition_key for r in result.run_requests or []] == list(keys)
         for key in keys:
-            run = dg.materialize([registry_asset, chain_logs, decoded_events],
+            run = dg.materialize([registry_asset, chain_logs, decoded_events, canonical],
                                  partition_key=key, instance=instance,
                                  resources={"chain": chain, "lake": lake},
-                                 selection=[chain_logs, decoded_events])
+                                 selection=[chain_logs, decoded_events, canonical])
             assert run.success
             checks = run.get_asset_check_evaluations()
             assert {c.check_name for c in checks} == {
-                "raw_logs_unique_log_keys", "blocks_contiguous_coverage", "quarantine_reconciles"}
+                "raw_logs_unique_log_keys", "blocks_contiguous_coverage", "quarantine_reconciles",
+                "prices_valid"}
             assert all(c.passed for c in checks)
         # Nothing new on chain: the sensor asks for nothing more.
         again = block_range_sensor(dg.build_sensor_context(
@@ -61,7 +62,8 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
         assert summary.logs > 0 and len(summary.windows) == len(keys)
         dagster_lake, cli_lake = Lake(tmp_path / "lake_dagster"), Lake(tmp_path / "lake_cli")
         for table in ("raw_logs", "blocks", "quarantine", "erc20__transfer",
-                      "morpho_blue__create_market", "chainlink__answer_updated"):
+                      "morpho_blue__create_market", "chainlink__answer_updated", "flows",
+                      "prices"):
             parts = dagster_lake.partitions(table, registry.chain_id)
             assert parts == cli_lake.partitions(table, registry.chain_id)
             for part in parts:

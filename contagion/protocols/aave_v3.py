@@ -3,7 +3,18 @@
 aTokens and variable debt tokens share Mint/Burn (same topic0; tell them apart by emitter). Their
 ERC-20 Transfer/Approval are `erc20`'s specs, listed again in the token tuples for lookups."""
 
+from __future__ import annotations
+
+import polars as pl
+
 from contagion.protocols import erc20
+from contagion.protocols.canonical import (
+    ZERO_ADDRESS,
+    Context,
+    Tables,
+    concat_flows,
+    flow_frame,
+)
 from contagion.protocols.spec import event
 
 PROTOCOL = "aave_v3"
@@ -103,3 +114,75 @@ ATOKEN_EVENTS = (erc20.TRANSFER, erc20.APPROVAL, TOKEN_MINT, TOKEN_BURN, BALANCE
 DEBT_TOKEN_EVENTS = (erc20.TRANSFER, TOKEN_MINT, TOKEN_BURN)
 # Aave's own events (the ERC-20 ones belong to `erc20.EVENTS`).
 EVENTS = (*POOL_EVENTS, TOKEN_MINT, TOKEN_BURN, BALANCE_TRANSFER)
+
+
+# ---------------------------------------------------------------- canonical flows
+
+def flows(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """Pool events and aToken transfers as flows (docs/canonical.md, "Aave v3").
+
+    market and token are the reserve (the underlying asset). aToken mints and burns are not
+    flows (Supply/Withdraw/LiquidationCall carry them); a transfer between two accounts is, on
+    the underlying reserve, except the seizure leg of a liquidation with receiveAToken: the
+    aToken moves from the borrower to the liquidator, and the borrower's side of it is already
+    the LiquidationCall's `liquidation_seize`, so only the liquidator's `transfer_in` is kept.
+    A Repay with useATokens also burns the repayer's aTokens: that is a `withdraw` of collateral
+    (flow_index 1), since no Withdraw event is emitted for it.
+    """
+    P, t = PROTOCOL, tables
+    supply, withdraw = t["aave_v3__supply"], t["aave_v3__withdraw"]
+    borrow, repay = t["aave_v3__borrow"], t["aave_v3__repay"]
+    liquidation, deficit = t["aave_v3__liquidation_call"], t["aave_v3__deficit_created"]
+    reserve, amount = pl.col("reserve"), pl.col("amount")
+    with_atokens = repay.filter(pl.col("use_a_tokens"))
+    parts = [
+        flow_frame(supply, source="aave_v3__supply", protocol=P, action="supply",
+                   side="collateral", account=pl.col("on_behalf_of"), token=reserve,
+                   market=reserve, amount=amount),
+        flow_frame(withdraw, source="aave_v3__withdraw", protocol=P, action="withdraw",
+                   side="collateral", account=pl.col("user"), token=reserve, market=reserve,
+                   amount=amount),
+        flow_frame(borrow, source="aave_v3__borrow", protocol=P, action="borrow", side="debt",
+                   account=pl.col("on_behalf_of"), token=reserve, market=reserve, amount=amount),
+        flow_frame(repay, source="aave_v3__repay", protocol=P, action="repay", side="debt",
+                   account=pl.col("user"), token=reserve, market=reserve, amount=amount),
+        flow_frame(with_atokens, source="aave_v3__repay", protocol=P, action="withdraw",
+                   side="collateral", account=pl.col("repayer"), token=reserve, market=reserve,
+                   amount=amount, flow_index=1),
+        flow_frame(liquidation, source="aave_v3__liquidation_call", protocol=P,
+                   action="liquidation_repay", side="debt", account=pl.col("user"),
+                   token=pl.col("debt_asset"), market=pl.col("debt_asset"),
+                   amount=pl.col("debt_to_cover")),
+        flow_frame(liquidation, source="aave_v3__liquidation_call", protocol=P,
+                   action="liquidation_seize", side="collateral", account=pl.col("user"),
+                   token=pl.col("collateral_asset"), market=pl.col("collateral_asset"),
+                   amount=pl.col("liquidated_collateral_amount"), flow_index=1),
+        flow_frame(deficit, source="aave_v3__deficit_created", protocol=P, action="bad_debt",
+                   side="debt", account=pl.col("user"), token=pl.col("debt_asset"),
+                   market=pl.col("debt_asset"), amount=pl.col("amount_created")),
+    ]
+    return concat_flows([*parts, *_atoken_transfers(t, ctx)])
+
+
+def _atoken_transfers(tables: Tables, ctx: Context) -> list[pl.DataFrame]:
+    atokens = ctx.tokens_of_kind("atoken").filter(pl.col("underlying").is_not_null()).select(
+        "chain_id", pl.col("token").alias("contract_address"), "underlying",
+        pl.col("issued_by").alias("venue"))
+    moves = tables["erc20__transfer"].join(atokens, on=["chain_id", "contract_address"]).filter(
+        (pl.col("from") != ZERO_ADDRESS) & (pl.col("to") != ZERO_ADDRESS))
+    seized = tables["aave_v3__liquidation_call"].filter(pl.col("receive_a_token")).select(
+        "chain_id", "transaction_hash", pl.col("user").alias("from"),
+        pl.col("liquidator").alias("to"), pl.col("collateral_asset").alias("underlying"),
+        pl.col("liquidated_collateral_amount").alias("value"), pl.lit(True).alias("_seized"),
+    ).unique()
+    moves = moves.join(seized, on=["chain_id", "transaction_hash", "from", "to", "underlying",
+                                   "value"], how="left")
+
+    def moved(frame: pl.DataFrame, action: str, account: str, index: int) -> pl.DataFrame:
+        return flow_frame(frame, source="erc20__transfer", protocol=PROTOCOL, action=action,
+                          side="collateral", account=pl.col(account), token=pl.col("underlying"),
+                          market=pl.col("underlying"), amount=pl.col("value"),
+                          venue=pl.col("venue"), flow_index=index)
+
+    return [moved(moves.filter(pl.col("_seized").is_null()), "transfer_out", "from", 0),
+            moved(moves, "transfer_in", "to", 1)]

@@ -4,6 +4,19 @@ Declarations are CometMainInterface's. Comet's `Transfer` is the ERC-20 event (s
 it tracks the base-supply claim, so a decoder tells it from a token transfer by the emitter.
 """
 
+from __future__ import annotations
+
+import polars as pl
+
+from contagion.protocols.canonical import (
+    ZERO_ADDRESS,
+    Context,
+    Tables,
+    concat_flows,
+    difference,
+    flow_frame,
+    is_positive,
+)
 from contagion.protocols.spec import event
 
 PROTOCOL = "compound_v3"
@@ -79,3 +92,131 @@ EVENTS = (
     BUY_COLLATERAL,
     WITHDRAW_RESERVES,
 )
+
+
+# ---------------------------------------------------------------- canonical flows
+
+def base_tokens(ctx: Context) -> pl.DataFrame:
+    """chain_id, contract_address, base: each Comet's base token, the `loan` of its registry
+    markets (a venue whose markets name no single loan token has no known base)."""
+    loans = ctx.markets.join(ctx.venue_contracts(PROTOCOL), on=["chain_id", "venue"]).filter(
+        pl.col("loan").is_not_null()).group_by("chain_id", "contract_address").agg(
+        pl.col("loan").unique().alias("loans"))
+    return loans.filter(pl.col("loans").list.len() == 1).select(
+        "chain_id", "contract_address", pl.col("loans").list.first().alias("base"))
+
+
+def comet_transfers(tables: Tables) -> pl.DataFrame:
+    """Comet's Transfer events: `compound_v3__transfer` (a registered Comet's), plus the
+    `erc20__transfer` rows whose emitter also emitted a Comet-only event in the input (the
+    decoder names a shared signature by the registry, so without one they land there)."""
+    own = tables["compound_v3__transfer"]
+    comets = pl.concat([tables[f"{PROTOCOL}__{name}"].select("chain_id", "contract_address")
+                        for name in _COMET_ONLY]).unique()
+    shared = tables["erc20__transfer"].join(comets, on=["chain_id", "contract_address"],
+                                            how="semi").rename({"value": "amount"})
+    return pl.concat([
+        own.with_columns(pl.lit(f"{PROTOCOL}__transfer").alias("source")),
+        shared.select(own.columns).with_columns(pl.lit("erc20__transfer").alias("source")),
+    ]).sort("chain_id", "block_number", "log_index")
+
+
+_COMET_ONLY = ("supply", "withdraw", "supply_collateral", "transfer_collateral",
+               "withdraw_collateral", "absorb_debt", "absorb_collateral", "buy_collateral",
+               "withdraw_reserves")
+
+
+def flows(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """Comet events as flows (docs/canonical.md, "Compound v3").
+
+    Comet's base accounting is a signed principal; its events tell the parts apart only by
+    pairing: `Supply` is followed (at log_index + 1) by `Transfer(0x0, dst, supplied)` for the
+    part that became a positive balance, the rest repaid debt; `Withdraw` is followed by
+    `Transfer(src, 0x0, withdrawn)` for the part that came out of a positive balance, the rest
+    was borrowed; `AbsorbDebt` is followed by `Transfer(0x0, borrower, credit)` when the
+    absorbed collateral was worth more than the debt. A base `Transfer` that pairs with none of
+    these is `transferAsset` of base: `transfer_out`/`transfer_in` of supply. The borrow or
+    repay part of such a transfer has no event and is invisible (real Comet has the same gap).
+    BuyCollateral and WithdrawReserves move the protocol's own reserves: not account flows.
+    """
+    P, t = PROTOCOL, tables
+    bases = base_tokens(ctx)
+    transfers = comet_transfers(t).with_row_index("_transfer")
+    base = pl.col("base")
+
+    def paired(events: pl.DataFrame, account: str, minted_from: bool) -> pl.DataFrame:
+        """Each event with `paired` (the amount of the Transfer right after it, "0" if none)."""
+        follower = transfers.filter(pl.col("log_index") > 0).select(
+            "chain_id", "transaction_hash", "contract_address", "_transfer",
+            (pl.col("log_index") - 1).alias("log_index"),
+            pl.col("to" if minted_from else "from").alias(account),
+            pl.col("amount").alias("paired"),
+            pl.col("from" if minted_from else "to").alias("_zero"),
+        ).filter(pl.col("_zero") == ZERO_ADDRESS).drop("_zero")
+        return events.join(follower, on=["chain_id", "transaction_hash", "contract_address",
+                                         "log_index", account], how="left").with_columns(
+            pl.col("paired").fill_null("0")).join(bases, on=["chain_id", "contract_address"],
+                                                  how="left")
+
+    supply = paired(t["compound_v3__supply"], "dst", minted_from=True)
+    withdraw = paired(t["compound_v3__withdraw"], "src", minted_from=False)
+    absorb = paired(t["compound_v3__absorb_debt"], "borrower", minted_from=True)
+    used = pl.concat([f["_transfer"] for f in (supply, withdraw, absorb)]).drop_nulls()
+    loose = transfers.filter(~pl.col("_transfer").is_in(used.implode())).join(
+        bases, on=["chain_id", "contract_address"], how="left")
+
+    repaid = difference(pl.col("amount"), pl.col("paired"))
+    borrowed = repaid
+    credited = difference(pl.col("base_paid_out"), pl.col("paired"))
+    parts = [
+        flow_frame(supply.filter(is_positive(repaid)), source="compound_v3__supply", protocol=P,
+                   action="repay", side="debt", account=pl.col("dst"), token=base,
+                   market=base, amount=repaid),
+        flow_frame(supply.filter(is_positive(pl.col("paired"))), source="compound_v3__supply",
+                   protocol=P, action="supply", side="supply", account=pl.col("dst"),
+                   token=base, market=base, amount=pl.col("paired"), flow_index=1),
+        flow_frame(withdraw.filter(is_positive(pl.col("paired"))),
+                   source="compound_v3__withdraw", protocol=P, action="withdraw", side="supply",
+                   account=pl.col("src"), token=base, market=base, amount=pl.col("paired")),
+        flow_frame(withdraw.filter(is_positive(borrowed)), source="compound_v3__withdraw",
+                   protocol=P, action="borrow", side="debt", account=pl.col("src"), token=base,
+                   market=base, amount=borrowed, flow_index=1),
+        flow_frame(absorb.filter(is_positive(credited)), source="compound_v3__absorb_debt",
+                   protocol=P, action="liquidation_repay", side="debt",
+                   account=pl.col("borrower"), token=base, market=base, amount=credited),
+        flow_frame(absorb.filter(is_positive(pl.col("paired"))),
+                   source="compound_v3__absorb_debt", protocol=P, action="supply",
+                   side="supply", account=pl.col("borrower"), token=base, market=base,
+                   amount=pl.col("paired"), flow_index=1),
+        flow_frame(loose.filter(pl.col("from") != ZERO_ADDRESS),
+                   source=pl.col("source"), protocol=P, action="transfer_out",
+                   side="supply", account=pl.col("from"), token=base, market=base,
+                   amount=pl.col("amount")),
+        flow_frame(loose.filter((pl.col("to") != ZERO_ADDRESS)
+                                | (pl.col("from") == ZERO_ADDRESS)),
+                   source=pl.col("source"), protocol=P, action="transfer_in",
+                   side="supply", account=pl.col("to"), token=base, market=base,
+                   amount=pl.col("amount"), flow_index=1),
+    ]
+    asset = pl.col("asset")
+    supplied, withdrawn = t["compound_v3__supply_collateral"], t["compound_v3__withdraw_collateral"]
+    moved, seized = t["compound_v3__transfer_collateral"], t["compound_v3__absorb_collateral"]
+    parts += [
+        flow_frame(supplied, source="compound_v3__supply_collateral", protocol=P,
+                   action="supply", side="collateral", account=pl.col("dst"), token=asset,
+                   market=asset, amount=pl.col("amount")),
+        flow_frame(withdrawn, source="compound_v3__withdraw_collateral", protocol=P,
+                   action="withdraw", side="collateral", account=pl.col("src"), token=asset,
+                   market=asset, amount=pl.col("amount")),
+        flow_frame(moved, source="compound_v3__transfer_collateral", protocol=P,
+                   action="transfer_out", side="collateral", account=pl.col("from"),
+                   token=asset, market=asset, amount=pl.col("amount")),
+        flow_frame(moved, source="compound_v3__transfer_collateral", protocol=P,
+                   action="transfer_in", side="collateral", account=pl.col("to"), token=asset,
+                   market=asset, amount=pl.col("amount"), flow_index=1),
+        flow_frame(seized, source="compound_v3__absorb_collateral", protocol=P,
+                   action="liquidation_seize", side="collateral",
+                   account=pl.col("borrower"), token=asset, market=asset,
+                   amount=pl.col("collateral_absorbed")),
+    ]
+    return concat_flows(parts)

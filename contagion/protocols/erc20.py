@@ -1,5 +1,16 @@
 """ERC-20 tokens (also aTokens, LP tokens, the LST) and ERC-4626 vault shares."""
 
+from __future__ import annotations
+
+import polars as pl
+
+from contagion.protocols.canonical import (
+    ZERO_ADDRESS,
+    Context,
+    Tables,
+    concat_flows,
+    flow_frame,
+)
 from contagion.protocols.spec import event
 
 PROTOCOL = "erc20"
@@ -41,3 +52,41 @@ WETH_WITHDRAWAL = event("weth", "Withdrawal(address indexed src, uint256 wad)",
 
 EVENTS = (TRANSFER, APPROVAL, ERC4626_DEPOSIT, ERC4626_WITHDRAW, LST_SUBMITTED, LST_RATE_UPDATED,
           ERC721_TRANSFER, ERC721_APPROVAL, WETH_DEPOSIT, WETH_WITHDRAWAL)
+
+
+# ---------------------------------------------------------------- canonical flows
+
+# Venue-issued claims whose wallet balance is a position (aTokens are Aave's collateral instead;
+# debt tokens cannot be transferred).
+CLAIM_KINDS = ("lst", "vault_share", "lp_share", "otoken")
+
+
+def flows(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """Transfers of venue-issued claim tokens as `holding` flows (docs/canonical.md, "Claims").
+
+    token = market = the claim; venue = its issuer; protocol = the issuer's protocol ("erc20"
+    when the registry does not say). A transfer between two accounts is `transfer_out` (flow 0)
+    and `transfer_in` (flow 1); a mint (from 0x0) is `mint` on the receiver, a burn (to 0x0)
+    `burn` on the sender: for these tokens both change what an account holds."""
+    claims = ctx.tokens_of_kind(*CLAIM_KINDS).join(
+        ctx.contracts.select("chain_id", pl.col("venue").alias("issued_by"), "venue_protocol"
+                             ).unique(["chain_id", "issued_by"]),
+        on=["chain_id", "issued_by"], how="left").select(
+        "chain_id", pl.col("token").alias("contract_address"), pl.col("issued_by").alias("venue"),
+        pl.col("venue_protocol").fill_null(PROTOCOL).alias("holder_protocol"))
+    moves = tables["erc20__transfer"].join(claims, on=["chain_id", "contract_address"])
+    minted, burned = pl.col("from") == ZERO_ADDRESS, pl.col("to") == ZERO_ADDRESS
+    between = moves.filter(~minted & ~burned)
+
+    def holding(frame: pl.DataFrame, action: str, account: str, index: int = 0) -> pl.DataFrame:
+        return flow_frame(frame, source="erc20__transfer", protocol=pl.col("holder_protocol"),
+                          action=action, side="holding", account=pl.col(account),
+                          token=pl.col("contract_address"), market=pl.col("contract_address"),
+                          amount=pl.col("value"), venue=pl.col("venue"), flow_index=index)
+
+    return concat_flows([
+        holding(moves.filter(minted), "mint", "to"),
+        holding(moves.filter(burned & ~minted), "burn", "from"),
+        holding(between, "transfer_out", "from"),
+        holding(between, "transfer_in", "to", 1),
+    ])

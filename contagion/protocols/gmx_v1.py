@@ -7,6 +7,22 @@ Vault emits). USD amounts and prices carry 30 decimals; the position key is
 keccak256(abi.encodePacked(account, collateralToken, indexToken, isLong)).
 """
 
+from __future__ import annotations
+
+import polars as pl
+
+from contagion.protocols.canonical import (
+    USD,
+    USD_DECIMALS,
+    Context,
+    Tables,
+    concat_flows,
+    exact_columns,
+    flow_frame,
+    is_positive,
+    preceding_transfer,
+    with_venue,
+)
 from contagion.protocols.spec import event
 
 PROTOCOL = "gmx_v1"
@@ -76,3 +92,120 @@ EVENTS = (
     LIQUIDITY_DEPOSITED,
     LIQUIDITY_WITHDRAWN,
 )
+
+
+# ---------------------------------------------------------------- canonical tables
+
+_POSITION = ("account", "collateral_token", "index_token", "is_long")
+
+
+def position_keys(tables: Tables) -> pl.DataFrame:
+    """chain_id, contract_address, key → account, collateral_token, index_token, is_long, from
+    every event that names them (the key is a hash of those four, so any one event suffices)."""
+    named = [tables[name].select("chain_id", "contract_address", "key", *_POSITION)
+             for name in ("gmx_v1__increase_position", "gmx_v1__decrease_position",
+                          "gmx_v1__liquidate_position")]
+    return pl.concat(named).unique(["chain_id", "contract_address", "key"], keep="first",
+                                   maintain_order=True)
+
+
+def pool_tokens(tables: Tables) -> pl.DataFrame:
+    """LiquidityDeposited / LiquidityWithdrawn rows (`deposited` says which) with `pool_token`:
+    the token of the ERC-20 transfer that moved the amount between provider and vault just
+    before the event, else the token most such transfers of the same vault moved."""
+    transfers = tables["erc20__transfer"]
+    vault, provider = pl.col("contract_address"), pl.col("provider")
+    deposits = preceding_transfer(tables["gmx_v1__liquidity_deposited"], transfers,
+                                  sender=provider, receiver=vault, value=pl.col("amount"),
+                                  alias="pool_token").with_columns(pl.lit(True).alias("deposited"))
+    withdrawals = preceding_transfer(tables["gmx_v1__liquidity_withdrawn"], transfers,
+                                     sender=vault, receiver=provider, value=pl.col("amount"),
+                                     alias="pool_token").with_columns(
+        pl.lit(False).alias("deposited"))
+    both = pl.concat([deposits, withdrawals])
+    usual = both.filter(pl.col("pool_token").is_not_null()).group_by(
+        "chain_id", "contract_address").agg(pl.col("pool_token").mode().sort().first()
+                                            .alias("_usual"))
+    return both.join(usual, on=["chain_id", "contract_address"], how="left").with_columns(
+        pl.coalesce("pool_token", "_usual").alias("pool_token")).drop("_usual")
+
+
+def flows(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """Perps vault events as flows (docs/canonical.md, "GMX v1"). Position amounts are USD with
+    30 decimals: token = the USD pseudo-address, market = the index token. The devnet's
+    liquidity events are `supply`/`withdraw` of the pool token (market = the pool token)."""
+    P, t, usd = PROTOCOL, tables, pl.lit(USD)
+    dec = pl.lit(USD_DECIMALS, pl.Int32())
+    increase, decrease = t["gmx_v1__increase_position"], t["gmx_v1__decrease_position"]
+    bad_debt = t["gmx_v1__bad_debt"].join(position_keys(t).select(
+        "chain_id", "contract_address", "key", "index_token"),
+        on=["chain_id", "contract_address", "key"], how="left")
+    liquidity = pool_tokens(t)
+    pool = pl.col("pool_token")
+    delta = pl.col("collateral_delta")
+    parts = [
+        flow_frame(increase.filter(is_positive(delta)), source="gmx_v1__increase_position",
+                   protocol=P, action="margin_in", side="margin", account=pl.col("account"),
+                   token=usd, market=pl.col("index_token"), amount=delta, decimals=dec),
+        flow_frame(decrease.filter(is_positive(delta)), source="gmx_v1__decrease_position",
+                   protocol=P, action="margin_out", side="margin", account=pl.col("account"),
+                   token=usd, market=pl.col("index_token"), amount=delta, decimals=dec),
+        flow_frame(t["gmx_v1__liquidate_position"], source="gmx_v1__liquidate_position",
+                   protocol=P, action="liquidation_seize", side="margin",
+                   account=pl.col("account"), token=usd, market=pl.col("index_token"),
+                   amount=pl.col("collateral"), decimals=dec),
+        flow_frame(bad_debt, source="gmx_v1__bad_debt", protocol=P, action="bad_debt",
+                   side="margin", account=pl.col("account"), token=usd,
+                   market=pl.col("index_token"), amount=pl.col("amount_usd"), decimals=dec),
+        flow_frame(liquidity.filter(pl.col("deposited")), source="gmx_v1__liquidity_deposited",
+                   protocol=P, action="supply", side="supply", account=pl.col("provider"),
+                   token=pool, market=pool, amount=pl.col("amount")),
+        flow_frame(liquidity.filter(~pl.col("deposited")), source="gmx_v1__liquidity_withdrawn",
+                   protocol=P, action="withdraw", side="supply", account=pl.col("provider"),
+                   token=pool, market=pool, amount=pl.col("amount")),
+    ]
+    return concat_flows(parts)
+
+
+def perp_positions(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """One row per Increase/Decrease/Liquidate/Update/ClosePosition (PERP_POSITIONS_SCHEMA).
+    Update and Close carry only the key; the position's account, tokens and side come from any
+    other event of the same key in the input (null if there is none)."""
+    t = tables
+    null = pl.lit(None, pl.String())
+    keys = position_keys(t)
+
+    def rows(name: str, event_name: str, **values: pl.Expr) -> pl.DataFrame:
+        frame = t[name]
+        if "account" not in frame.columns:
+            frame = frame.join(keys, on=["chain_id", "contract_address", "key"], how="left")
+        columns = {c: values.get(c, null) for c in
+                   ("size_delta_usd", "collateral_delta_usd", "size_usd", "collateral_usd",
+                    "average_price", "price", "fee", "realised_pnl", "mark_price",
+                    "reserve_amount")}
+        return frame.select(
+            "chain_id", "block_number", "block_time", "transaction_hash", "log_index",
+            "contract_address", pl.col("contract_address").alias("vault"), "key", *_POSITION,
+            pl.lit(event_name).alias("event"), *(e.alias(c) for c, e in columns.items()),
+            pl.lit(name).alias("source"))
+
+    col = pl.col
+    state = {"size_usd": col("size"), "collateral_usd": col("collateral"),
+             "average_price": col("average_price"), "reserve_amount": col("reserve_amount"),
+             "realised_pnl": col("realised_pnl")}
+    frames = [
+        rows("gmx_v1__increase_position", "increase", size_delta_usd=col("size_delta"),
+             collateral_delta_usd=col("collateral_delta"), price=col("price"), fee=col("fee")),
+        rows("gmx_v1__decrease_position", "decrease", size_delta_usd=col("size_delta"),
+             collateral_delta_usd=col("collateral_delta"), price=col("price"), fee=col("fee")),
+        rows("gmx_v1__liquidate_position", "liquidate", size_usd=col("size"),
+             collateral_usd=col("collateral"), reserve_amount=col("reserve_amount"),
+             realised_pnl=col("realised_pnl"), mark_price=col("mark_price")),
+        rows("gmx_v1__update_position", "update", **state),
+        rows("gmx_v1__close_position", "close", **state),
+    ]
+    out = pl.concat(frames).sort("chain_id", "block_number", "log_index")
+    out = exact_columns(out, {c: pl.col(c) for c in (
+        "size_delta_usd", "collateral_delta_usd", "size_usd", "collateral_usd", "average_price",
+        "price", "fee", "realised_pnl", "mark_price", "reserve_amount")})
+    return with_venue(out, ctx)

@@ -4,6 +4,17 @@
 (loanToken, collateralToken, oracle, irm, lltv).
 """
 
+from __future__ import annotations
+
+import polars as pl
+
+from contagion.protocols.canonical import (
+    Context,
+    Tables,
+    concat_flows,
+    flow_frame,
+    is_positive,
+)
 from contagion.protocols.spec import event
 
 PROTOCOL = "morpho_blue"
@@ -91,3 +102,71 @@ EVENTS = (
     ENABLE_IRM,
     ENABLE_LLTV,
 )
+
+
+# ---------------------------------------------------------------- canonical flows
+
+def market_tokens(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """chain_id, contract_address, id, loan_token, collateral_token of every market the
+    registry lists (its market id is Morpho's) or a CreateMarket in the input creates; the
+    registry wins where both say something."""
+    listed = ctx.markets.join(ctx.venue_contracts(PROTOCOL), on=["chain_id", "venue"]).select(
+        "chain_id", "contract_address", pl.col("market_id").alias("id"),
+        pl.col("loan").alias("_loan"), pl.col("collateral").list.first().alias("_collateral"))
+    created = tables["morpho_blue__create_market"].select(
+        "chain_id", "contract_address", "id",
+        pl.col("market_params_loan_token").alias("loan_token"),
+        pl.col("market_params_collateral_token").alias("collateral_token"),
+    ).unique(["chain_id", "contract_address", "id"], keep="first", maintain_order=True)
+    both = listed.join(created, on=["chain_id", "contract_address", "id"], how="full",
+                       coalesce=True)
+    return both.select("chain_id", "contract_address", "id",
+                       pl.coalesce("_loan", "loan_token").alias("loan_token"),
+                       pl.coalesce("_collateral", "collateral_token").alias("collateral_token"))
+
+
+def flows(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """Morpho Blue events as flows (docs/canonical.md, "Morpho Blue"): market = the market id,
+    token = its loan or collateral token (null for a market neither the registry nor the input's
+    CreateMarket events describe; the rows are kept). Amounts are assets, not shares."""
+    P, t = PROTOCOL, tables
+    markets = market_tokens(t, ctx)
+
+    def of(name: str) -> pl.DataFrame:
+        return t[name].join(markets, on=["chain_id", "contract_address", "id"], how="left")
+
+    loan, collateral, market = pl.col("loan_token"), pl.col("collateral_token"), pl.col("id")
+    liquidate = of("morpho_blue__liquidate")
+    parts = [
+        flow_frame(of("morpho_blue__supply"), source="morpho_blue__supply", protocol=P,
+                   action="supply", side="supply", account=pl.col("on_behalf"), token=loan,
+                   market=market, amount=pl.col("assets")),
+        flow_frame(of("morpho_blue__withdraw"), source="morpho_blue__withdraw", protocol=P,
+                   action="withdraw", side="supply", account=pl.col("on_behalf"), token=loan,
+                   market=market, amount=pl.col("assets")),
+        flow_frame(of("morpho_blue__borrow"), source="morpho_blue__borrow", protocol=P,
+                   action="borrow", side="debt", account=pl.col("on_behalf"), token=loan,
+                   market=market, amount=pl.col("assets")),
+        flow_frame(of("morpho_blue__repay"), source="morpho_blue__repay", protocol=P,
+                   action="repay", side="debt", account=pl.col("on_behalf"), token=loan,
+                   market=market, amount=pl.col("assets")),
+        flow_frame(of("morpho_blue__supply_collateral"), source="morpho_blue__supply_collateral",
+                   protocol=P, action="supply", side="collateral", account=pl.col("on_behalf"),
+                   token=collateral, market=market, amount=pl.col("assets")),
+        flow_frame(of("morpho_blue__withdraw_collateral"),
+                   source="morpho_blue__withdraw_collateral", protocol=P, action="withdraw",
+                   side="collateral", account=pl.col("on_behalf"), token=collateral,
+                   market=market, amount=pl.col("assets")),
+        flow_frame(liquidate, source="morpho_blue__liquidate", protocol=P,
+                   action="liquidation_repay", side="debt", account=pl.col("borrower"),
+                   token=loan, market=market, amount=pl.col("repaid_assets")),
+        flow_frame(liquidate, source="morpho_blue__liquidate", protocol=P,
+                   action="liquidation_seize", side="collateral", account=pl.col("borrower"),
+                   token=collateral, market=market, amount=pl.col("seized_assets"),
+                   flow_index=1),
+        flow_frame(liquidate.filter(is_positive(pl.col("bad_debt_assets"))),
+                   source="morpho_blue__liquidate", protocol=P, action="bad_debt", side="debt",
+                   account=pl.col("borrower"), token=loan, market=market,
+                   amount=pl.col("bad_debt_assets"), flow_index=2),
+    ]
+    return concat_flows(parts)

@@ -1,7 +1,13 @@
 """Uniswap v3 pools (UniswapV3Pool events). Not on the devnet; decoded wherever they appear, since
 a v3 pool is where most on-chain liquidation selling ends up on mainnet and the L2s."""
 
+from __future__ import annotations
+
+import polars as pl
+
+from contagion.protocols.canonical import Context, Tables
 from contagion.protocols.spec import event
+from contagion.protocols.uniswap_v2 import swap_rows
 
 PROTOCOL = "uniswap_v3"
 
@@ -37,3 +43,15 @@ COLLECT_PROTOCOL = event(
 )
 
 EVENTS = (SWAP, MINT, BURN, COLLECT, COLLECT_PROTOCOL)
+
+
+# ---------------------------------------------------------------- canonical tables
+
+def amm_swaps(tables: Tables, ctx: Context) -> pl.DataFrame:
+    """Uniswap v3 Swap rows (AMM_SWAPS_SCHEMA): amount0/amount1 as emitted (signed, the pool's
+    balance change), sqrtPriceX96 and liquidity as decimal text, tick."""
+    return swap_rows(tables["uniswap_v3__swap"], ctx, protocol=PROTOCOL,
+                     source="uniswap_v3__swap", sender=pl.col("sender"),
+                     recipient=pl.col("recipient"), amount0=pl.col("amount0"),
+                     amount1=pl.col("amount1"), sqrt_price_x96=pl.col("sqrt_price_x96"),
+                     liquidity=pl.col("liquidity"), tick=pl.col("tick"))

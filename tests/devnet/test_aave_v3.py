@@ -120,7 +120,10 @@ def test_topic0_match_real_protocol() -> None:
     for name, declared in specs.items():
         abi_events = [e for e in compile_contract(name).abi if e["type"] == "event"]
         by_topic = {s.topic0: s for s in declared}
-        assert sorted(event_topic0(e) for e in abi_events) == sorted(by_topic), name
+        # the devnet pool keeps no rate indices and lends no flash loans
+        not_emitted = {aave_v3.RESERVE_DATA_UPDATED.topic0, aave_v3.FLASH_LOAN.topic0}
+        assert sorted(event_topic0(e) for e in abi_events) == sorted(set(by_topic)
+                                                                      - not_emitted), name
         for entry in abi_events:
             spec = by_topic[event_topic0(entry)]
             # indexed flags and order must match too (topic0 alone does not cover them)
