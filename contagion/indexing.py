@@ -21,7 +21,12 @@ from contagion.chain.rpc import RpcClient
 from contagion.ingest import BLOCKS, RAW_LOGS, check_reorgs, index_partition, indexed_partitions
 from contagion.lake import Lake, PartitionFile
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, canonical_tables
-from contagion.protocols.decode import CATALOG, DecodeResult, decode_logs
+from contagion.protocols.decode import (
+    CATALOG,
+    DecodeResult,
+    decode_logs,
+    registered_contracts,
+)
 from contagion.registry import Registry
 
 __all__ = [
@@ -49,10 +54,8 @@ TOPIC0S = tuple(dict.fromkeys(layout.spec.topic0 for layout in CATALOG.layouts))
 
 def contract_addresses(registry: Registry) -> list[str]:
     """Every contract the registry lists (venues, tokens, feeds): what `eth_getLogs` asks for."""
-    found = {a.lower() for v in registry.venues for a in v.contracts.values()}
-    found |= {t.address.lower() for t in registry.tokens}
-    found |= {f.address.lower() for f in registry.feeds}
-    return sorted(found)
+    everything, _ = registered_contracts(registry)
+    return sorted("0x" + address.hex() for address in everything)
 
 
 def plan_windows(chain_id: int, first: int, last: int, width: int) -> list[PartitionFile]:
@@ -210,7 +213,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
         supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES), part,
                   width)
         result = WindowResult(part, logs, decoded.decoded_rows, decoded.quarantine.num_rows,
-                              sum(decoded.ignored.values()), time.monotonic() - t0)
+                              decoded.ignored_rows, time.monotonic() - t0)
         summary.windows.append(result)
         if on_window is not None:
             on_window(result)

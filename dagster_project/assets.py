@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from contagion.chain.logs import safe_head
 from contagion.indexing import (
@@ -35,7 +34,8 @@ block_ranges = dg.DynamicPartitionsDefinition(name=BLOCK_RANGES)
 
 
 def _window_part(context: dg.AssetExecutionContext, chain: ChainResource, chain_id: int,
-                 first_block: int) -> PartitionFile:
+                 first_block: int) -> tuple[PartitionFile, int]:
+    """The blocks of this run's window that exist (clipped to the safe head), and its width."""
     start, stop = parse_window_key(context.partition_key)
     client = chain.client()
     try:
@@ -46,7 +46,18 @@ def _window_part(context: dg.AssetExecutionContext, chain: ChainResource, chain_
     if part.stop <= part.start:
         raise dg.Failure(f"window {context.partition_key} holds no block at or below the safe "
                          f"head {safe} from block {first_block}")
-    return part
+    return part, stop - start
+
+
+def _stored_window(context: dg.AssetExecutionContext, store: Lake, chain_id: int,
+                   upstream: str) -> tuple[PartitionFile, int]:
+    """The partition file `upstream` holds for this run's window, and the window's width."""
+    start, stop = parse_window_key(context.partition_key)
+    part = stored_part(store, upstream, chain_id, start, stop)
+    if part is None:
+        raise dg.Failure(f"no {upstream} for window {context.partition_key}: materialize it "
+                         "first")
+    return part, stop - start
 
 
 @dg.multi_asset(
@@ -68,7 +79,7 @@ def _window_part(context: dg.AssetExecutionContext, chain: ChainResource, chain_
 def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
                lake: LakeResource) -> Iterator[Result]:
     registry = chain.load_registry()
-    part = _window_part(context, chain, registry.chain_id, registry.deployed_at_block)
+    part, width = _window_part(context, chain, registry.chain_id, registry.deployed_at_block)
     store = lake.lake()
     client = chain.client()
     try:
@@ -77,16 +88,14 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
                                 chunk_blocks=chain.chunk_blocks, max_in_flight=chain.max_in_flight)
     finally:
         client.close()
-    start, stop = parse_window_key(context.partition_key)
-    supersede(store, (RAW_LOGS, BLOCKS), part, stop - start)
+    supersede(store, (RAW_LOGS, BLOCKS), part, width)
     meta: dict[str, int | str] = {"first_block": part.start, "last_block": part.stop - 1,
                                   "last_block_hash": stats.last_block_hash}
     yield dg.MaterializeResult(asset_key=RAW_LOGS, metadata={**meta, "rows": stats.logs})
     yield dg.MaterializeResult(asset_key=BLOCKS, metadata={**meta, "rows": stats.headers})
     logs = store.read(RAW_LOGS, part)
-    keys = pc.add(pc.multiply(pc.cast(logs["block_number"], "uint64"), 1 << 20),
-                  pc.cast(logs["log_index"], "uint64"))
-    duplicates = len(keys) - len(pc.unique(keys))
+    duplicates = logs.num_rows - logs.group_by(["chain_id", "block_number", "log_index"]
+                                                ).aggregate([]).num_rows
     yield dg.AssetCheckResult(check_name="raw_logs_unique_log_keys", asset_key=RAW_LOGS,
                               passed=duplicates == 0, metadata={"duplicates": duplicates})
     yield _coverage_check(store, registry.chain_id, registry.deployed_at_block)
@@ -119,25 +128,20 @@ def _coverage_check(store: Lake, chain_id: int, first_block: int) -> dg.AssetChe
 )
 def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
                    lake: LakeResource) -> Iterator[Result]:
-    registry = chain.load_registry()
-    start, stop = parse_window_key(context.partition_key)
-    store = lake.lake()
-    part = stored_part(store, RAW_LOGS, registry.chain_id, start, stop)
-    if part is None:
-        raise dg.Failure(f"no raw_logs for window {context.partition_key}: materialize it first")
+    registry, store = chain.load_registry(), lake.lake()
+    part, width = _stored_window(context, store, registry.chain_id, RAW_LOGS)
     result = decode_partition(store, registry, part)
-    supersede(store, (*DECODED_TABLES, QUARANTINE), part, stop - start)
+    supersede(store, (*DECODED_TABLES, QUARANTINE), part, width)
     for name, table in result.tables.items():
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})
     yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={
         "rows": result.quarantine.num_rows, "ignored": json.dumps(result.ignored)})
-    total = result.decoded_rows + result.quarantine.num_rows + sum(result.ignored.values())
     yield dg.AssetCheckResult(check_name="quarantine_reconciles", asset_key=QUARANTINE,
-                              passed=total == result.input_rows,
+                              passed=result.reconciles,
                               metadata={"input": result.input_rows,
                                         "decoded": result.decoded_rows,
                                         "quarantined": result.quarantine.num_rows,
-                                        "ignored": sum(result.ignored.values())})
+                                        "ignored": result.ignored_rows})
 
 
 @dg.multi_asset(
@@ -149,14 +153,10 @@ def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
 )
 def canonical(context: dg.AssetExecutionContext, chain: ChainResource,
               lake: LakeResource) -> Iterator[Result]:
-    registry = chain.load_registry()
-    start, stop = parse_window_key(context.partition_key)
-    store = lake.lake()
-    part = stored_part(store, QUARANTINE, registry.chain_id, start, stop)
-    if part is None:
-        raise dg.Failure(f"window {context.partition_key} is not decoded yet")
+    registry, store = chain.load_registry(), lake.lake()
+    part, width = _stored_window(context, store, registry.chain_id, QUARANTINE)
     tables = canonical_partition(store, registry, part)
-    supersede(store, CANONICAL_TABLES, part, stop - start)
+    supersede(store, CANONICAL_TABLES, part, width)
     for name, table in tables.items():
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})
     yield _prices_check(tables["prices"])

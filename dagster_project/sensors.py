@@ -26,16 +26,15 @@ index_job = dg.define_asset_job("index_block_ranges",
            default_status=dg.DefaultSensorStatus.STOPPED)
 def block_range_sensor(context: dg.SensorEvaluationContext, chain: ChainResource,
                        lake: LakeResource) -> dg.SensorResult:
-    registry = chain.load_registry()
+    registry, store = chain.load_registry(), lake.lake()
     client = chain.client()
     try:
         safe = safe_head(client, chain.confirmations)
-        stale = check_reorgs(client, lake.lake(), registry.chain_id, chain.reorg_window)
+        stale = check_reorgs(client, store, registry.chain_id, chain.reorg_window)
     finally:
         client.close()
     keys = window_keys(registry.deployed_at_block, safe, chain.partition_width)
     known = set(context.instance.get_dynamic_partitions(BLOCK_RANGES))
-    store = lake.lake()
     requests = []
     for key in keys:
         start, stop = parse_window_key(key)

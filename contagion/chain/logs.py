@@ -323,11 +323,14 @@ def headers_to_table(headers: Sequence[dict[str, Any]], chain_id: int) -> pa.Tab
 # -- reading -----------------------------------------------------------------------------------
 
 def hash_matrix(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint8]:
-    """A non-null fixed-size binary column as an (n, width) byte matrix, without copying
-    when it is one chunk."""
+    """A fixed-size binary column as an (n, width) byte matrix, without copying when it is one
+    chunk. A null slot reads as whatever bytes Arrow keeps there: mask it by validity."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     width = array.type.byte_width
-    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    buffer = array.buffers()[1]
+    if len(array) == 0 or buffer is None:
+        return np.zeros((len(array), width), dtype=np.uint8)
+    data = np.frombuffer(buffer, dtype=np.uint8)
     start = array.offset * width
     return data[start:start + len(array) * width].reshape(len(array), width)
 

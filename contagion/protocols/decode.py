@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contagion.chain.logs import hash_matrix
 from contagion.lake import QUARANTINE_SCHEMA
 from contagion.protocols import ALL_EVENTS
 from contagion.protocols.spec import EventParam, EventSpec
@@ -43,6 +44,7 @@ __all__ = [
     "decimal_text",
     "decode_logs",
     "hex_text",
+    "registered_contracts",
     "snake_case",
 ]
 
@@ -307,25 +309,21 @@ class DecodeResult:
     def decoded_rows(self) -> int:
         return sum(t.num_rows for t in self.tables.values())
 
-    def check(self) -> None:
+    @property
+    def ignored_rows(self) -> int:
+        return sum(self.ignored.values())
+
+    @property
+    def reconciles(self) -> bool:
         """Every input row is decoded, quarantined or ignored: exactly once."""
-        total = self.decoded_rows + self.quarantine.num_rows + sum(self.ignored.values())
-        if total != self.input_rows:
-            ignored = sum(self.ignored.values())
+        quarantined = int(self.quarantine.num_rows)
+        return self.decoded_rows + quarantined + self.ignored_rows == self.input_rows
+
+    def check(self) -> None:
+        if not self.reconciles:
             raise AssertionError(f"decoded {self.decoded_rows} + quarantined "
-                                 f"{self.quarantine.num_rows} + ignored {ignored} = {total}, "
+                                 f"{self.quarantine.num_rows} + ignored {self.ignored_rows}, "
                                  f"but the input held {self.input_rows} logs")
-
-
-def _fixed(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
-    """A fixed-size binary column → (rows × width) uint8; nulls read as zeros."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    data = array.buffers()[1]
-    if len(array) == 0 or data is None:
-        return np.zeros((len(array), width), np.uint8)
-    matrix = np.frombuffer(data, np.uint8)[array.offset * width:
-                                           (array.offset + len(array)) * width]
-    return matrix.reshape(-1, width)
 
 
 def _data_matrix(column: pa.ChunkedArray, rows: np.ndarray, width: int) -> np.ndarray:
@@ -383,18 +381,18 @@ class _Quarantine:
         columns = {
             "chain_id": sub["chain_id"],
             "block_number": sub["block_number"],
-            "transaction_hash": hex_text(_fixed(sub["transaction_hash"], 32)),
+            "transaction_hash": hex_text(hash_matrix(sub["transaction_hash"])),
             "log_index": sub["log_index"],
-            "contract_address": hex_text(_fixed(sub["address"], 20)),
+            "contract_address": hex_text(hash_matrix(sub["address"])),
             "topic0": pc.if_else(sub["topic0"].combine_chunks().is_valid(),
-                                 hex_text(_fixed(sub["topic0"], 32)),
+                                 hex_text(hash_matrix(sub["topic0"])),
                                  pa.scalar(None, pa.string())),
             "event": pa.concat_arrays(self.events).take(pa.array(order)),
             "reason": pa.concat_arrays(self.reasons).take(pa.array(order)),
         }
         for i in range(1, 4):
             column = sub[f"topic{i}"].combine_chunks()
-            columns[f"topic{i}"] = pc.if_else(column.is_valid(), hex_text(_fixed(column, 32)),
+            columns[f"topic{i}"] = pc.if_else(column.is_valid(), hex_text(hash_matrix(column)),
                                               pa.scalar(None, pa.string()))
         columns["data"] = _binary_hex(sub["data"].combine_chunks())
         return pa.table(columns).select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
@@ -456,7 +454,7 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     if (count := int((unknown & ~is_registered).sum())):
         ignored["not a known event, unregistered contract"] = count
 
-    topics = [_fixed(logs[f"topic{i}"], 32) for i in (1, 2, 3)] if n else []
+    topics = [hash_matrix(logs[f"topic{i}"]) for i in (1, 2, 3)]
     chosen: dict[str, list[np.ndarray]] = {}
     for k, topic0 in enumerate(catalog.topic0s):
         rows_k = np.nonzero((key == k) & contiguous)[0]
@@ -480,8 +478,8 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
                 left &= ~mine
             chosen.setdefault(candidates[0].table, []).append(rows[left])
 
-    source = _Source(logs, topics, _fixed(logs["transaction_hash"], 32),
-                     _fixed(logs["address"], 20), _BlockTimes(blocks),
+    source = _Source(logs, topics, hash_matrix(logs["transaction_hash"]),
+                     hash_matrix(logs["address"]), _BlockTimes(blocks),
                      np.asarray(pc.binary_length(logs["data"]).to_numpy(zero_copy_only=False),
                                 np.int64) if n else np.zeros(0, np.int64),
                      logs["chain_id"].to_numpy(), logs["block_number"].to_numpy(),
