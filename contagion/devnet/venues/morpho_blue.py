@@ -74,43 +74,20 @@ class MorphoBlueVenue:
             account, "supply", self.markets[market], assets, shares, on_behalf or account, b""
         )
 
-    def withdraw(
-        self,
-        account: str,
-        market: str,
-        assets: int,
-        shares: int = 0,
-        on_behalf: str | None = None,
-        receiver: str | None = None,
-    ) -> int:
-        return self.morpho.tx(
-            account,
-            "withdraw",
-            self.markets[market],
-            assets,
-            shares,
-            on_behalf or account,
-            receiver or account,
-        )
+    def withdraw(self, account: str, market: str, assets: int, shares: int = 0,
+                 on_behalf: str | None = None, receiver: str | None = None) -> int:
+        return self._take_out("withdraw", account, market, assets, shares, on_behalf, receiver)
 
-    def borrow(
-        self,
-        account: str,
-        market: str,
-        assets: int,
-        shares: int = 0,
-        on_behalf: str | None = None,
-        receiver: str | None = None,
-    ) -> int:
-        return self.morpho.tx(
-            account,
-            "borrow",
-            self.markets[market],
-            assets,
-            shares,
-            on_behalf or account,
-            receiver or account,
-        )
+    def borrow(self, account: str, market: str, assets: int, shares: int = 0,
+               on_behalf: str | None = None, receiver: str | None = None) -> int:
+        return self._take_out("borrow", account, market, assets, shares, on_behalf, receiver)
+
+    def _take_out(self, method: str, account: str, market: str, assets: int, shares: int,
+                  on_behalf: str | None, receiver: str | None) -> int:
+        """Morpho's withdraw and borrow take the same arguments: assets or shares out of a
+        market, on behalf of an account, sent to a receiver."""
+        return self.morpho.tx(account, method, self.markets[market], assets, shares,
+                              on_behalf or account, receiver or account)
 
     def repay(
         self, account: str, market: str, assets: int, shares: int = 0, on_behalf: str | None = None
