@@ -40,6 +40,7 @@ GENESIS_TIMESTAMP = 1_609_459_200
 # spilling into the next one. Throughput is not what the devnet models.
 BLOCK_GAS_LIMIT = 1_000_000_000
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STATES_DIR = "anvil-states"  # where anvil spills historical states, inside the data dir
 
 
 class NodeError(RuntimeError):
@@ -150,6 +151,10 @@ def start_node(data_dir: Path, port: int = 8545, *, attached: bool = False,
                         "with a free port")
     anvil = find_anvil()
     log_file = data_dir / "anvil.log"
+    # anvil spills historical states to disk; keep them in the data dir (by default they go to
+    # ~/.foundry/anvil/tmp, where a killed node leaves gigabytes behind) and start clean
+    states = data_dir / STATES_DIR
+    shutil.rmtree(states, ignore_errors=True)
     args = [anvil, "--host", "127.0.0.1", "--port", str(port),
             "--chain-id", str(DEVNET_CHAIN_ID),
             "--timestamp", str(GENESIS_TIMESTAMP),
@@ -157,7 +162,8 @@ def start_node(data_dir: Path, port: int = 8545, *, attached: bool = False,
             "--base-fee", "0", "--gas-price", "0", "--disable-min-priority-fee",
             "--order", "fifo",  # transactions land in the order the simulation sends them
             "--auto-impersonate",  # agents send from their own addresses without keys
-            "--code-size-limit", "65536"]
+            "--code-size-limit", "65536",
+            "--cache-path", str(states)]
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=not attached,
@@ -211,6 +217,7 @@ def stop_node(data_dir: Path, timeout: float = 10.0) -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(info.pid, 0)
     (data_dir / "node.json").unlink(missing_ok=True)
+    shutil.rmtree(data_dir / STATES_DIR, ignore_errors=True)
     return running
 
 
