@@ -35,7 +35,9 @@ test-slow: setup
 
 # Throughput against peers measured in the same run (ratios printed), never timed unit tests.
 bench: setup
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) tools .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,7 @@ __all__ = [
     "Context",
     "Tables",
     "canonical_tables",
+    "decoded_frame",
 ]
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -221,6 +222,19 @@ BASE = ("chain_id", "block_number", "block_time", "transaction_hash", "log_index
 
 # ---------------------------------------------------------------- inputs
 
+def decoded_frame(table: pa.Table) -> pl.DataFrame:
+    """A decoded event table as a Polars frame in the canonical tables' vocabulary: addresses and
+    hashes (bytes in the decoder's output) as lowercase 0x text, the form the registry and
+    analysts use, and block_time in milliseconds."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.with_columns((pl.lit("0x") + pl.col(name).bin.encode("hex")).alias(name)
+                               for name, dtype in frame.schema.items() if dtype == pl.Binary)
+    if "block_time" in frame.columns:
+        frame = frame.with_columns(pl.col("block_time").cast(pl.Datetime("ms", "UTC")))
+    return frame
+
+
 class Tables:
     """Decoded tables as Polars frames; a table missing from the input is an empty frame with
     the decoder's schema for it."""
@@ -236,11 +250,7 @@ class Tables:
                 from contagion.protocols.decode import CATALOG  # decode imports this package
 
                 table = CATALOG.layout(name).schema.empty_table()
-            frame = pl.from_arrow(table)
-            assert isinstance(frame, pl.DataFrame)
-            if "block_time" in frame.columns:
-                frame = frame.with_columns(pl.col("block_time").cast(pl.Datetime("ms", "UTC")))
-            self._frames[name] = frame
+            self._frames[name] = decoded_frame(table)
         return self._frames[name]
 
 

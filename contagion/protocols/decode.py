@@ -5,7 +5,9 @@ group is sliced out of a (rows × 32) byte matrix and converted with numpy/pyarr
 per log is a few vector operations, never a Python call.
 
 Representation of values (docs/lake.md):
-- `address`, `bytesN`: lowercase `0x` hex text; `bool`: boolean.
+- `address`, `bytesN` and the hashes: their bytes (`fixed_size_binary(20)`, `(N)`, `(32)`), as
+  in `raw_logs`, cryo and Dune; `'0x' || lower(hex(x))` in SQL shows them as text.
+- `bool`: boolean.
 - `uintN`/`intN` up to 64 bits: the Arrow integer of that width (uint8 … int64).
 - wider integers (uint96 … uint256, int256): exact decimal text ("-123"), lossless over the
   whole range; cast in SQL (`::HUGEINT`, `::DECIMAL(38,0)`) or with Python's `int`.
@@ -21,12 +23,16 @@ when the catalog is built.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,9 +58,9 @@ BASE_FIELDS = (
     pa.field("chain_id", pa.uint64(), nullable=False),
     pa.field("block_number", pa.uint64(), nullable=False),
     pa.field("block_time", pa.timestamp("s", tz="UTC")),
-    pa.field("transaction_hash", pa.string(), nullable=False),
+    pa.field("transaction_hash", pa.binary(32), nullable=False),
     pa.field("log_index", pa.uint32(), nullable=False),
-    pa.field("contract_address", pa.string(), nullable=False),
+    pa.field("contract_address", pa.binary(20), nullable=False),
 )
 _BASE_NAMES = {f.name for f in BASE_FIELDS}
 _INT = re.compile(r"^(u?)int(\d+)$")
@@ -63,6 +69,8 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
 # byte -> its two hex digits, as one uint16 laid out in memory in reading order
 _HEX_PAIRS = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), np.uint16)
 _TEN38 = 10**38
+_SLICE_ROWS = 32_768
+_FIXED_BASE = ("chain_id", "block_number", "transaction_hash", "log_index", "address")
 
 
 def snake_case(name: str) -> str:
@@ -95,6 +103,37 @@ def hex_text(matrix: np.ndarray) -> pa.StringArray:
     return _string_array(offsets, chars, rows)
 
 
+def fixed_binary(matrix: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """Rows of bytes (rows × width uint8) → a `fixed_size_binary(width)` column."""
+    rows, width = matrix.shape
+    return pa.Array.from_buffers(pa.binary(width), rows,
+                                 [None, pa.py_buffer(_contiguous(matrix))])
+
+
+def _contiguous(matrix: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of a (rows × width) byte slice, moving each row as one item."""
+    rows, width = matrix.shape
+    if matrix.flags.c_contiguous or width == 0 or matrix.strides[1] != 1:
+        return np.ascontiguousarray(matrix)
+    items = matrix.view(np.dtype((np.void, width)))
+    return np.ascontiguousarray(items).view(np.uint8).reshape(rows, width)
+
+
+def _any_nonzero(cols: np.ndarray) -> np.ndarray:
+    """Per row: does this (rows × k) byte slice hold a non-zero byte? Eight bytes at a time,
+    column by column: numpy reduces a short axis slowly."""
+    rows, k = cols.shape
+    out = np.zeros(rows, bool)
+    whole = k - k % 8
+    if whole:
+        wide = cols[:, :whole].view(np.uint64)
+        for j in range(wide.shape[1]):
+            out |= wide[:, j] != 0
+    for j in range(whole, k):
+        out |= cols[:, j] != 0
+    return out
+
+
 def _binary_hex(array: pa.Array) -> pa.StringArray:
     """Variable-length binary → `0x…` hex text (nulls stay null)."""
     array = array.cast(pa.large_binary())
@@ -112,37 +151,54 @@ def _binary_hex(array: pa.Array) -> pa.StringArray:
 
 def _limbs64(words: np.ndarray) -> np.ndarray:
     """(rows × 32) big-endian words → (rows × 4) uint64 limbs, most significant first."""
-    return np.ascontiguousarray(words).view(">u8").astype(np.uint64)
+    return _contiguous(words).view(">u8").astype(np.uint64)
 
 
 def decimal_text(words: np.ndarray, signed: bool) -> pa.StringArray:
     """Exact base-10 text of 256-bit words (two's complement when `signed`)."""
-    limbs = _limbs64(words)
     negative = (words[:, 0] >= 0x80) if signed else np.zeros(len(words), bool)
-    if negative.any():  # magnitude of a negative: invert and add one, carrying across limbs
-        limbs[negative] = ~limbs[negative]
-        carry = negative.copy()
-        for j in range(3, -1, -1):
-            limbs[:, j] += carry
-            carry &= limbs[:, j] == 0
+    if negative.any():
+        words = _magnitude(words, negative)
+    # Below 10**38 a decimal128 holds the value: its storage is the little-endian low 128 bits.
+    big_endian = _contiguous(words[:, 16:]).view(">u8")
+    low = np.empty((len(words), 2), "<u8")  # (low 64 bits, high 64 bits)
+    low[:, 0], low[:, 1] = big_endian[:, 1], big_endian[:, 0]
     hi0, lo0 = divmod(_TEN38, 2**64)
-    small = (limbs[:, 0] == 0) & (limbs[:, 1] == 0) & (
-        (limbs[:, 2] < hi0) | ((limbs[:, 2] == hi0) & (limbs[:, 3] < lo0)))
-    small_rows, big_rows = np.nonzero(small)[0], np.nonzero(~small)[0]
-    # Below 10**38 Arrow's decimal128 formats in C++: its storage is the little-endian int128.
-    le = np.empty((len(small_rows), 2), "<u8")
-    le[:, 0], le[:, 1] = limbs[small_rows, 3], limbs[small_rows, 2]
-    parts = [pc.cast(pa.Array.from_buffers(pa.decimal128(38, 0), len(small_rows),
-                                           [None, pa.py_buffer(le)]), pa.string())]
-    if len(big_rows):
-        parts.append(_long_decimal_text(limbs[big_rows]))
-    order = np.concatenate([small_rows, big_rows])
-    inverse = np.empty(len(order), np.int64)
-    inverse[order] = np.arange(len(order))
-    text = pa.concat_arrays(parts).take(pa.array(inverse))
+    small = ~_any_nonzero(words[:, :16]) & (
+        (low[:, 1] < hi0) | ((low[:, 1] == hi0) & (low[:, 0] < lo0)))
+    if small.all():
+        text = _decimal128_text(low)
+    else:
+        small_rows, big_rows = np.nonzero(small)[0], np.nonzero(~small)[0]
+        parts = [_decimal128_text(low[small_rows]), _long_decimal_text(_limbs64(words[big_rows]))]
+        inverse = np.empty(len(words), np.int64)
+        inverse[np.concatenate([small_rows, big_rows])] = np.arange(len(words))
+        text = pa.concat_arrays(parts).take(pa.array(inverse))
     if negative.any():
         text = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", text, ""), text)
     return text
+
+
+def _magnitude(words: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """|value| of the negative rows' two's-complement words: invert and add one, carrying."""
+    limbs = _limbs64(words[negative])
+    limbs = ~limbs
+    carry = np.ones(len(limbs), bool)
+    for j in range(3, -1, -1):
+        limbs[:, j] += carry
+        carry &= limbs[:, j] == 0
+    out = words.copy()
+    out[negative] = limbs.astype(">u8").view(np.uint8).reshape(-1, 32)
+    return out
+
+
+def _decimal128_text(low: np.ndarray) -> pa.StringArray:
+    """Rows of little-endian 128-bit integers below 10**38 → decimal text. Polars formats
+    decimals several times faster than Arrow's cast."""
+    values = pa.Array.from_buffers(pa.decimal128(38, 0), len(low), [None, pa.py_buffer(low)])
+    # a lazy query releases the GIL, so the threads of `decode_logs` format side by side
+    frame = pl.LazyFrame({"v": values}).select(pl.col("v").cast(pl.String)).collect()
+    return frame.to_series().to_arrow().cast(pa.string())
 
 
 def _long_decimal_text(limbs: np.ndarray) -> pa.StringArray:
@@ -170,8 +226,10 @@ def _long_decimal_text(limbs: np.ndarray) -> pa.StringArray:
 
 
 def _arrow_type(abi_type: str) -> pa.DataType:
-    if abi_type in ("address", "bytes32") or _BYTES.match(abi_type):
-        return pa.string()
+    if abi_type == "address":
+        return pa.binary(20)
+    if (m := _BYTES.match(abi_type)) is not None:
+        return pa.binary(int(m.group(1)))
     if abi_type == "bool":
         return pa.bool_()
     m = _INT.match(abi_type)
@@ -187,13 +245,13 @@ def _arrow_type(abi_type: str) -> pa.DataType:
 def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array, Any]:
     """One ABI word per row → (Arrow column, rows whose word is outside the type's range)."""
     if abi_type == "address":
-        return hex_text(words[:, 12:]), words[:, :12].any(axis=1)
+        return fixed_binary(words[:, 12:]), _any_nonzero(words[:, :12])
     if abi_type == "bool":
-        return pa.array(words[:, 31] == 1), words[:, :31].any(axis=1) | (words[:, 31] > 1)
+        return pa.array(words[:, 31] == 1), _any_nonzero(words[:, :31]) | (words[:, 31] > 1)
     m = _BYTES.match(abi_type)
     if m is not None:
         size = int(m.group(1))
-        return hex_text(words[:, :size]), words[:, size:].any(axis=1)
+        return fixed_binary(words[:, :size]), _any_nonzero(words[:, size:])
     m = _INT.match(abi_type)
     if m is None:
         raise ValueError(f"cannot decode ABI type {abi_type!r}")
@@ -201,7 +259,7 @@ def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array, Any]:
     head = words[:, :32 - nbytes]
     bad: Any  # numpy's stubs type a reduction as "bool or array"
     if unsigned:
-        bad = head.any(axis=1)
+        bad = _any_nonzero(head)
     else:  # the bytes above the value must repeat its sign bit
         fill = np.where(words[:, 32 - nbytes] >= 0x80, 0xFF, 0).astype(np.uint8)
         bad = (head != fill[:, None]).any(axis=1)
@@ -326,14 +384,31 @@ class DecodeResult:
                                  f"but the input held {self.input_rows} logs")
 
 
-def _data_matrix(column: pa.ChunkedArray, rows: np.ndarray, width: int) -> np.ndarray:
-    """The data of `rows`, all `width` bytes long, as one (rows × width) matrix."""
-    if width == 0:
-        return np.zeros((len(rows), 0), np.uint8)
-    taken = column.take(pa.array(rows)).combine_chunks().cast(pa.large_binary())
-    offsets = np.frombuffer(taken.buffers()[1], np.int64)[taken.offset:]
-    return np.frombuffer(taken.buffers()[2], np.uint8)[
-        offsets[0]:offsets[0] + len(rows) * width].reshape(-1, width)
+class _Rows:
+    """The `data` column of the input logs, gathered by row number with one memcpy per row:
+    numpy moves a `void` item much faster than Arrow takes a binary value."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        array = column.combine_chunks().cast(pa.binary())  # 32-bit offsets: a partition fits
+        self.flat = _bytes(array.buffers()[2])
+        offsets = (np.frombuffer(array.buffers()[1], np.int32) if len(array)
+                   else np.zeros(1, np.int32))
+        self.starts = offsets[array.offset:array.offset + len(array) + 1].astype(np.int64)
+        self.lengths = np.diff(self.starts)
+
+    def take(self, rows: np.ndarray, width: int) -> np.ndarray:
+        """(rows × width) bytes: the first `width` of each row's value (the caller has checked
+        that they are that long)."""
+        if width == 0 or len(rows) == 0:
+            return np.zeros((len(rows), width), np.uint8)
+        items = np.ndarray((len(self.flat) - width + 1,), np.dtype((np.void, width)),
+                           self.flat.data, strides=(1,))
+        taken: np.ndarray = items[self.starts[rows]]
+        return taken.view(np.uint8).reshape(-1, width)
+
+
+def _bytes(buffer: pa.Buffer | None) -> np.ndarray:
+    return np.zeros(0, np.uint8) if buffer is None else np.frombuffer(buffer, np.uint8)
 
 
 class _BlockTimes:
@@ -361,14 +436,17 @@ class _Quarantine:
         self.rows: list[np.ndarray] = []
         self.reasons: list[pa.Array] = []
         self.events: list[pa.Array] = []
+        self._lock = threading.Lock()  # layouts are decoded on several threads
 
     def add(self, rows: np.ndarray, reason: str | pa.Array, event: str | None = None) -> None:
         if len(rows) == 0:
             return
-        self.rows.append(rows)
-        self.reasons.append(reason if isinstance(reason, pa.Array)
-                            else pa.array([reason] * len(rows), pa.string()))
-        self.events.append(pa.array([event] * len(rows), pa.string()))
+        reasons = (reason if isinstance(reason, pa.Array)
+                   else pa.array([reason] * len(rows), pa.string()))
+        with self._lock:
+            self.rows.append(rows)
+            self.reasons.append(reasons)
+            self.events.append(pa.array([event] * len(rows), pa.string()))
 
     def table(self, logs: pa.Table) -> pa.Table:
         if not self.rows:
@@ -423,21 +501,24 @@ def _is_in(values: pa.ChunkedArray | pa.Array, members: Iterable[bytes], width: 
 
 
 def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
-                registry: Registry | None = None, catalog: Catalog = CATALOG) -> DecodeResult:
+                registry: Registry | None = None, catalog: Catalog = CATALOG,
+                threads: int | None = None) -> DecodeResult:
     """Decode a `raw_logs` table (any order; output keeps it) into the catalog's event tables.
 
     `blocks` (the lake's `blocks` table) supplies `block_time`; without it the column is null.
     `registry` marks whose contracts are ours (for quarantining unknown events) and lets a
-    protocol claim the logs its own contracts emit under a shared signature.
+    protocol claim the logs its own contracts emit under a shared signature. Event tables are
+    decoded on `threads` threads (default: one per CPU); numpy and Arrow release the GIL.
     """
     n = logs.num_rows
     quarantine = _Quarantine()
     ignored: dict[str, int] = {}
-    present = np.zeros((n, 4), bool)
-    for i in range(4):
-        present[:, i] = logs[f"topic{i}"].is_valid().to_numpy(zero_copy_only=False)
-    topic_count = present.sum(axis=1)
-    contiguous = (present == (np.arange(4) < topic_count[:, None])).all(axis=1)
+    present = [np.asarray(logs[f"topic{i}"].is_valid().to_numpy(zero_copy_only=False), bool)
+               for i in range(4)]
+    topic_count = np.sum(present, axis=0, dtype=np.int16)
+    # topics are contiguous when none is present after an absent one
+    contiguous = ~((present[1] & ~present[0]) | (present[2] & ~present[1])
+                   | (present[3] & ~present[2]))
     registered, by_protocol = registered_contracts(registry)
     is_registered = _is_in(logs["address"], registered, 20)
 
@@ -454,41 +535,55 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     if (count := int((unknown & ~is_registered).sum())):
         ignored["not a known event, unregistered contract"] = count
 
-    topics = [hash_matrix(logs[f"topic{i}"]) for i in (1, 2, 3)]
+    # One stable sort by (topic0, topic count) puts each group's rows together, in input order.
+    # (16-bit keys: numpy's stable sort is then a radix sort)
+    group = np.where(contiguous & (key >= 0), key * 5 + topic_count, -1).astype(np.int16)
+    order = np.argsort(group, kind="stable")
+    ordered = group[order]
+    starts = np.flatnonzero(np.diff(ordered, prepend=np.int16(-2)))
     chosen: dict[str, list[np.ndarray]] = {}
-    for k, topic0 in enumerate(catalog.topic0s):
-        rows_k = np.nonzero((key == k) & contiguous)[0]
-        if not len(rows_k):
+    for lo, hi in zip(starts, np.append(starts[1:], n)[:len(starts)], strict=True):
+        value = int(ordered[lo])
+        if value < 0:
             continue
-        for count in np.unique(topic_count[rows_k]):
-            rows = rows_k[topic_count[rows_k] == count]
-            candidates = catalog.by_key.get((topic0, int(count)))
-            if candidates is None:
-                expected = {c: lays[0] for (t0, c), lays in catalog.by_key.items()
-                            if t0 == topic0}
-                quarantine.add(rows, f"wrong topic count: {count} topics, expected " + " or ".join(
-                    f"{c} ({lay.table})" for c, lay in sorted(expected.items())),
-                    expected[min(expected)].spec.name)
-                continue
-            left = np.ones(len(rows), bool)
-            for lay in candidates[1:]:  # a protocol claims its own contracts' logs
-                mine = _is_in(logs["address"].take(pa.array(rows)),
-                              by_protocol.get(lay.spec.protocol, ()), 20) & left
-                chosen.setdefault(lay.table, []).append(rows[mine])
-                left &= ~mine
-            chosen.setdefault(candidates[0].table, []).append(rows[left])
+        topic0, count, rows = catalog.topic0s[value // 5], value % 5, order[lo:hi]
+        candidates = catalog.by_key.get((topic0, count))
+        if candidates is None:
+            expected = {c: lays[0] for (t0, c), lays in catalog.by_key.items() if t0 == topic0}
+            quarantine.add(rows, f"wrong topic count: {count} topics, expected " + " or ".join(
+                f"{c} ({lay.table})" for c, lay in sorted(expected.items())),
+                expected[min(expected)].spec.name)
+            continue
+        left = np.ones(len(rows), bool)
+        for lay in candidates[1:]:  # a protocol claims its own contracts' logs
+            mine = _is_in(logs["address"].take(pa.array(rows)),
+                          by_protocol.get(lay.spec.protocol, ()), 20) & left
+            chosen.setdefault(lay.table, []).append(rows[mine])
+            left &= ~mine
+        chosen.setdefault(candidates[0].table, []).append(rows[left])
 
-    source = _Source(logs, topics, hash_matrix(logs["transaction_hash"]),
-                     hash_matrix(logs["address"]), _BlockTimes(blocks),
-                     np.asarray(pc.binary_length(logs["data"]).to_numpy(zero_copy_only=False),
-                                np.int64) if n else np.zeros(0, np.int64),
-                     logs["chain_id"].to_numpy(), logs["block_number"].to_numpy(),
-                     logs["log_index"].to_numpy())
-    tables: dict[str, pa.Table] = {}
-    for lay in catalog.layouts:
-        parts = chosen.get(lay.table)
-        rows = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        tables[lay.table] = _decode_layout(lay, source, rows, quarantine)
+    fixed = logs.select([*_FIXED_BASE, "topic1", "topic2", "topic3"]).combine_chunks()
+    source = _Source(fixed, _Rows(logs["data"]), _BlockTimes(blocks))
+    # Work in slices of rows small enough for the temporaries to stay in cache; the slices of
+    # all layouts are spread over the threads.
+    jobs = [(lay, rows[lo:lo + _SLICE_ROWS]) for lay in catalog.layouts if lay.table in chosen
+            for rows in [np.sort(np.concatenate(chosen[lay.table]))]
+            for lo in range(0, len(rows), _SLICE_ROWS)]
+
+    def decode(job: tuple[EventLayout, np.ndarray]) -> pa.Table:
+        return _decode_layout(*job, source, quarantine)
+
+    threads = threads or os.cpu_count() or 1
+    if threads == 1:
+        pieces = [decode(job) for job in jobs]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            pieces = list(pool.map(decode, jobs))
+    done: dict[str, list[pa.Table]] = {}
+    for (lay, _), piece in zip(jobs, pieces, strict=True):
+        done.setdefault(lay.table, []).append(piece)
+    tables = {lay.table: pa.concat_tables(done[lay.table]) if lay.table in done
+              else lay.schema.empty_table() for lay in catalog.layouts}
     result = DecodeResult(n, tables, quarantine.table(logs), ignored)
     result.check()
     return result
@@ -496,25 +591,16 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
 
 @dataclass(frozen=True)
 class _Source:
-    """The input logs and the byte matrices every layout slices rows from."""
+    """The input logs' columns: Arrow takes the fixed-size ones (without holding the GIL)."""
 
-    logs: pa.Table
-    topics: list[np.ndarray]  # topic1..topic3, rows × 32
-    transaction_hash: np.ndarray
-    address: np.ndarray
+    fixed: pa.Table
+    data: _Rows
     times: _BlockTimes
-    data_length: np.ndarray
-    chain_id: np.ndarray
-    block_number: np.ndarray
-    log_index: np.ndarray
 
 
-def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
+def _decode_layout(lay: EventLayout, rows: np.ndarray, source: _Source,
                    quarantine: _Quarantine) -> pa.Table:
-    logs, topics = source.logs, source.topics
-    if not len(rows):
-        return lay.schema.empty_table()
-    lengths = source.data_length[rows]
+    lengths = source.data.lengths[rows]
     expected = 32 * lay.data_words
     wrong = lengths != expected
     if wrong.any():
@@ -525,13 +611,15 @@ def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
         rows = rows[~wrong]
         if not len(rows):
             return lay.schema.empty_table()
-    data = _data_matrix(logs["data"], rows, expected)
+    data = source.data.take(rows, expected)
+    topics = sorted({f"topic{s.topic}" for s in lay.slots if s.topic is not None})
+    fixed = source.fixed.select([*_FIXED_BASE, *topics]).take(pa.array(rows))
     columns: list[pa.Array] = []
     bad = np.zeros(len(rows), bool)
     first_bad = np.full(len(rows), -1)
     for i, slot in enumerate(lay.slots):
         start = 32 * (slot.word or 0)
-        words = (topics[slot.topic - 1][rows] if slot.topic is not None
+        words = (hash_matrix(fixed[f"topic{slot.topic}"]) if slot.topic is not None
                  else data[:, start:start + 32])
         column, out_of_range = decode_word(slot.abi_type, words)
         first_bad[out_of_range & ~bad] = i
@@ -543,13 +631,8 @@ def _decode_layout(lay: EventLayout, source: _Source, rows: np.ndarray,
         keep = pa.array(~bad)
         columns = [c.filter(keep) for c in columns]
         rows = rows[~bad]
-    numbers = source.block_number[rows]
-    base = [
-        pa.array(source.chain_id[rows], pa.uint64()),
-        pa.array(numbers, pa.uint64()),
-        source.times.at(numbers),
-        hex_text(source.transaction_hash[rows]),
-        pa.array(source.log_index[rows], pa.uint32()),
-        hex_text(source.address[rows]),
-    ]
+        fixed = fixed.filter(keep)
+    base = [fixed["chain_id"], fixed["block_number"],
+            source.times.at(fixed["block_number"].to_numpy()), fixed["transaction_hash"],
+            fixed["log_index"], fixed["address"]]
     return pa.Table.from_arrays([*base, *columns], schema=lay.schema)

@@ -21,6 +21,7 @@ from contagion.protocols.canonical import (
     SIDES,
     USD,
     canonical_tables,
+    decoded_frame,
 )
 from contagion.protocols.decode import CATALOG, decode_logs
 from contagion.registry import Claim, Feed, Market, Registry, Token, Venue
@@ -642,9 +643,7 @@ def test_flows_add_up_to_the_chain_state_on_a_devnet(tmp_path: Path) -> None:
 
 
 def frame(table: pa.Table) -> pl.DataFrame:
-    out = pl.from_arrow(table)
-    assert isinstance(out, pl.DataFrame)
-    return out
+    return decoded_frame(table)
 
 
 def canonical_of(client: RpcClient, registry: Registry, head: int) -> pl.DataFrame:
