@@ -156,27 +156,46 @@ def _limbs64(words: np.ndarray) -> np.ndarray:
 
 def decimal_text(words: np.ndarray, signed: bool) -> pa.StringArray:
     """Exact base-10 text of 256-bit words (two's complement when `signed`)."""
-    negative = (words[:, 0] >= 0x80) if signed else np.zeros(len(words), bool)
-    if negative.any():
-        words = _magnitude(words, negative)
-    # Below 10**38 a decimal128 holds the value: its storage is the little-endian low 128 bits.
-    big_endian = _contiguous(words[:, 16:]).view(">u8")
-    low = np.empty((len(words), 2), "<u8")  # (low 64 bits, high 64 bits)
-    low[:, 0], low[:, 1] = big_endian[:, 1], big_endian[:, 0]
+    return decimal_texts([(words, signed)])[0]
+
+
+def decimal_texts(columns: Sequence[tuple[np.ndarray, bool]]) -> list[pa.StringArray]:
+    """`decimal_text` of several columns of equal length, formatted in one Polars query (which
+    spreads the columns over its threads)."""
     hi0, lo0 = divmod(_TEN38, 2**64)
-    small = ~_any_nonzero(words[:, :16]) & (
-        (low[:, 1] < hi0) | ((low[:, 1] == hi0) & (low[:, 0] < lo0)))
-    if small.all():
-        text = _decimal128_text(low)
-    else:
-        small_rows, big_rows = np.nonzero(small)[0], np.nonzero(~small)[0]
-        parts = [_decimal128_text(low[small_rows]), _long_decimal_text(_limbs64(words[big_rows]))]
-        inverse = np.empty(len(words), np.int64)
-        inverse[np.concatenate([small_rows, big_rows])] = np.arange(len(words))
-        text = pa.concat_arrays(parts).take(pa.array(inverse))
-    if negative.any():
-        text = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", text, ""), text)
-    return text
+    lows, fixes = [], []
+    for words, signed in columns:
+        negative = (words[:, 0] >= 0x80) if signed else None
+        if negative is not None and negative.any():
+            words = _magnitude(words, negative)
+        else:
+            negative = None
+        # Below 10**38 a decimal128 holds the value: its storage is the little-endian low
+        # 128 bits. Larger values are formatted apart; their slot here is zero.
+        big_endian = _contiguous(words[:, 16:]).view(">u8")
+        low = np.empty((len(words), 2), "<u8")  # (low 64 bits, high 64 bits)
+        low[:, 0], low[:, 1] = big_endian[:, 1], big_endian[:, 0]
+        big = _any_nonzero(words[:, :16]) | (low[:, 1] > hi0) | (
+            (low[:, 1] == hi0) & (low[:, 0] >= lo0))
+        big_rows = np.nonzero(big)[0]
+        low[big_rows] = 0
+        lows.append(low)
+        fixes.append((big_rows, _long_decimal_text(_limbs64(words[big_rows]))
+                      if len(big_rows) else None, negative))
+    texts = _decimal128_texts(lows)
+    out = []
+    for text, (big_rows, long_text, negative) in zip(texts, fixes, strict=True):
+        if long_text is not None:
+            inside = np.zeros(len(text), bool)
+            inside[big_rows] = True
+            where = np.zeros(len(text), np.int64)
+            where[big_rows] = np.arange(len(big_rows))
+            text = pc.if_else(pa.array(inside), long_text.take(pa.array(where)), text)
+        if negative is not None:
+            text = pc.if_else(pa.array(negative), pc.binary_join_element_wise("-", text, ""),
+                              text)
+        out.append(text)
+    return out
 
 
 def _magnitude(words: np.ndarray, negative: np.ndarray) -> np.ndarray:
@@ -192,13 +211,16 @@ def _magnitude(words: np.ndarray, negative: np.ndarray) -> np.ndarray:
     return out
 
 
-def _decimal128_text(low: np.ndarray) -> pa.StringArray:
-    """Rows of little-endian 128-bit integers below 10**38 → decimal text. Polars formats
-    decimals several times faster than Arrow's cast."""
-    values = pa.Array.from_buffers(pa.decimal128(38, 0), len(low), [None, pa.py_buffer(low)])
-    # a lazy query releases the GIL, so the threads of `decode_logs` format side by side
-    frame = pl.LazyFrame({"v": values}).select(pl.col("v").cast(pl.String)).collect()
-    return frame.to_series().to_arrow().cast(pa.string())
+def _decimal128_texts(lows: Sequence[np.ndarray]) -> list[pa.StringArray]:
+    """Columns of little-endian 128-bit integers below 10**38 → decimal text. Polars formats
+    decimals several times faster than Arrow's cast; a lazy query also releases the GIL, so
+    the threads of `decode_logs` format side by side."""
+    if not lows:
+        return []
+    frame = pl.LazyFrame({
+        f"v{i}": pa.Array.from_buffers(pa.decimal128(38, 0), len(low), [None, pa.py_buffer(low)])
+        for i, low in enumerate(lows)}).select(pl.all().cast(pl.String)).collect()
+    return [series.to_arrow().cast(pa.string()) for series in frame.get_columns()]
 
 
 def _long_decimal_text(limbs: np.ndarray) -> pa.StringArray:
@@ -252,22 +274,31 @@ def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array, Any]:
     if m is not None:
         size = int(m.group(1))
         return fixed_binary(words[:, :size]), _any_nonzero(words[:, size:])
+    bad = _int_out_of_range(abi_type, words)
+    target = _arrow_type(abi_type)
+    if target == pa.string():
+        return decimal_text(words, signed=abi_type.startswith("int")), bad
+    unsigned = abi_type.startswith("u")
+    tail = np.ascontiguousarray(words[:, 24:]).view(">u8" if unsigned else ">i8").ravel()
+    return pa.array(tail.astype(target.to_pandas_dtype()), target), bad
+
+
+def _is_wide_int(abi_type: str) -> bool:
+    return _INT.match(abi_type) is not None and _arrow_type(abi_type) == pa.string()
+
+
+def _int_out_of_range(abi_type: str, words: np.ndarray) -> Any:
+    """Rows whose word does not hold a value of this integer type."""
     m = _INT.match(abi_type)
     if m is None:
         raise ValueError(f"cannot decode ABI type {abi_type!r}")
-    unsigned, nbytes = bool(m.group(1)), int(m.group(2)) // 8
+    nbytes = int(m.group(2)) // 8
     head = words[:, :32 - nbytes]
-    bad: Any  # numpy's stubs type a reduction as "bool or array"
-    if unsigned:
-        bad = _any_nonzero(head)
-    else:  # the bytes above the value must repeat its sign bit
-        fill = np.where(words[:, 32 - nbytes] >= 0x80, 0xFF, 0).astype(np.uint8)
-        bad = (head != fill[:, None]).any(axis=1)
-    target = _arrow_type(abi_type)
-    if target == pa.string():
-        return decimal_text(words, signed=not unsigned), bad
-    tail = np.ascontiguousarray(words[:, 24:]).view(">u8" if unsigned else ">i8").ravel()
-    return pa.array(tail.astype(target.to_pandas_dtype()), target), bad
+    if m.group(1):
+        return _any_nonzero(head)
+    # the bytes above a signed value must repeat its sign bit
+    fill = np.where(words[:, 32 - nbytes] >= 0x80, 0xFF, 0).astype(np.uint8)
+    return (head != fill[:, None]).any(axis=1)
 
 
 # ---------------------------------------------------------------- layouts and the catalog
@@ -614,25 +645,35 @@ def _decode_layout(lay: EventLayout, rows: np.ndarray, source: _Source,
     data = source.data.take(rows, expected)
     topics = sorted({f"topic{s.topic}" for s in lay.slots if s.topic is not None})
     fixed = source.fixed.select([*_FIXED_BASE, *topics]).take(pa.array(rows))
-    columns: list[pa.Array] = []
+    columns: list[pa.Array | None] = []
+    wide: list[tuple[int, np.ndarray, bool]] = []
     bad = np.zeros(len(rows), bool)
     first_bad = np.full(len(rows), -1)
     for i, slot in enumerate(lay.slots):
         start = 32 * (slot.word or 0)
         words = (hash_matrix(fixed[f"topic{slot.topic}"]) if slot.topic is not None
                  else data[:, start:start + 32])
-        column, out_of_range = decode_word(slot.abi_type, words)
+        if _is_wide_int(slot.abi_type):  # formatted below, all in one query
+            out_of_range = _int_out_of_range(slot.abi_type, words)
+            wide.append((i, words, slot.abi_type.startswith("int")))
+            column = None
+        else:
+            column, out_of_range = decode_word(slot.abi_type, words)
         first_bad[out_of_range & ~bad] = i
         bad |= out_of_range
         columns.append(column)
+    texts = decimal_texts([(words, signed) for _, words, signed in wide])
+    for (i, _, _), text in zip(wide, texts, strict=True):
+        columns[i] = text
+    decoded = [c for c in columns if c is not None]
+    assert len(decoded) == len(columns)
     if bad.any():
         names = pa.array([f"value out of range for {s.name} ({s.abi_type})" for s in lay.slots])
         quarantine.add(rows[bad], names.take(pa.array(first_bad[bad])), lay.spec.name)
         keep = pa.array(~bad)
-        columns = [c.filter(keep) for c in columns]
-        rows = rows[~bad]
+        decoded = [c.filter(keep) for c in decoded]
         fixed = fixed.filter(keep)
     base = [fixed["chain_id"], fixed["block_number"],
             source.times.at(fixed["block_number"].to_numpy()), fixed["transaction_hash"],
             fixed["log_index"], fixed["address"]]
-    return pa.Table.from_arrays([*base, *columns], schema=lay.schema)
+    return pa.Table.from_arrays([*base, *decoded], schema=lay.schema)
