@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -242,6 +244,115 @@ def print_index_summary(summary: IndexSummary) -> None:
         console.print(f"re-indexed {summary.reindexed_after_reorg} partitions after a reorg")
 
 
+@app.command("build")
+def build(registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
+                                              "network (default: <data-dir>/registry.yaml)."),
+          lake: str | None = typer.Option(None, "--lake", help="Lake root (default: "
+                                          "<data-dir>/lake)."),
+          db: Path | None = typer.Option(None, "--db", help="Database file (default: "
+                                         "<data-dir>/contagion.duckdb)."),
+          snapshot: list[int] = typer.Option([], "--snapshot", help="Another snapshot block "
+                                             "(repeatable); the end of every partition always "
+                                             "is one."),
+          data_dir: Path = DATA_DIR) -> None:
+    """Build the analysts' DuckDB database from the lake: staging views, marts, snapshots."""
+    try:
+        reg = load_registry(registry or data_dir / "registry.yaml")
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    run_build(reg, lake or str(data_dir / "lake"), db or data_dir / "contagion.duckdb",
+              snapshot)
+
+
+def run_build(reg: Registry, lake: str, db: Path, snapshots: Sequence[int] = ()) -> None:
+    from contagion.lake import Lake
+    from contagion.warehouse import build_database, connect_readonly
+
+    try:
+        with console.status("building the database…"):
+            models = build_database(db, Lake(lake), reg, extra_snapshots=snapshots)
+    except (ValueError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    with connect_readonly(db) as con:
+        row = con.execute("select count(*), max(snapshot_block) from ref_snapshots").fetchone()
+        positions = con.execute("select count(*) from fct_positions").fetchone()
+    assert row is not None and positions is not None
+    console.print(f"database: {db} · {len(models)} models · {row[0]} snapshots (last block "
+                  f"{row[1]}) · {positions[0]:,} positions")
+
+
+@app.command("sql")
+def sql(query: str = typer.Argument(..., help="A SELECT over the marts (docs/schema.md)."),
+        db: Path | None = typer.Option(None, "--db", help="Database file (default: "
+                                       "<data-dir>/contagion.duckdb)."),
+        fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
+        output: Path | None = typer.Option(None, "--output", help="Write to this file (needed "
+                                           "for parquet)."),
+        max_rows: int = typer.Option(50, help="Rows shown in table format."),
+        data_dir: Path = DATA_DIR) -> None:
+    """Run a query on the database, read-only; print a table or export csv/json/parquet."""
+    import duckdb
+
+    from contagion.warehouse import connect_readonly
+
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise _fail(f"--format {fmt}: choose table, csv, json or parquet")
+    if fmt == "parquet" and output is None:
+        raise _fail("--format parquet writes a file: give --output FILE")
+    try:
+        con = connect_readonly(db or data_dir / "contagion.duckdb")
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        result = con.sql(query)
+        if result is None:
+            raise _fail("the statement returned no rows (the database is read-only: only "
+                        "queries run)")
+        table = result.arrow()
+    except duckdb.Error as exc:
+        raise _fail(f"query failed: {exc}") from None
+    finally:
+        con.close()
+    if hasattr(table, "read_all"):  # a record batch reader
+        table = table.read_all()
+    _write_result(table, fmt, output, max_rows)
+
+
+def _write_result(table: Any, fmt: str, output: Path | None, max_rows: int) -> None:
+    import io
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        assert output is not None
+        pq.write_table(table, output)
+        console.print(f"{table.num_rows:,} rows → {output}")
+        return
+    if fmt == "csv":
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        text = buffer.getvalue().decode()
+    elif fmt == "json":
+        text = json.dumps(table.to_pylist(), default=str, indent=1)
+    else:
+        shown = Table(*table.column_names, show_lines=False)
+        for row in table.slice(0, max_rows).to_pylist():
+            shown.add_row(*("" if v is None else str(v) for v in row.values()))
+        if output is None:
+            console.print(shown)
+            if table.num_rows > max_rows:
+                console.print(f"… {table.num_rows - max_rows:,} more rows (--max-rows, or "
+                              "--format csv)")
+            return
+        text = "\n".join("\t".join(map(str, r.values())) for r in table.to_pylist())
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.write_text(text)
+        console.print(f"{table.num_rows:,} rows → {output}")
+
+
 @app.command("decode")
 def decode(logs: Path = typer.Argument(..., help="eth_getLogs JSON, ethereum-etl JSON lines, or "
                                        "raw_logs Parquet.", exists=True, dir_okay=False),
@@ -301,6 +412,22 @@ def print_summary(summary: RunSummary) -> None:
     console.print(harm)
 
 
+def print_truth_check(url: str, registry: Registry, db: Path) -> None:
+    """Positions from events against the contracts at the last snapshot."""
+    from contagion.chain.rpc import RpcClient
+    from contagion.truth import truth_check
+    from contagion.warehouse import connect_readonly
+
+    with connect_readonly(db) as con:
+        row = con.execute("select max(snapshot_block) from ref_snapshots").fetchone()
+        if row is None or row[0] is None:
+            return
+        report = truth_check(RpcClient(url), con, registry, int(row[0]))
+    console.print(("truth check ✓ " if report.ok else "truth check ✗ ") + report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run."),
          port: int = typer.Option(8545, help="Port on 127.0.0.1."),
@@ -323,8 +450,10 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
             deploy_ecosystem(info.url, workdir)
         result = run_scenario(spec, path, info.url, workdir, progress=True)
         print_summary(result.summary)
-        print_index_summary(run_index(info.url, load_registry(workdir / "registry.yaml"),
-                                      str(workdir / "lake"), width=500))
+        registry = load_registry(workdir / "registry.yaml")
+        print_index_summary(run_index(info.url, registry, str(workdir / "lake"), width=500))
+        run_build(registry, str(workdir / "lake"), workdir / "contagion.duckdb")
+        print_truth_check(info.url, registry, workdir / "contagion.duckdb")
         if keep or data_dir is not None:
             console.print(f"manifest: {result.manifest_path}")
             console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))

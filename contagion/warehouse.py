@@ -1,0 +1,270 @@
+"""The analysts' database: DuckDB views over the Parquet lake, and the SQL models under `sql/`.
+
+`build_database(db_path, lake_root, registry)` writes `contagion.duckdb`:
+
+- `src_<table>`: one view per lake table (every file of every partition, read where it lies),
+  or an empty table with the table's schema while the lake holds no file of it;
+- `ref_*`: reference tables from the registry and the pipeline's constants (tokens, venues,
+  markets with their liquidation thresholds, claims, flow signs, snapshots);
+- the models of `sql/staging`, `sql/intermediate` and `sql/marts`, one per file, run in
+  dependency order. A model's header says its grain and, optionally, `materialized: view`
+  (staging models are views by default, the others tables).
+
+A snapshot is a block number: by default the last block of every indexed partition, plus any
+block asked for. The database is built under a temporary name and renamed into place, so a crash
+leaves the previous one intact; only the pipeline writes it, analysts open it read-only
+(`connect_readonly`, `contagion sql`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
+from contagion.ingest import BLOCKS, RAW_LOGS
+from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake
+from contagion.protocols.canonical import CANONICAL_SCHEMAS, FLOW_SIGNS, USD, USD_DECIMALS
+from contagion.protocols.decode import CATALOG
+from contagion.registry import Registry
+
+__all__ = [
+    "LAYERS",
+    "SQL_DIR",
+    "Model",
+    "build_database",
+    "connect_readonly",
+    "default_snapshots",
+    "load_models",
+]
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+LAYERS = ("staging", "intermediate", "marts")
+_HEADER = re.compile(r"^--\s*(grain|materialized):\s*(.+?)\s*$", re.MULTILINE)
+
+# Registry market parameters that hold a liquidation threshold, and their scale.
+_THRESHOLDS = {"liquidation_threshold_bps": 10**4, "liquidate_collateral_factor": 10**18,
+               "lltv": 10**18}
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    sql: str
+    grain: str
+    materialized: str  # view | table
+    depends: tuple[str, ...]  # other models (and src_/ref_ relations) it reads
+
+
+def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """Every model under sql_dir's layers, in an order where each comes after what it reads."""
+    found: dict[str, tuple[str, str, Path]] = {}
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            if path.stem in found:
+                raise ValueError(f"two models are called {path.stem}: {found[path.stem][2]} "
+                                 f"and {path}")
+            found[path.stem] = (layer, path.read_text(), path)
+    models = []
+    for name, (layer, sql, path) in found.items():
+        header = dict(_HEADER.findall(sql.split("\n\n", 1)[0]))
+        if "grain" not in header:
+            raise ValueError(f"{path}: the header must say the model's grain (-- grain: …)")
+        depends = tuple(other for other in found if other != name
+                        and re.search(rf"\b{re.escape(other)}\b", _strip_comments(sql)))
+        models.append(Model(name, layer, sql, header["grain"],
+                            header.get("materialized",
+                                       "view" if layer == "staging" else "table"), depends))
+    return _in_dependency_order(models)
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*", "", sql)
+
+
+def _in_dependency_order(models: list[Model]) -> list[Model]:
+    by_name = {m.name: m for m in models}
+    ordered: list[Model] = []
+    state: dict[str, str] = {}
+
+    def visit(model: Model, trail: tuple[str, ...]) -> None:
+        if state.get(model.name) == "done":
+            return
+        if state.get(model.name) == "visiting":
+            raise ValueError(f"models depend on each other in a cycle: "
+                             f"{' -> '.join((*trail, model.name))}")
+        state[model.name] = "visiting"
+        for dep in model.depends:
+            visit(by_name[dep], (*trail, model.name))
+        state[model.name] = "done"
+        ordered.append(model)
+
+    for model in sorted(models, key=lambda m: (LAYERS.index(m.layer), m.name)):
+        visit(model, ())
+    return ordered
+
+
+# ---------------------------------------------------------------- the lake as sources
+
+def lake_schemas() -> dict[str, pa.Schema]:
+    """Every table the indexer writes, with its schema."""
+    return {RAW_LOGS: RAW_LOGS_SCHEMA, BLOCKS: BLOCKS_SCHEMA, QUARANTINE: QUARANTINE_SCHEMA,
+            **{t: CATALOG.layout(t).schema for t in DECODED_TABLES},
+            **{t: CANONICAL_SCHEMAS[t] for t in CANONICAL_TABLES}}
+
+
+def _local_root(lake: Lake) -> str:
+    root = lake.root
+    if root.startswith("file://"):
+        root = root[len("file://"):]
+    if "://" in root:
+        raise ValueError(f"the database reads the lake where it lies; {lake.root} is not a "
+                         "local folder (object stores need DuckDB's httpfs, not wired yet)")
+    return str(os.path.abspath(root))
+
+
+def _register_sources(con: duckdb.DuckDBPyConnection, lake: Lake, chain_id: int) -> None:
+    root = _local_root(lake)
+    for table, schema in lake_schemas().items():
+        if lake.partitions(table, chain_id):
+            pattern = f"{root}/{table}/chain_id={chain_id}/*.parquet".replace("'", "''")
+            con.execute(f"create or replace view src_{table} as select * from read_parquet("
+                        f"'{pattern}', hive_partitioning = false)")
+        else:  # no file yet: the same columns, no rows
+            empty = schema.empty_table()
+            con.register("_empty", empty)
+            con.execute(f"create or replace table src_{table} as select * from _empty")
+            con.unregister("_empty")
+
+
+# ---------------------------------------------------------------- reference tables
+
+def default_snapshots(lake: Lake, chain_id: int) -> list[int]:
+    """The last block of every indexed partition."""
+    return [part.stop - 1 for part in lake.partitions(BLOCKS, chain_id)]
+
+
+def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str, pa.Table]:
+    chain = registry.chain_id
+    by_symbol = {t.symbol: t for t in registry.tokens}
+
+    def address(symbol: str | None) -> str | None:
+        return by_symbol[symbol].address.lower() if symbol in by_symbol else None
+
+    tokens = [{"chain_id": chain, "token": t.address.lower(), "symbol": t.symbol,
+               "decimals": t.decimals, "token_kind": t.kind, "issued_by": t.issued_by,
+               "underlying": address(t.underlying)} for t in registry.tokens]
+    tokens.append({"chain_id": chain, "token": USD, "symbol": "USD", "decimals": USD_DECIMALS,
+                   "token_kind": "unit", "issued_by": None, "underlying": None})
+    venues = [{"chain_id": chain, "venue": v.id, "protocol": v.protocol, "venue_kind": v.kind,
+               "name": v.name, "main_contract": next(iter(v.contracts.values())).lower()}
+              for v in registry.venues]
+    contracts = [{"chain_id": chain, "venue": v.id, "role": role, "contract": a.lower()}
+                 for v in registry.venues for role, a in v.contracts.items()]
+    # a venue also holds what the contracts of the tokens it issues hold (aTokens hold the
+    # underlying, the LST contract the staked asset, a pair its reserves)
+    contracts += [{"chain_id": chain, "venue": t.issued_by, "role": f"issues {t.symbol}",
+                   "contract": t.address.lower()} for t in registry.tokens
+                  if t.issued_by and t.kind not in ("debt_token",)]
+    markets = []
+    for v in registry.venues:
+        for m in v.markets:
+            threshold = next((float(v_) / scale for key, scale in _THRESHOLDS.items()
+                              if isinstance(v_ := m.params.get(key), int | float)), None)
+            for symbol in m.collateral:
+                collateral = address(symbol)
+                # the key the flows use for this market: the reserve (Aave), the collateral
+                # asset (Comet), the market id (Morpho), else the registry id
+                key = {"aave_v3": collateral, "compound_v3": collateral,
+                       "morpho_blue": m.id.lower()}.get(v.protocol, m.id)
+                markets.append({"chain_id": chain, "venue": v.id, "market_id": m.id,
+                                "market": key, "collateral_token": collateral,
+                                "loan_token": address(m.loan),
+                                "liquidation_threshold": threshold})
+    claims = [{"chain_id": chain, "token": address(c.token), "issuer": c.issuer,
+               "claim_kind": c.kind} for c in registry.claims]
+    signs = [{"action": a, "side": s, "sign": sign} for (a, s), sign in FLOW_SIGNS.items()]
+    snaps = [{"chain_id": chain, "snapshot_block": b} for b in sorted(set(snapshots))]
+    schemas = {
+        "ref_tokens": {"chain_id": pa.uint64(), "token": pa.string(), "symbol": pa.string(),
+                       "decimals": pa.int32(), "token_kind": pa.string(),
+                       "issued_by": pa.string(), "underlying": pa.string()},
+        "ref_venues": {"chain_id": pa.uint64(), "venue": pa.string(), "protocol": pa.string(),
+                       "venue_kind": pa.string(), "name": pa.string(),
+                       "main_contract": pa.string()},
+        "ref_venue_contracts": {"chain_id": pa.uint64(), "venue": pa.string(),
+                                "role": pa.string(), "contract": pa.string()},
+        "ref_markets": {"chain_id": pa.uint64(), "venue": pa.string(), "market_id": pa.string(),
+                        "market": pa.string(), "collateral_token": pa.string(),
+                        "loan_token": pa.string(), "liquidation_threshold": pa.float64()},
+        "ref_claims": {"chain_id": pa.uint64(), "token": pa.string(), "issuer": pa.string(),
+                       "claim_kind": pa.string()},
+        "ref_flow_signs": {"action": pa.string(), "side": pa.string(), "sign": pa.int8()},
+        "ref_snapshots": {"chain_id": pa.uint64(), "snapshot_block": pa.uint64()},
+    }
+    rows = {"ref_tokens": tokens, "ref_venues": venues, "ref_venue_contracts": contracts,
+            "ref_markets": markets, "ref_claims": claims, "ref_flow_signs": signs,
+            "ref_snapshots": snaps}
+    return {name: pa.Table.from_pylist(rows[name], schema=pa.schema(schemas[name]))
+            for name in schemas}
+
+
+# ---------------------------------------------------------------- building
+
+def build_database(db_path: Path, lake: Lake, registry: Registry, *,
+                   snapshots: Iterable[int] | None = None, extra_snapshots: Iterable[int] = (),
+                   sql_dir: Path = SQL_DIR) -> list[Model]:
+    """(Re)build the database file from the lake; returns the models in the order they ran.
+
+    `snapshots` replaces the default (the end of every indexed partition); `extra_snapshots`
+    adds blocks to it.
+    """
+    models = load_models(sql_dir)
+    chosen = list(default_snapshots(lake, registry.chain_id) if snapshots is None
+                  else snapshots)
+    chosen += list(extra_snapshots)
+    if any(b < 0 for b in chosen):
+        raise ValueError(f"a snapshot is a block number; got {min(chosen)}")
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db_path.with_name(f".{db_path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            _register_sources(con, lake, registry.chain_id)
+            for name, table in _reference_tables(registry, chosen).items():
+                con.register("_ref", table)
+                con.execute(f"create table {name} as select * from _ref")
+                con.unregister("_ref")
+            for model in models:
+                try:
+                    con.execute(f"create {model.materialized} {model.name} as\n{model.sql}")
+                except duckdb.Error as exc:
+                    raise RuntimeError(f"model {model.layer}/{model.name}.sql failed: {exc}"
+                                       ) from exc
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(tmp, db_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{tmp}.wal").unlink()
+    return models
+
+
+def connect_readonly(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """The analysts' connection: read-only, so nothing but the pipeline changes the file."""
+    if not db_path.exists():
+        raise FileNotFoundError(f"no database at {db_path}: build it with `contagion build` "
+                                "(after `contagion index`)")
+    return duckdb.connect(str(db_path), read_only=True)

@@ -1,0 +1,32 @@
+-- grain: one row per snapshot × perps position (venue, key) opened at or before the snapshot
+-- A perps position's margin is the collateral the vault holds for it: the value its latest
+-- UpdatePosition reports, zero after a close or liquidation. (Summing margin flows would not
+-- give it: fees and losses leave the collateral without an event.) USD with 30 decimals.
+with states as (
+    select
+        chain_id, venue, key, account, collateral_token, index_token, is_long, block_number,
+        block_number::hugeint * 1000000 + log_index as ordinal,
+        case when event = 'update' then collateral_usd else 0 end as collateral_usd,
+        case when event = 'update' then size_usd else 0 end as size_usd
+    from stg_perp_positions
+    where event in ('update', 'close', 'liquidate')
+),
+positions as (
+    select distinct chain_id, key from states
+)
+select
+    s.snapshot_block,
+    st.chain_id,
+    st.venue,
+    st.key,
+    st.account,
+    st.collateral_token,
+    st.index_token,
+    st.is_long,
+    st.collateral_usd::decimal(38, 0) as collateral_usd_raw,
+    st.size_usd::decimal(38, 0) as size_usd_raw
+from ref_snapshots as s
+join positions as p on p.chain_id = s.chain_id
+asof join states as st
+    on st.chain_id = p.chain_id and st.key = p.key
+    and st.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999

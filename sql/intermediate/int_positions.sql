@@ -1,0 +1,75 @@
+-- grain: one row per snapshot × position (venue, market, account, token, side) that is not empty
+-- Every position at each snapshot, exact and priced. Lending, supply, margin at the options
+-- venue and claim holdings come from int_balances; perps margin from int_perp_margin (USD,
+-- with the token the margin is held in as backing_token); Morpho supply and debt also carry
+-- the shares the contract keeps (shares_raw).
+with from_flows as (
+    select snapshot_block, chain_id, venue, protocol, market, account, token, side,
+           amount_raw, null::varchar as backing_token
+    from int_balances
+),
+perps as (
+    select
+        m.snapshot_block, m.chain_id, m.venue, 'gmx_v1' as protocol, m.index_token as market,
+        m.account, u.token, 'margin' as side, sum(m.collateral_usd_raw)::decimal(38, 0),
+        m.collateral_token
+    from int_perp_margin as m
+    join ref_tokens as u on u.chain_id = m.chain_id and u.token_kind = 'unit'
+    group by all
+),
+amounts as (
+    select * from from_flows
+    union all
+    select * from perps
+),
+shares as (
+    select s.*, m.loan_token
+    from int_morpho_shares as s
+    left join ref_markets as m
+        on m.chain_id = s.chain_id and m.venue = s.venue and m.market = s.market
+),
+joined as (
+    select
+        coalesce(a.snapshot_block, s.snapshot_block) as snapshot_block,
+        coalesce(a.chain_id, s.chain_id) as chain_id,
+        coalesce(a.venue, s.venue) as venue,
+        coalesce(a.protocol, 'morpho_blue') as protocol,
+        coalesce(a.market, s.market) as market,
+        coalesce(a.account, s.account) as account,
+        coalesce(a.token, s.loan_token) as token,
+        coalesce(a.side, s.side) as side,
+        coalesce(a.amount_raw, 0)::decimal(38, 0) as amount_raw,
+        s.shares_raw,
+        a.backing_token
+    from amounts as a
+    full join shares as s
+        on a.protocol = 'morpho_blue' and a.snapshot_block = s.snapshot_block
+        and a.chain_id = s.chain_id and a.venue = s.venue and a.market = s.market
+        and a.account = s.account and a.side = s.side
+)
+select
+    j.snapshot_block,
+    j.chain_id,
+    j.venue,
+    j.protocol,
+    v.venue_kind,
+    j.market,
+    j.account,
+    j.token,
+    t.symbol,
+    j.side,
+    j.amount_raw,
+    j.shares_raw,
+    j.backing_token,
+    j.amount_raw::double / power(10, t.decimals) as amount,
+    p.price_usd,
+    p.price_block,
+    p.price_age_blocks,
+    p.price_age_seconds,
+    j.amount_raw::double / power(10, t.decimals) * p.price_usd as amount_usd
+from joined as j
+left join ref_venues as v on v.chain_id = j.chain_id and v.venue = j.venue
+left join int_tokens as t on t.chain_id = j.chain_id and t.token = j.token
+left join int_token_prices as p
+    on p.chain_id = j.chain_id and p.snapshot_block = j.snapshot_block and p.token = j.token
+where j.amount_raw <> 0 or coalesce(j.shares_raw, 0) <> 0

@@ -1,0 +1,261 @@
+"""The DuckDB database on a devnet crisis: models build, marts describe every venue and wire,
+the truth check equals the chain exactly, degenerate inputs give defined results."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from contagion.chain.rpc import RpcClient
+from contagion.indexing import index_range
+from contagion.lake import Lake
+from contagion.registry import Registry
+from contagion.warehouse import SQL_DIR, build_database, connect_readonly, load_models
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = """
+name: warehouse
+seed: 11
+blocks: 30
+accounts:
+  loopers: {count: 4}
+  borrowers: {count: 6, collateral: [WETH, aWETH, stETH]}
+  basis_traders: {count: 3, capital_usd: [10000, 30000]}
+  option_writers: {count: 3, collateral: [WETH, USDC]}
+  option_buyers: {count: 2}
+  liquidity_providers: {count: 2}
+  liquidators: {count: 1}
+  arbitrageurs: {count: 1}
+prices:
+  ETH: {gbm: {start: 2000, vol: 0.8}}
+  BTC: {gbm: {start: 30000, vol: 0.5}}
+  USDC: {gbm: {start: 1.0}}
+shocks:
+  - {type: price_drop, asset: ETH, pct: 50, start_block: 10, blocks: 4}
+activity: 0.3
+"""
+MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_balance_sheet",
+         "fct_exposure_edges", "fct_cross_protocol_links")
+
+
+@dataclass
+class World:
+    client: RpcClient
+    registry: Registry
+    lake: Lake
+    db: Path
+    data: Path
+    head: int
+
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with connect_readonly(self.db) as con:
+            return con.execute(query, params or []).fetchall()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from contagion.devnet.deploy import deploy_ecosystem
+    from contagion.devnet.node import free_port, start_node, stop_node
+    from contagion.devnet.runner import run_scenario
+    from contagion.devnet.scenario import load_scenario
+
+    data = tmp_path_factory.mktemp("warehouse") / "data"
+    info = start_node(data, free_port(), attached=True)
+    client = RpcClient(info.url)
+    try:
+        registry = deploy_ecosystem(info.url, data)
+        scenario = data / "warehouse.yaml"
+        scenario.write_text(SCENARIO)
+        spec, path = load_scenario(scenario)
+        run_scenario(spec, path, info.url, data)
+        lake = Lake(str(data / "lake"))
+        summary = index_range(client, lake, registry, width=10)
+        db = data / "contagion.duckdb"
+        # and a snapshot before anything happened
+        build_database(db, lake, registry, extra_snapshots=[0])
+        yield World(client, registry, lake, db, data, summary.last_block)
+    finally:
+        client.close()
+        stop_node(data)
+
+
+@pytest.mark.devnet
+def test_every_mart_is_built_and_documented(world: World) -> None:
+    """docs/schema.md lists each mart's columns; they must be exactly the table's."""
+    doc = (ROOT / "docs" / "schema.md").read_text()
+    for mart in MARTS:
+        section = re.search(rf"^## `{mart}`\n(.*?)(?=^## |\Z)", doc, re.S | re.M)
+        assert section, f"docs/schema.md has no section for {mart}"
+        table = re.search(r"^\| column \|.*?(?=\n\n|\Z)", section.group(1), re.S | re.M)
+        assert table, f"{mart}: no table headed | column | in its section"
+        documented = re.findall(r"^\| (\w+) \|", table.group(0), re.M)[1:]
+        columns = [r[0] for r in world.sql(f"describe {mart}")]
+        assert documented == columns, mart
+
+
+@pytest.mark.devnet
+def test_truth_check_equals_the_chain_at_every_snapshot(world: World) -> None:
+    from contagion.truth import truth_check
+
+    snapshots = [int(b) for (b,) in world.sql("select snapshot_block from ref_snapshots")]
+    assert len(snapshots) >= 3
+    with connect_readonly(world.db) as con:
+        for block in snapshots[-2:]:
+            report = truth_check(world.client, con, world.registry, block, sample=None)
+            assert report.ok, report.summary()
+            assert report.compared > 200
+            assert set(report.accounts) >= {"aave_v3", "compound_v3_usdc", "morpho_blue",
+                                            "gmx_v1", "opyn_gamma"}
+
+
+@pytest.mark.devnet
+def test_balance_sheets_cover_every_venue_at_every_snapshot(world: World) -> None:
+    venues = {v.id for v in world.registry.venues}
+    rows = world.sql("select snapshot_block, venue, collateral_usd, debt_usd, buffer_usd, "
+                     "reserves_usd from fct_venue_balance_sheet")
+    snapshots = {r[0] for r in rows}
+    assert len(rows) == len(snapshots) * len(venues)
+    last = max(snapshots)
+    sheet = {r[1]: r for r in rows if r[0] == last}
+    for lender in ("aave_v3", "compound_v3_usdc", "morpho_blue"):
+        assert sheet[lender][2] > 0 and sheet[lender][3] > 0 and sheet[lender][4] > 0
+    # Aave on the devnet has no interest and no treasury: what it holds plus what it is owed
+    # equals what it owes, so its reserves are zero up to float rounding
+    assert abs(sheet["aave_v3"][5]) < 1e-6 * sheet["aave_v3"][2]
+    first = min(snapshots)  # block 0: before any contract existed
+    assert all(r[2] == 0 and r[3] == 0 and r[4] == 0 for r in rows if r[0] == first)
+
+
+@pytest.mark.devnet
+def test_cross_protocol_wires_are_found(world: World) -> None:
+    last = world.sql("select max(snapshot_block) from ref_snapshots")[0][0]
+    links = {(r[0], r[1], r[2]) for r in world.sql(
+        "select issuer_venue, symbol, holder_venue from fct_cross_protocol_links "
+        "where snapshot_block = ?", [last])}
+    assert {("lido", "stETH", "aave_v3"), ("lido", "stETH", "compound_v3_usdc"),
+            ("lido", "stETH", "morpho_blue")} <= links
+    assert ("aave_v3", "aUSDC", "gmx_v1") in links or ("aave_v3", "aUSDC", "opyn_gamma") in links
+    edges = world.sql("select kind, count(*), min(weight), max(weight) from fct_exposure_edges "
+                      "where snapshot_block = ? group by kind", [last])
+    kinds = {r[0]: r for r in edges}
+    assert set(kinds) == {"collateral", "margin", "debt", "issued_by", "holds"}
+    assert all(0 <= r[2] <= r[3] <= 1 for r in edges)
+    # the path aave_v3 -> aUSDC -> a derivatives venue exists edge by edge
+    hops = {(r[0], r[1]) for r in world.sql(
+        "select src_name, dst_name from fct_exposure_edges where snapshot_block = ?", [last])}
+    assert ("aave_v3", "aUSDC") in hops
+    assert ("aUSDC", "gmx_v1") in hops or ("aUSDC", "opyn_gamma") in hops
+
+
+@pytest.mark.devnet
+def test_positions_are_exact_and_priced_as_of_the_snapshot(world: World) -> None:
+    rows = world.sql("select count(*), count(*) filter (where amount_raw < 0), "
+                     "count(*) filter (where price_age_blocks < 0) from fct_positions")
+    assert rows[0][0] > 150 and rows[0][1] == 0 and rows[0][2] == 0
+    # the price used is the latest answer at or before the snapshot, never a later one
+    late = world.sql("select count(*) from fct_positions where price_block > snapshot_block")
+    assert late[0][0] == 0
+    # at block 0 nothing exists
+    assert world.sql("select count(*) from fct_positions where snapshot_block = 0")[0][0] == 0
+
+
+@pytest.mark.devnet
+def test_analysts_cannot_write(world: World) -> None:
+    with connect_readonly(world.db) as con, pytest.raises(duckdb.Error):
+        con.execute("create table mine as select 1")
+
+
+def test_models_declare_their_grain_and_run_after_what_they_read() -> None:
+    models = load_models(SQL_DIR)
+    names = [m.name for m in models]
+    assert set(MARTS) <= set(names)
+    for i, model in enumerate(models):
+        assert model.grain
+        assert all(names.index(dep) < i for dep in model.depends), model.name
+    assert {m.layer for m in models} == {"staging", "intermediate", "marts"}
+
+
+def test_a_cycle_or_a_missing_grain_is_refused(tmp_path: Path) -> None:
+    for layer in ("staging", "intermediate", "marts"):
+        (tmp_path / layer).mkdir()
+    (tmp_path / "staging" / "a.sql").write_text("-- grain: x\nselect * from b\n")
+    (tmp_path / "staging" / "b.sql").write_text("-- grain: x\nselect * from a\n")
+    with pytest.raises(ValueError, match="cycle"):
+        load_models(tmp_path)
+    (tmp_path / "staging" / "b.sql").write_text("select 1\n")
+    with pytest.raises(ValueError, match="grain"):
+        load_models(tmp_path)
+
+
+def test_an_empty_lake_builds_empty_marts(tmp_path: Path) -> None:
+    from contagion.registry import load_registry
+
+    registry = load_registry("ethereum")
+    db = tmp_path / "contagion.duckdb"
+    build_database(db, Lake(str(tmp_path / "lake")), registry, extra_snapshots=[100])
+    with connect_readonly(db) as con:
+        for mart in MARTS:
+            count = con.execute(f"select count(*) from {mart}").fetchone()
+            assert count is not None
+            expected = len(registry.venues) if mart in ("dim_venues",
+                                                        "fct_venue_balance_sheet") else None
+            if expected is not None:
+                assert count[0] == expected, mart
+        sheet = con.execute("select buffer_usd, reserves_usd from fct_venue_balance_sheet"
+                            ).fetchall()
+        assert all(b == 0 and r == 0 for b, r in sheet)
+
+
+def test_a_failed_build_keeps_the_previous_database(tmp_path: Path) -> None:
+    from contagion.registry import load_registry
+
+    registry = load_registry("ethereum")
+    db = tmp_path / "contagion.duckdb"
+    lake = Lake(str(tmp_path / "lake"))
+    build_database(db, lake, registry, extra_snapshots=[1])
+    before = db.read_bytes()
+    broken = tmp_path / "sql"
+    for layer in ("staging", "intermediate", "marts"):
+        (broken / layer).mkdir(parents=True)
+    (broken / "marts" / "bad.sql").write_text("-- grain: nothing\nselect * from no_such_table\n")
+    with pytest.raises(RuntimeError, match=r"bad\.sql"):
+        build_database(db, lake, registry, sql_dir=broken)
+    assert db.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.devnet
+def test_contagion_sql_prints_and_exports_read_only(world: World, tmp_path: Path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+
+    runner = CliRunner()
+    query = "select venue, venue_kind from dim_venues order by venue"
+    venues = sorted(v.id for v in world.registry.venues)
+    shown = runner.invoke(app, ["sql", query, "--db", str(world.db)])
+    assert shown.exit_code == 0, shown.output
+    assert all(v in shown.output for v in venues)
+    as_csv = runner.invoke(app, ["sql", query, "--db", str(world.db), "--format", "csv"])
+    assert as_csv.exit_code == 0
+    assert [line.split(",")[0].strip('"') for line in as_csv.output.splitlines()[1:]] == venues
+    out = tmp_path / "venues.json"
+    runner.invoke(app, ["sql", query, "--db", str(world.db), "--format", "json", "--output",
+                        str(out)])
+    assert [r["venue"] for r in json.loads(out.read_text())] == venues
+    parquet = tmp_path / "venues.parquet"
+    runner.invoke(app, ["sql", query, "--db", str(world.db), "--format", "parquet",
+                        "--output", str(parquet)])
+    assert pq.read_table(parquet).column("venue").to_pylist() == venues
+    refused = runner.invoke(app, ["sql", "drop table fct_positions", "--db", str(world.db)])
+    assert refused.exit_code != 0 and "read-only" in refused.output.lower()
+    assert world.sql("select count(*) from fct_positions")[0][0] > 0
