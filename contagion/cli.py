@@ -330,6 +330,14 @@ def _write_result(table: Any, fmt: str, output: Path | None, max_rows: int) -> N
         console.print(f"{table.num_rows:,} rows → {output}")
         return
     if fmt == "csv":
+        import pyarrow as pa
+
+        # CSV has no lists or structs: such a column is written as its JSON text
+        for i, column in enumerate(table.columns):
+            if pa.types.is_nested(column.type):
+                text_column = pa.array([None if v is None else json.dumps(v, default=str)
+                                        for v in column.to_pylist()], pa.string())
+                table = table.set_column(i, table.field(i).name, text_column)
         buffer = io.BytesIO()
         pacsv.write_csv(table, buffer)
         text = buffer.getvalue().decode()

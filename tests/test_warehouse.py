@@ -4,85 +4,18 @@ the truth check equals the chain exactly, degenerate inputs give defined results
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
+from conftest import World
 
-from contagion.chain.rpc import RpcClient
-from contagion.indexing import index_range
 from contagion.lake import Lake
-from contagion.registry import Registry
 from contagion.warehouse import SQL_DIR, build_database, connect_readonly, load_models
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIO = """
-name: warehouse
-seed: 11
-blocks: 30
-accounts:
-  loopers: {count: 4}
-  borrowers: {count: 6, collateral: [WETH, aWETH, stETH]}
-  basis_traders: {count: 3, capital_usd: [10000, 30000]}
-  option_writers: {count: 3, collateral: [WETH, USDC]}
-  option_buyers: {count: 2}
-  liquidity_providers: {count: 2}
-  liquidators: {count: 1}
-  arbitrageurs: {count: 1}
-prices:
-  ETH: {gbm: {start: 2000, vol: 0.8}}
-  BTC: {gbm: {start: 30000, vol: 0.5}}
-  USDC: {gbm: {start: 1.0}}
-shocks:
-  - {type: price_drop, asset: ETH, pct: 50, start_block: 10, blocks: 4}
-activity: 0.3
-"""
 MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_balance_sheet",
          "fct_exposure_edges", "fct_cross_protocol_links")
-
-
-@dataclass
-class World:
-    client: RpcClient
-    registry: Registry
-    lake: Lake
-    db: Path
-    data: Path
-    head: int
-
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with connect_readonly(self.db) as con:
-            return con.execute(query, params or []).fetchall()
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from contagion.devnet.deploy import deploy_ecosystem
-    from contagion.devnet.node import free_port, start_node, stop_node
-    from contagion.devnet.runner import run_scenario
-    from contagion.devnet.scenario import load_scenario
-
-    data = tmp_path_factory.mktemp("warehouse") / "data"
-    info = start_node(data, free_port(), attached=True)
-    client = RpcClient(info.url)
-    try:
-        registry = deploy_ecosystem(info.url, data)
-        scenario = data / "warehouse.yaml"
-        scenario.write_text(SCENARIO)
-        spec, path = load_scenario(scenario)
-        run_scenario(spec, path, info.url, data)
-        lake = Lake(str(data / "lake"))
-        summary = index_range(client, lake, registry, width=10)
-        db = data / "contagion.duckdb"
-        # and a snapshot before anything happened
-        build_database(db, lake, registry, extra_snapshots=[0])
-        yield World(client, registry, lake, db, data, summary.last_block)
-    finally:
-        client.close()
-        stop_node(data)
 
 
 @pytest.mark.devnet

@@ -7,7 +7,8 @@ union all
 select
     o.chain_id,
     o.otoken,
-    'oToken ' || case when o.is_put then 'P' else 'C' end || o.strike_price_usd::varchar
+    'oToken ' || case when o.is_put then 'P' else 'C' end
+        || regexp_replace(o.strike_price_usd::varchar, '\.0+$', '')
         || ' ' || strftime(o.expiry, '%Y-%m-%d'),
     8,
     'otoken',
