@@ -254,19 +254,23 @@ def build(registry: str | None = typer.Option(None, "--registry", help="Registry
           snapshot: list[int] = typer.Option([], "--snapshot", help="Another snapshot block "
                                              "(repeatable); the end of every partition always "
                                              "is one."),
+          max_price_age: int = typer.Option(3_600, help="Seconds after which a price is stale "
+                                            "(the prices_fresh check)."),
           data_dir: Path = DATA_DIR) -> None:
-    """Build the analysts' DuckDB database from the lake: staging views, marts, snapshots."""
+    """Build the analysts' DuckDB database from the lake: staging views, marts, snapshots; then
+    run the checks of sql/checks (a failing error-severity check exits 1)."""
     try:
         reg = load_registry(registry or data_dir / "registry.yaml")
     except RegistryError as exc:
         raise _fail(str(exc)) from None
     run_build(reg, lake or str(data_dir / "lake"), db or data_dir / "contagion.duckdb",
-              snapshot)
+              snapshot, max_price_age=max_price_age)
 
 
-def run_build(reg: Registry, lake: str, db: Path, snapshots: Sequence[int] = ()) -> None:
+def run_build(reg: Registry, lake: str, db: Path, snapshots: Sequence[int] = (), *,
+              max_price_age: int = 3_600) -> None:
     from contagion.lake import Lake
-    from contagion.warehouse import build_database, connect_readonly
+    from contagion.warehouse import build_database, connect_readonly, run_checks
 
     try:
         with console.status("building the database…"):
@@ -276,9 +280,18 @@ def run_build(reg: Registry, lake: str, db: Path, snapshots: Sequence[int] = ())
     with connect_readonly(db) as con:
         row = con.execute("select count(*), max(snapshot_block) from ref_snapshots").fetchone()
         positions = con.execute("select count(*) from fct_positions").fetchone()
+        results = run_checks(con, max_price_age_seconds=max_price_age)
     assert row is not None and positions is not None
     console.print(f"database: {db} · {len(models)} models · {row[0]} snapshots (last block "
                   f"{row[1]}) · {positions[0]:,} positions")
+    for result in results:
+        mark = "✓" if result.passed else "✗" if result.check.severity == "error" else "!"
+        line = f"  {mark} {result.check.name}"
+        if not result.passed:
+            line += f": {result.failing_rows} rows, e.g. {result.sample[:2]}"
+        console.print(line, highlight=False, markup=False)
+    if any(not r.passed and r.check.severity == "error" for r in results):
+        raise typer.Exit(1)
 
 
 @app.command("sql")

@@ -39,16 +39,22 @@ from contagion.registry import Registry
 __all__ = [
     "LAYERS",
     "SQL_DIR",
+    "Check",
+    "CheckResult",
     "Model",
     "build_database",
     "connect_readonly",
     "default_snapshots",
+    "load_checks",
     "load_models",
+    "run_checks",
 ]
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 LAYERS = ("staging", "intermediate", "marts")
-_HEADER = re.compile(r"^--\s*(grain|materialized):\s*(.+?)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^--\s*(grain|materialized|asset|severity|description):\s*(.+?)\s*$",
+                     re.MULTILINE)
+DEFAULT_MAX_PRICE_AGE_SECONDS = 3_600
 
 # Registry market parameters that hold a liquidation threshold, and their scale.
 _THRESHOLDS = {"liquidation_threshold_bps": 10**4, "liquidate_collateral_factor": 10**18,
@@ -111,6 +117,57 @@ def _in_dependency_order(models: list[Model]) -> list[Model]:
     for model in sorted(models, key=lambda m: (LAYERS.index(m.layer), m.name)):
         visit(model, ())
     return ordered
+
+
+@dataclass(frozen=True)
+class Check:
+    """A query in sql/checks that returns the rows breaking a rule (none: the rule holds)."""
+
+    name: str
+    asset: str  # the model it guards
+    severity: str  # error (blocking) | warn
+    description: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    failing_rows: int
+    sample: list[dict[str, object]]
+
+    @property
+    def passed(self) -> bool:
+        return self.failing_rows == 0
+
+
+def load_checks(sql_dir: Path = SQL_DIR) -> list[Check]:
+    checks = []
+    for path in sorted((sql_dir / "checks").glob("*.sql")):
+        sql = path.read_text()
+        header = dict(_HEADER.findall(sql))
+        missing = {"asset", "severity", "description"} - set(header)
+        if missing or header["severity"] not in ("error", "warn"):
+            raise ValueError(f"{path}: the header must give asset, severity (error|warn) and "
+                             f"description; missing {sorted(missing)}")
+        checks.append(Check(path.stem, header["asset"], header["severity"],
+                            header["description"], sql))
+    return checks
+
+
+def run_checks(con: duckdb.DuckDBPyConnection, checks: Sequence[Check] | None = None, *,
+               max_price_age_seconds: int = DEFAULT_MAX_PRICE_AGE_SECONDS,
+               sample: int = 5) -> list[CheckResult]:
+    """Run the checks on an open database (read-only is enough)."""
+    con.execute(f"set variable max_price_age_seconds = {int(max_price_age_seconds)}")
+    results = []
+    for check in load_checks() if checks is None else checks:
+        relation = con.sql(check.sql)
+        names = relation.columns
+        rows = relation.fetchall()
+        results.append(CheckResult(check, len(rows), [
+            dict(zip(names, r, strict=True)) for r in rows[:sample]]))
+    return results
 
 
 # ---------------------------------------------------------------- the lake as sources

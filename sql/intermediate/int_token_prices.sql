@@ -1,53 +1,11 @@
--- grain: one row per snapshot × token with a price path (chain_id, snapshot_block, token)
--- The USD price of each token as of the snapshot: the latest oracle answer at or before the
--- snapshot block (ASOF join) for the token itself, else for the asset an aToken or debt token
--- is a claim on (1:1 on the devnet; on mainnet interest makes the claim worth slightly more);
--- the USD unit is 1. The price's age is carried along, in blocks and seconds.
-with priced as (
-    select distinct chain_id, token from stg_prices
-),
-paths as (
-    select
-        t.chain_id,
-        t.token,
-        case
-            when t.token_kind = 'unit' then t.token
-            when t.token in (select token from priced) then t.token
-            when t.token_kind in ('atoken', 'debt_token')
-                 and t.underlying in (select token from priced) then t.underlying
-        end as priced_as,
-        t.token_kind = 'unit' as is_unit
-    from int_tokens as t
-),
-snapshot_times as (
-    select s.chain_id, s.snapshot_block, max(b.block_time) as snapshot_time
-    from ref_snapshots as s
-    left join stg_blocks as b on b.chain_id = s.chain_id and b.block_number = s.snapshot_block
-    group by all
-),
-wanted as (
-    select s.chain_id, s.snapshot_block, s.snapshot_time, p.token, p.priced_as, p.is_unit
-    from snapshot_times as s
-    join paths as p on p.chain_id = s.chain_id
-    where p.priced_as is not null
-),
-oracle as (
-    select
-        w.chain_id, w.snapshot_block, w.snapshot_time, w.token, w.priced_as,
-        pr.price_usd, pr.block_number as price_block, pr.block_time as price_time, pr.feed_id
-    from wanted as w
-    asof join stg_prices as pr
-        on pr.chain_id = w.chain_id and pr.token = w.priced_as
-        and pr.block_number <= w.snapshot_block
-    where not w.is_unit
-)
-select
-    chain_id, snapshot_block, token, priced_as, price_usd, price_block,
-    (snapshot_block - price_block)::bigint as price_age_blocks,
-    date_diff('second', price_time, snapshot_time) as price_age_seconds,
-    feed_id
-from oracle
+-- grain: one row per snapshot × priced token (chain_id, snapshot_block, token)
+-- Every price a position can use: oracle answers (int_oracle_prices) and LP shares valued from
+-- their pair's reserves (int_lp_share_prices).
+select chain_id, snapshot_block, token, priced_as, price_usd, price_block, price_age_blocks,
+       price_age_seconds, feed_id
+from int_oracle_prices
 union all
-select chain_id, snapshot_block, token, token, 1.0, null, 0, 0, 'unit'
-from wanted
-where is_unit
+select chain_id, snapshot_block, token, priced_as, price_usd, price_block, price_age_blocks,
+       price_age_seconds, feed_id
+from int_lp_share_prices
+where token not in (select token from int_oracle_prices)

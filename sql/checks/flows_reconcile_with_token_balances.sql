@@ -1,0 +1,40 @@
+-- asset: fct_venue_balance_sheet
+-- severity: error
+-- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers, plus what it owns itself (stg_protocol_owned_moves). A row is a (snapshot, venue, token) that does not add up.
+with owned as (
+    select s.snapshot_block, o.chain_id, o.venue, o.token, sum(o.delta) as owned
+    from stg_protocol_owned_moves as o
+    join ref_snapshots as s on s.chain_id = o.chain_id and o.block_number <= s.snapshot_block
+    group by all
+),
+owed as (
+    select snapshot_block, chain_id, venue, token,
+           sum(case when side = 'debt' then -amount_raw else amount_raw end) as owed
+    from fct_positions
+    where venue_kind = 'lending' and side in ('collateral', 'supply', 'debt')
+    group by all
+),
+cash as (
+    select c.snapshot_block, c.chain_id, c.venue, c.token, c.amount_raw as cash
+    from int_venue_cash as c
+    join ref_venues as v on v.chain_id = c.chain_id and v.venue = c.venue
+    where v.venue_kind = 'lending'
+),
+keys as (
+    select snapshot_block, chain_id, venue, token from owed
+    union
+    select snapshot_block, chain_id, venue, token from cash
+    union
+    select snapshot_block, chain_id, venue, token from owned
+)
+select
+    k.snapshot_block, k.venue, k.token,
+    coalesce(c.cash, 0) as token_balance,
+    coalesce(d.owed, 0) + coalesce(o.owned, 0) as from_flows,
+    coalesce(c.cash, 0) - coalesce(d.owed, 0) - coalesce(o.owned, 0) as difference
+from keys as k
+left join cash as c using (snapshot_block, chain_id, venue, token)
+left join owed as d using (snapshot_block, chain_id, venue, token)
+left join owned as o using (snapshot_block, chain_id, venue, token)
+where coalesce(c.cash, 0) <> coalesce(d.owed, 0) + coalesce(o.owned, 0)
+order by k.snapshot_block, k.venue, k.token

@@ -1,0 +1,7 @@
+-- asset: fct_positions
+-- severity: error
+-- description: no position holds less than nothing: a negative balance or share count means a flow was missed or mis-signed. A row is such a position.
+select snapshot_block, venue, account, token, side, amount_raw, shares_raw
+from fct_positions
+where amount_raw < 0 or shares_raw < 0
+order by snapshot_block, venue, account
