@@ -1,12 +1,20 @@
-"""The one Definitions object: the registry, the indexing assets with their checks, the job and
-the sensor that follows the safe head. Resources come from the environment (resources.py)."""
+"""The one Definitions object: the registry, the indexing assets with their checks, the SQL
+models and database with theirs, the jobs and the sensor that follows the safe head. Resources
+come from the environment (resources.py)."""
 
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from dagster_project.assets import canonical, chain_logs, decoded_events
-from dagster_project.resources import ChainResource, LakeResource
+from dagster_project.resources import (
+    ChainResource,
+    LakeResource,
+    WarehouseResource,
+    database_path,
+)
 from dagster_project.sensors import block_range_sensor, index_job
+from dagster_project.warehouse import warehouse
 
 
 @dg.asset(description="The network registry: venues, tokens, issued claims and oracle feeds.",
@@ -20,8 +28,13 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 
 defs = dg.Definitions(
-    assets=[registry, chain_logs, decoded_events, canonical],
-    jobs=[index_job],
+    assets=[registry, chain_logs, decoded_events, canonical, warehouse],
+    jobs=[index_job, dg.define_asset_job("build_warehouse", selection=dg.AssetSelection.assets(
+        warehouse))],
     sensors=[block_range_sensor],
-    resources={"chain": ChainResource(), "lake": LakeResource()},
+    resources={"chain": ChainResource(), "lake": LakeResource(),
+               "warehouse_settings": WarehouseResource(),
+               # analysts' access and the checks: read-only; only build_database writes the file
+               "duckdb": DuckDBResource(database=database_path(),
+                                        connection_config={"access_mode": "READ_ONLY"})},
 )

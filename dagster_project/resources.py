@@ -51,3 +51,14 @@ class LakeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def lake(self) -> Lake:
         return Lake(self.root)
+
+
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Settings of the analysts' database checks."""
+
+    max_price_age_seconds: int = int(os.environ.get("CONTAGION_MAX_PRICE_AGE", "3600"))
+    truth_sample: int = int(os.environ.get("CONTAGION_TRUTH_SAMPLE", "25"))  # accounts per venue
+
+
+def database_path() -> str:
+    return os.environ.get("CONTAGION_DB", str(_data_dir() / "contagion.duckdb"))
