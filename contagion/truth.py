@@ -50,14 +50,20 @@ class TruthReport:
     compared: int = 0  # values compared
     accounts: dict[str, int] = field(default_factory=dict)  # venue -> accounts sampled
     mismatches: list[Mismatch] = field(default_factory=list)
+    # venues whose contracts refused a view this check reads (another chain's variant of the
+    # protocol, say): venue -> the node's answer. Reported, never counted as equal.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and (self.compared > 0 or not self.unreadable)
 
     def summary(self) -> str:
         head = (f"block {self.snapshot_block}: {self.compared} values for "
                 f"{sum(self.accounts.values())} accounts at {len(self.accounts)} venues")
+        if self.unreadable:
+            head += "; not readable: " + "; ".join(f"{v} ({why[:80]})"
+                                                   for v, why in self.unreadable.items())
         if self.ok:
             return head + ": all equal the chain"
         lines = [f"{m.venue} {m.account} {m.what}: chain {m.on_chain}, derived {m.derived}"
@@ -80,6 +86,14 @@ class _Caller:
         self.client, self.block = client, block
 
     def run(self, calls: Sequence[_Call]) -> list[tuple[Any, ...]]:
+        """Every call's decoded result; a call the node refuses raises _Refused."""
+        out = self.try_run(calls)
+        for call, result in zip(calls, out, strict=True):
+            if isinstance(result, RpcItemError):
+                raise _Refused(f"{call.signature} on {call.to}: {result.message}")
+        return [r for r in out if not isinstance(r, RpcItemError)]
+
+    def try_run(self, calls: Sequence[_Call]) -> list[tuple[Any, ...] | RpcItemError]:
         requests = []
         for c in calls:
             types = c.signature[c.signature.index("(") + 1:-1]
@@ -87,13 +101,20 @@ class _Caller:
                 [t for t in types.split(",") if t], list(c.args))
             requests.append(("eth_call", [{"to": c.to, "data": "0x" + data.hex()},
                                           hex(self.block)]))
-        out = []
+        out: list[tuple[Any, ...] | RpcItemError] = []
         for call, reply in zip(calls, self.client.batch(requests), strict=True):
             if isinstance(reply, RpcItemError):
-                raise RuntimeError(f"eth_call {call.signature} on {call.to} at block "
-                                   f"{self.block} failed: {reply.message}")
-            out.append(tuple(abi_decode(list(call.returns), bytes.fromhex(reply[2:]))))
+                out.append(reply)
+                continue
+            try:
+                out.append(tuple(abi_decode(list(call.returns), bytes.fromhex(reply[2:]))))
+            except Exception as exc:  # no code there, or a different return layout
+                out.append(RpcItemError("eth_call", 0, f"undecodable reply: {exc}"))
         return out
+
+
+class _Refused(RuntimeError):
+    """The node refused a view (reverted, or no such function there)."""
 
 
 def _sample(accounts: Sequence[str], size: int | None, seed: int) -> list[str]:
@@ -201,7 +222,10 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
                            _Call(main, "lp_balances(address)", (a,), ("uint256",)), 0,
                            (venue.id, a, lp_token, lp_token, "supply"))
         elif venue.protocol == "opyn_gamma":
-            _options(caller, venue.id, main, chosen, derived, report)
+            try:
+                _options(caller, venue.id, main, chosen, derived, report)
+            except _Refused as exc:
+                report.unreadable[venue.id] = str(exc)
     holders = con.execute(
         "select venue, account, token from fct_positions where snapshot_block = ? "
         "and side = 'holding'", [snapshot_block]).fetchall()
@@ -215,8 +239,15 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
             expect(venue_id, a, f"holding {token}",
                    _Call(token, "balanceOf(address)", (a,), ("uint256",)), 0,
                    (venue_id, a, token, token, "holding"))
-    results = caller.run([c[3] for c in checks])
+    results = caller.try_run([c[3] for c in checks])
+    refused: dict[str, str] = {}
+    for (venue_id, _, _, call, _, _), result in zip(checks, results, strict=True):
+        if isinstance(result, RpcItemError):
+            refused.setdefault(venue_id, f"{call.signature} on {call.to}: {result.message}")
+    report.unreadable.update(refused)
     for (venue_id, account, what, _, index, key), result in zip(checks, results, strict=True):
+        if venue_id in refused or isinstance(result, RpcItemError):
+            continue
         on_chain, mine = int(result[index]), derived.get(key, 0)
         report.compared += 1
         if on_chain != mine:

@@ -196,11 +196,6 @@ def test_contagion_sql_prints_and_exports_read_only(world: World, tmp_path: Path
 
 @pytest.mark.devnet
 def test_checks_hold_on_the_crisis_and_catch_a_missing_flow(world: World, tmp_path: Path) -> None:
-    import shutil
-
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     from contagion.warehouse import run_checks
 
     with connect_readonly(world.db) as con:
@@ -211,23 +206,78 @@ def test_checks_hold_on_the_crisis_and_catch_a_missing_flow(world: World, tmp_pa
     unpriced = {row["symbol"] for row in results["prices_fresh"].sample}
     assert unpriced and all(str(s).startswith("oToken") for s in unpriced)  # no feed for options
 
-    # lose one Aave supply flow from the lake: the venue's WETH no longer adds up
-    lake_copy = tmp_path / "lake"
-    shutil.copytree(world.data / "lake", lake_copy)
-    for path in sorted((lake_copy / "flows").rglob("*.parquet")):
-        flows = pq.read_table(path)
-        supply = pc.and_(pc.equal(flows["protocol"], "aave_v3"),
-                         pc.equal(flows["action"], "supply"))
-        hits = pc.indices_nonzero(supply).to_pylist()
-        if hits:
-            keep = [i for i in range(flows.num_rows) if i != hits[0]]
-            pq.write_table(flows.take(keep), path)
-            break
-    else:
-        pytest.fail("no Aave supply flow in the lake")
+    # lose one Aave supply flow from the lake: the venue no longer adds up
+    lake_copy = _lake_without_one_aave_supply(world, tmp_path / "lake")
     db = tmp_path / "broken.duckdb"
     build_database(db, Lake(str(lake_copy)), world.registry)
     with connect_readonly(db) as con:
         broken = {r.check.name: r for r in run_checks(con)}
     failing = broken["flows_reconcile_with_token_balances"]
     assert not failing.passed and {row["venue"] for row in failing.sample} == {"aave_v3"}
+
+
+def test_no_snapshot_at_all_gives_empty_marts(tmp_path: Path) -> None:
+    from contagion.registry import load_registry
+    from contagion.warehouse import run_checks
+
+    db = tmp_path / "contagion.duckdb"
+    build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"))
+    with connect_readonly(db) as con:
+        assert con.execute("select count(*) from ref_snapshots").fetchone() == (0,)
+        for mart in ("fct_positions", "fct_venue_balance_sheet", "fct_exposure_edges",
+                     "fct_cross_protocol_links"):
+            assert con.execute(f"select count(*) from {mart}").fetchone() == (0,), mart
+        assert all(r.passed for r in run_checks(con))
+
+
+def test_a_negative_snapshot_is_refused(tmp_path: Path) -> None:
+    from contagion.registry import load_registry
+
+    with pytest.raises(ValueError, match="block number"):
+        build_database(tmp_path / "x.duckdb", Lake(str(tmp_path / "lake")),
+                       load_registry("ethereum"), extra_snapshots=[-5])
+
+
+def _lake_without_one_aave_supply(world: World, target: Path) -> Path:
+    import shutil
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    shutil.copytree(world.data / "lake", target)
+    for path in sorted((target / "flows").rglob("*.parquet")):
+        flows = pq.read_table(path)
+        supply = pc.and_(pc.equal(flows["protocol"], "aave_v3"),
+                         pc.equal(flows["action"], "supply"))
+        hits = pc.indices_nonzero(supply).to_pylist()
+        if hits:
+            pq.write_table(flows.take([i for i in range(flows.num_rows) if i != hits[0]]), path)
+            return target
+    raise AssertionError("no Aave supply flow in the lake")
+
+
+@pytest.mark.devnet
+def test_truth_check_reports_a_missing_flow_and_an_unreadable_venue(world: World,
+                                                                    tmp_path: Path) -> None:
+    from contagion.truth import truth_check
+
+    db = tmp_path / "broken.duckdb"
+    build_database(db, Lake(str(_lake_without_one_aave_supply(world, tmp_path / "lake"))),
+                   world.registry)
+    with connect_readonly(db) as con:
+        row = con.execute("select max(snapshot_block) from ref_snapshots").fetchone()
+        assert row is not None
+        last = int(row[0])
+        report = truth_check(world.client, con, world.registry, last, sample=None)
+        assert not report.ok and {m.venue for m in report.mismatches} == {"aave_v3"}
+        assert all(m.what.startswith("collateral") for m in report.mismatches)
+        # a registry whose options venue points at a contract without the views the check reads
+        data = world.registry.model_dump()
+        weth = world.registry.token("WETH").address
+        for venue in data["venues"]:
+            if venue["id"] == "opyn_gamma":
+                venue["contracts"] = {"controller": weth}
+        other = type(world.registry).model_validate(data)
+        report = truth_check(world.client, con, other, last, sample=None)
+    assert "opyn_gamma" in report.unreadable and "aave_v3" in report.accounts
+    assert "not readable" in report.summary()
