@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from contagion.chain.logs import get_logs
 from contagion.chain.rpc import RpcClient
 from contagion.ingest import BLOCKS, RAW_LOGS, check_reorgs, index_partition, indexed_partitions
 from contagion.lake import Lake, PartitionFile
+from contagion.protocols import CREATORS
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, canonical_tables
 from contagion.protocols.decode import (
     CATALOG,
     DecodeResult,
     decode_logs,
     registered_contracts,
+    snake_case,
 )
 from contagion.registry import Registry
 
@@ -35,8 +38,10 @@ __all__ = [
     "IndexSummary",
     "WindowResult",
     "canonical_partition",
+    "child_addresses",
     "contract_addresses",
     "decode_partition",
+    "discover_children",
     "index_range",
     "parse_window_key",
     "plan_windows",
@@ -56,6 +61,31 @@ def contract_addresses(registry: Registry) -> list[str]:
     """Every contract the registry lists (venues, tokens, feeds): what `eth_getLogs` asks for."""
     everything, _ = registered_contracts(registry)
     return sorted("0x" + address.hex() for address in everything)
+
+
+def discover_children(client: RpcClient, registry: Registry, upto: int, *,
+                      chunk_blocks: int = 2_000, max_in_flight: int = 4) -> pa.Table:
+    """The creation events (`protocols.CREATORS`) the registry's contracts emitted from the
+    deployment block to `upto`, decoded: one `opyn_gamma__otoken_created` table. Its addresses
+    join the registry's in eth_getLogs, and its rows tell the canonical mapping which tokens
+    are claims. Reading the whole history up to the window (narrow: a few contracts, one topic)
+    keeps every partition independent of the order partitions are indexed in."""
+    spec, _ = CREATORS[0]
+    creators = sorted({"0x" + a.hex() for protocol, contracts in
+                       registered_contracts(registry)[1].items() if protocol == spec.protocol
+                       for a in contracts})
+    layout = CATALOG.layout(f"{spec.protocol}__{snake_case(spec.name)}")
+    if not creators or upto < registry.deployed_at_block:
+        return layout.schema.empty_table()
+    logs = get_logs(client, registry.deployed_at_block, upto, creators, [spec.topic0],
+                    chain_id=registry.chain_id, chunk_blocks=chunk_blocks,
+                    max_in_flight=max_in_flight)
+    return decode_logs(logs, registry=registry).tables[layout.table]
+
+
+def child_addresses(created: pa.Table) -> list[str]:
+    _, column = CREATORS[0]
+    return sorted({"0x" + bytes(a).hex() for a in created[column].to_pylist()})
 
 
 def plan_windows(chain_id: int, first: int, last: int, width: int) -> list[PartitionFile]:
@@ -124,12 +154,14 @@ def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile
 
 
 def canonical_partition(lake: Lake, registry: Registry | None, part: PartitionFile,
-                        decoded: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
+                        decoded: dict[str, pa.Table] | None = None, *,
+                        created: pa.Table | None = None) -> dict[str, pa.Table]:
     """Flows, prices, perp positions, option trades, AMM swaps (and the flows quarantine) of a
-    partition, from its decoded tables (read from the lake unless given)."""
+    partition, from its decoded tables (read from the lake unless given); `created`: the
+    chain's creation events up to the partition (`discover_children`)."""
     if decoded is None:
         decoded = {name: lake.read(name, part) for name in DECODED_TABLES}
-    tables = canonical_tables(decoded, registry)
+    tables = canonical_tables(decoded, registry, created=created)
     for name, table in tables.items():
         lake.write(name, part, table)
     return tables
@@ -199,7 +231,10 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     summary.skipped = len(plan) - len(todo)
     if on_plan is not None:
         on_plan(todo)
-    addresses, topic0s = contract_addresses(registry), list(TOPIC0S)
+    created = discover_children(client, registry, last, chunk_blocks=chunk_blocks,
+                                max_in_flight=max_in_flight)
+    addresses = sorted({*contract_addresses(registry), *child_addresses(created)})
+    topic0s = list(TOPIC0S)
     for part in todo:
         t0 = time.monotonic()
         if part not in done:
@@ -209,7 +244,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
         else:  # raw files are there; a crash came before decoding finished
             logs = lake.read(RAW_LOGS, part).num_rows
         decoded = decode_partition(lake, registry, part)
-        canonical_partition(lake, registry, part, decoded.tables)
+        canonical_partition(lake, registry, part, decoded.tables, created=created)
         supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES), part,
                   width)
         result = WindowResult(part, logs, decoded.decoded_rows, decoded.quarantine.num_rows,

@@ -18,8 +18,10 @@ from contagion.indexing import (
     QUARANTINE,
     TOPIC0S,
     canonical_partition,
+    child_addresses,
     contract_addresses,
     decode_partition,
+    discover_children,
     parse_window_key,
     stored_part,
     supersede,
@@ -83,9 +85,13 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
     store = lake.lake()
     client = chain.client()
     try:
-        stats = index_partition(client, store, registry.chain_id, part,
-                                contract_addresses(registry), list(TOPIC0S),
-                                chunk_blocks=chain.chunk_blocks, max_in_flight=chain.max_in_flight)
+        created = discover_children(client, registry, part.stop - 1,
+                                    chunk_blocks=chain.chunk_blocks,
+                                    max_in_flight=chain.max_in_flight)
+        addresses = sorted({*contract_addresses(registry), *child_addresses(created)})
+        stats = index_partition(client, store, registry.chain_id, part, addresses,
+                                list(TOPIC0S), chunk_blocks=chain.chunk_blocks,
+                                max_in_flight=chain.max_in_flight)
     finally:
         client.close()
     supersede(store, (RAW_LOGS, BLOCKS), part, width)
@@ -155,7 +161,14 @@ def canonical(context: dg.AssetExecutionContext, chain: ChainResource,
               lake: LakeResource) -> Iterator[Result]:
     registry, store = chain.load_registry(), lake.lake()
     part, width = _stored_window(context, store, registry.chain_id, QUARANTINE)
-    tables = canonical_partition(store, registry, part)
+    client = chain.client()
+    try:  # the claims created before this window (oTokens) are claims here too
+        created = discover_children(client, registry, part.stop - 1,
+                                    chunk_blocks=chain.chunk_blocks,
+                                    max_in_flight=chain.max_in_flight)
+    finally:
+        client.close()
+    tables = canonical_partition(store, registry, part, created=created)
     supersede(store, CANONICAL_TABLES, part, width)
     for name, table in tables.items():
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})

@@ -281,3 +281,16 @@ def test_truth_check_reports_a_missing_flow_and_an_unreadable_venue(world: World
         report = truth_check(world.client, con, other, last, sample=None)
     assert "opyn_gamma" in report.unreadable and "aave_v3" in report.accounts
     assert "not readable" in report.summary()
+
+
+@pytest.mark.devnet
+def test_contracts_the_options_venue_creates_are_indexed(world: World) -> None:
+    """oTokens are not in the registry: the indexer finds them through OtokenCreated and reads
+    their transfers, so option buyers' holdings exist and liquidations name their series."""
+    held = world.sql("select count(*), count(distinct p.token) from fct_positions as p "
+                     "join dim_tokens as t using (chain_id, token) "
+                     "where t.token_kind = 'otoken' and p.side = 'holding'")
+    assert held[0][0] > 0 and held[0][1] > 1
+    unnamed = world.sql("select count(*) from fct_flows where protocol = 'opyn_gamma' "
+                        "and token is null")
+    assert unnamed[0][0] == 0

@@ -476,10 +476,14 @@ def finish_flows(frame: pl.DataFrame, ctx: Context) -> tuple[pa.Table, pa.Table]
     return to_table(good, FLOWS_SCHEMA), to_table(bad, FLOWS_QUARANTINE_SCHEMA)
 
 
-def canonical_tables(decoded: Mapping[str, pa.Table],
-                     registry: Registry | None) -> dict[str, pa.Table]:
+def canonical_tables(decoded: Mapping[str, pa.Table], registry: Registry | None, *,
+                     created: pa.Table | None = None) -> dict[str, pa.Table]:
     """The canonical tables from a decoder's output (`DecodeResult.tables`) and the registry of
-    the chain the logs come from (None: only what the events say by themselves)."""
+    the chain the logs come from (None: only what the events say by themselves).
+
+    `created`: the `opyn_gamma__otoken_created` rows of the chain up to these logs (see
+    `indexing.discover_children`), so oTokens created in earlier blocks are known claims here
+    too; without it only the input's own OtokenCreated rows count."""
     from contagion.protocols import (
         aave_v3,
         chainlink,
@@ -495,6 +499,9 @@ def canonical_tables(decoded: Mapping[str, pa.Table],
     tables = Tables(decoded)
     ctx = Context.of(registry)
     ctx = ctx.with_tokens(opyn_gamma.created_otokens(tables, ctx))
+    if created is not None:
+        ctx = ctx.with_tokens(opyn_gamma.created_otokens(
+            Tables({"opyn_gamma__otoken_created": created}), ctx))
     mapped = concat_flows(module.flows(tables, ctx) for module in (
         aave_v3, compound_v3, morpho_blue, gmx_v1, opyn_gamma, erc20))
     flows, quarantine = finish_flows(mapped, ctx)

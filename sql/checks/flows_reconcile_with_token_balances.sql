@@ -1,9 +1,16 @@
 -- asset: fct_venue_balance_sheet
 -- severity: error
--- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers, plus what it owns itself (stg_protocol_owned_moves). A row is a (snapshot, venue, token) that does not add up.
-with owned as (
+-- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers, plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad. A row is a (snapshot, venue, token) that does not add up.
+with own_moves as (
+    select chain_id, block_number, venue, token, delta from stg_protocol_owned_moves
+    union all  -- debt written off is lost: the venue (its reserves or its suppliers) bears it
+    select chain_id, block_number, venue, token, -amount_raw
+    from stg_flows
+    where action = 'bad_debt' and side = 'debt'
+),
+owned as (
     select s.snapshot_block, o.chain_id, o.venue, o.token, sum(o.delta) as owned
-    from stg_protocol_owned_moves as o
+    from own_moves as o
     join ref_snapshots as s on s.chain_id = o.chain_id and o.block_number <= s.snapshot_block
     group by all
 ),

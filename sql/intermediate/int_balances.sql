@@ -1,7 +1,8 @@
 -- grain: one row per snapshot × position (venue, market, account, token, side) with a flow at or before the snapshot
 -- Exact balances: Σ sign × amount_raw of the flows up to the snapshot block, kept as a running
--- sum per position and read at each snapshot (ASOF join). Perps margin is not summed here:
--- int_perp_margin takes it from the positions' own state.
+-- sum per position and read at each snapshot (ASOF join). Perps margin and options vaults are
+-- not summed here: int_perp_margin and int_options_vaults take them from the positions' own
+-- state.
 with deltas as (
     select
         chain_id, venue, protocol, market, account, token, side, block_number,
@@ -10,6 +11,7 @@ with deltas as (
         sum(sign * amount_raw) as delta
     from stg_flows
     where not (protocol = 'gmx_v1' and side = 'margin')
+      and not (protocol = 'opyn_gamma' and side in ('margin', 'debt'))
     group by all
 ),
 running as (

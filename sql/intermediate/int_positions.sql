@@ -1,8 +1,9 @@
 -- grain: one row per snapshot × position (venue, market, account, token, side) that is not empty
--- Every position at each snapshot, exact and priced. Lending, supply, margin at the options
--- venue and claim holdings come from int_balances; perps margin from int_perp_margin (USD,
--- with the token the margin is held in as backing_token); Morpho supply and debt also carry
--- the shares the contract keeps (shares_raw).
+-- Every position at each snapshot, exact and priced. Lending, supply and claim holdings come
+-- from int_balances; perps margin from int_perp_margin (USD, with the token the margin is held
+-- in as backing_token); options margin and written oTokens from int_options_vaults, summed
+-- over each owner's vaults; Morpho supply and debt also carry the shares the contract keeps
+-- (shares_raw).
 with from_flows as (
     select snapshot_block, chain_id, venue, protocol, market, account, token, side,
            amount_raw, null::varchar as backing_token
@@ -17,10 +18,20 @@ perps as (
     join ref_tokens as u on u.chain_id = m.chain_id and u.token_kind = 'unit'
     group by all
 ),
+options as (
+    select
+        o.snapshot_block, o.chain_id, o.venue, 'opyn_gamma' as protocol,
+        case when o.side = 'debt' then o.token end as market, o.owner as account, o.token,
+        o.side, sum(o.amount_raw)::decimal(38, 0), null::varchar
+    from int_options_vaults as o
+    group by all
+),
 amounts as (
     select * from from_flows
     union all
     select * from perps
+    union all
+    select * from options
 ),
 shares as (
     select s.*, m.loan_token

@@ -1,0 +1,62 @@
+-- grain: one row per snapshot × options vault (venue, owner, vault_id) × token × side with a move at or before the snapshot
+-- What each options vault holds at each snapshot: collateral (margin) per asset and written
+-- oTokens (debt) per series, from the vault's events. A liquidation's seized collateral is in
+-- the vault's asset; its repaid series is the oToken the flows resolved (the liquidator's burn
+-- in the same transaction). A settled vault holds nothing (settlement pays its shorts into the
+-- series' pools without an event per amount).
+with vault_assets as (
+    select chain_id, venue, owner, vault_id, any_value(token) as asset
+    from stg_options_vault_moves
+    where kind = 'deposit'
+    group by all
+),
+resolved as (
+    select
+        m.chain_id, m.venue, m.owner, m.vault_id, m.side, m.block_number, m.ordinal, m.delta,
+        case m.kind when 'seize' then va.asset when 'repay' then f.token else m.token end
+            as token
+    from stg_options_vault_moves as m
+    left join vault_assets as va using (chain_id, venue, owner, vault_id)
+    left join stg_flows as f
+        on m.kind = 'repay' and f.chain_id = m.chain_id and f.block_number = m.block_number
+        and f.log_index = m.log_index and f.source = 'opyn_gamma__vault_liquidated'
+        and f.action = 'liquidation_repay'
+    where m.kind <> 'settle'
+),
+running as (
+    select
+        *,
+        concat_ws('|', coalesce(venue, ''), owner, vault_id, side, coalesce(token, ''))
+            as holding_key,
+        sum(delta) over (partition by chain_id, venue, owner, vault_id, side, token
+                         order by ordinal rows between unbounded preceding and current row)
+            as balance
+    from resolved
+),
+holdings as (
+    select distinct chain_id, holding_key from running
+),
+settled as (
+    select chain_id, venue, owner, vault_id, min(ordinal) as settled_at
+    from stg_options_vault_moves
+    where kind = 'settle'
+    group by all
+)
+select
+    s.snapshot_block,
+    r.chain_id,
+    r.venue,
+    r.owner,
+    r.vault_id,
+    r.token,
+    r.side,
+    case when st.settled_at <= s.snapshot_block::hugeint * 1000000 + 999999 then 0
+         else r.balance end::decimal(38, 0) as amount_raw
+from ref_snapshots as s
+join holdings as h on h.chain_id = s.chain_id
+asof join running as r
+    on r.holding_key = h.holding_key
+    and r.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+left join settled as st
+    on st.chain_id = r.chain_id and st.venue is not distinct from r.venue
+    and st.owner = r.owner and st.vault_id = r.vault_id
