@@ -3,6 +3,8 @@ the systemicrisk package's clearing example, and Barucca's Eisenberg–Noe exerc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -19,12 +21,14 @@ from contagion.graph.measures import (
 # NetworkRiskMeasures, tests/testthat/test_1_risk_com.R: nodes A, B, C, E, F, D; the
 # liabilities matrix (column-major in R) and buffers; assets = its transpose.
 NAMES = ["A", "B", "C", "E", "F", "D"]
-LIABILITIES_COLUMNS = [[0, 0, 0, 0, 0, 0], [5, 0, 0, 0, 0, 2], [0, 3, 0, 0, 2, 2],
-                       [0, 0, 4, 0, 5, 0], [10, 2, 0, 0, 5, 0], [2, 0, 0, 0, 0, 0]]
+LIABILITIES_COLUMNS: list[list[float]] = [
+    [0, 0, 0, 0, 0, 0], [5, 0, 0, 0, 0, 2], [0, 3, 0, 0, 2, 2],
+    [0, 0, 4, 0, 5, 0], [10, 2, 0, 0, 5, 0], [2, 0, 0, 0, 0, 0]]
 BUFFER6 = [10, 2, 2, 1, 10, 4]
 # its published impact matrix (capped at 1), column-major as well
-IMPACT6_COLUMNS = [[0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 1], [0, 1, 0, 0, 1, 1],
-                   [0, 0, 1, 0, 1, 0], [1, 0.2, 0, 0, 0.5, 0], [0.5, 0, 0, 0, 0, 0]]
+IMPACT6_COLUMNS: list[list[float]] = [
+    [0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 1], [0, 1, 0, 0, 1, 1],
+    [0, 0, 1, 0, 1, 0], [1, 0.2, 0, 0, 0.5, 0], [0.5, 0, 0, 0, 0, 0]]
 # and the communicability of the binary impact matrix
 COMMUNICABILITY6 = [1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1.5, 0.833333333333333,
                     0.5, 1, 1, 1.5, 0.666666666666667, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]
@@ -34,7 +38,7 @@ ASSETS3 = [[0, 1, 0], [10, 0, 3], [3, 2, 0]]
 BUFFER3 = [2, 5, 2]
 
 
-def columns(cols: list[list[float]]) -> np.ndarray:
+def columns(cols: Sequence[Sequence[float]]) -> np.ndarray:
     return np.array(cols, dtype=float).T
 
 
