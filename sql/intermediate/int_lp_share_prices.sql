@@ -1,29 +1,10 @@
 -- grain: one row per snapshot × LP share token of a registry AMM pair with reserves and supply
 -- An LP share is worth its part of the pair's reserves: (reserve0 × price0 + reserve1 × price1)
 -- / shares outstanding, with the reserves of the latest Sync at or before the snapshot, the
--- oracle prices of both tokens as of the snapshot and the shares from the holdings (the pair is
--- the share token; token0 is the lower address, as Uniswap v2 orders them). The age is the
--- older of the two prices.
-with pairs as (
-    select m.chain_id, m.venue, min(m.collateral_token) as token0,
-           max(m.collateral_token) as token1, t.token as pair
-    from ref_markets as m
-    join ref_venues as v on v.chain_id = m.chain_id and v.venue = m.venue
-    join int_tokens as t
-        on t.chain_id = m.chain_id and t.issued_by = m.venue and t.token_kind = 'lp_share'
-    where v.venue_kind = 'amm'
-    group by m.chain_id, m.venue, t.token
-),
-syncs as (
-    select *, block_number::hugeint * 1000000 + log_index as ordinal from stg_amm_reserves
-),
-reserves as (
-    select s.snapshot_block, p.chain_id, p.pair, p.token0, p.token1, r.reserve0, r.reserve1
-    from ref_snapshots as s
-    join pairs as p on p.chain_id = s.chain_id
-    asof join syncs as r
-        on r.chain_id = p.chain_id and r.pair = p.pair
-        and r.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+-- oracle prices of both tokens as of the snapshot and the shares from the holdings
+-- (int_amm_reserves). The age is the older of the two prices.
+with reserves as (
+    select * from int_amm_reserves
 ),
 supply as (
     select snapshot_block, chain_id, token as pair, sum(amount_raw) as shares
