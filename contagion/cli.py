@@ -374,6 +374,99 @@ def _write_result(table: Any, fmt: str, output: Path | None, max_rows: int) -> N
         console.print(f"{table.num_rows:,} rows → {output}")
 
 
+@app.command("stress")
+def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.g. "
+                                          "\"stETH:-15%\" (symbol or address; repeatable)."),
+           fail: list[str] = typer.Option([], "--fail", help="A venue whose claims become "
+                                          "worthless (repeatable)."),
+           snapshot: int | None = typer.Option(None, "--snapshot", help="Snapshot block "
+                                               "(default: the latest)."),
+           paths: int = typer.Option(3, help="Strongest paths shown per affected venue."),
+           write: bool = typer.Option(False, help="Also write fct_systemic_risk, "
+                                      "fct_contagion_paths and fct_stress_results into the "
+                                      "database."),
+           registry: str | None = typer.Option(None, "--registry", help="Registry file or "
+                                               "bundled network (default: "
+                                               "<data-dir>/registry.yaml)."),
+           db: Path | None = typer.Option(None, "--db", help="Database file (default: "
+                                          "<data-dir>/contagion.duckdb)."),
+           data_dir: Path = DATA_DIR) -> None:
+    """Run the DeFi cascade on a shock: prices, liquidations and bad debt round by round, then
+    the strongest contagion paths from what was shocked."""
+    from contagion.graph.cascade import cascade
+    from contagion.graph.load import ecosystem_at, graph_at, latest_snapshot
+    from contagion.graph.marts import write_graph_marts
+    from contagion.graph.paths import strongest_paths
+    from contagion.warehouse import connect_readonly
+
+    try:
+        reg = load_registry(registry or data_dir / "registry.yaml")
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    path = db or data_dir / "contagion.duckdb"
+    if not shock and not fail:
+        raise _fail("give at least one --shock TOKEN:CHANGE or --fail VENUE")
+    by_symbol = {t.symbol.lower(): t.address.lower() for t in reg.tokens}
+    shocks: dict[str, float] = {}
+    for item in shock:
+        token, _, change = item.rpartition(":")
+        try:
+            value = float(change.strip().rstrip("%")) / (100 if change.strip().endswith("%")
+                                                         else 1)
+        except ValueError:
+            raise _fail(f"--shock {item}: expected TOKEN:CHANGE such as stETH:-15%") from None
+        address = by_symbol.get(token.lower(), token.lower())
+        if not address.startswith("0x"):
+            raise _fail(f"--shock {item}: no token {token!r} in the registry")
+        shocks[address] = value
+    venues = {v.id for v in reg.venues}
+    unknown = [v for v in fail if v not in venues]
+    if unknown:
+        raise _fail(f"--fail: no venue {unknown[0]!r} (venues: {', '.join(sorted(venues))})")
+    try:
+        con = connect_readonly(path)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    with con:
+        try:
+            block = snapshot if snapshot is not None else latest_snapshot(con)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        eco = ecosystem_at(con, reg, block)
+        graph = graph_at(con, block, min_account_usd=10_000)
+    missing = [t for t in shocks if t not in eco.prices]
+    if missing:
+        raise _fail(f"no price for {missing[0]} at block {block}: it cannot be shocked")
+    rounds = cascade(eco, shocks, failed_venues=fail)
+    name = eco.symbols.get
+    table = Table("round", "liquidations", "liquidated (USD)", "bad debt (USD)",
+                  *(f"{name(t) or t} (USD)" for t in shocks), title=f"cascade at block {block}")
+    for r in rounds:
+        table.add_row(str(r.round), str(r.liquidations),
+                      ", ".join(f"{v} {a:,.0f}" for v, a in sorted(r.liquidated_usd.items())),
+                      ", ".join(f"{v} {a:,.0f}" for v, a in sorted(r.bad_debt_usd.items())),
+                      *(f"{r.prices.get(t, float('nan')):,.2f}" for t in shocks))
+    console.print(table)
+    # the loss a path carries starts as what the shock takes from its source
+    sources = {f"token:{t}": abs(change) for t, change in shocks.items()}
+    sources.update({f"venue:{v}": 1.0 for v in fail})
+    shown = Table("from", "to", "path", "transmission", "loss (USD)",
+                  title="strongest contagion paths")
+    for source, share in sources.items():
+        if source not in graph.index_of:
+            continue
+        for p in strongest_paths(graph, source, k=paths,
+                                 source_loss_usd=graph.node(source).value_usd * share):
+            shown.add_row(graph.node(source).name, graph.node(p.target).name,
+                          " → ".join(graph.node(n).name for n in p.nodes),
+                          f"{p.transmission:.3f}", f"{p.loss_usd:,.0f}")
+    console.print(shown)
+    if write:
+        marts = write_graph_marts(path, reg, snapshots=[block])
+        console.print("wrote " + ", ".join(f"{n} ({t.num_rows} rows)"
+                                           for n, t in marts.tables.items()))
+
+
 @app.command("decode")
 def decode(logs: Path = typer.Argument(..., help="eth_getLogs JSON, ethereum-etl JSON lines, or "
                                        "raw_logs Parquet.", exists=True, dir_okay=False),

@@ -14,7 +14,8 @@ __all__ = ["ecosystem_at", "graph_at", "latest_snapshot", "venue_rule"]
 
 
 def latest_snapshot(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("select max(snapshot_block) from ref_snapshots").fetchone()
+    rows = con.execute("select max(snapshot_block) from ref_snapshots").fetchall()
+    row = rows[0] if rows else None
     if row is None or row[0] is None:
         raise ValueError("the database has no snapshot: index some blocks and build it")
     return int(row[0])
