@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from dagster_project.assets import canonical, chain_logs, decoded_events
+from dagster_project.contagion import contagion_marts
 from dagster_project.resources import (
     ChainResource,
     LakeResource,
@@ -28,9 +29,9 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 
 defs = dg.Definitions(
-    assets=[registry, chain_logs, decoded_events, canonical, warehouse],
+    assets=[registry, chain_logs, decoded_events, canonical, warehouse, contagion_marts],
     jobs=[index_job, dg.define_asset_job("build_warehouse", selection=dg.AssetSelection.assets(
-        warehouse))],
+        warehouse, contagion_marts))],
     sensors=[block_range_sensor],
     resources={"chain": ChainResource(), "lake": LakeResource(),
                "warehouse_settings": WarehouseResource(),

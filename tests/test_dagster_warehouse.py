@@ -50,3 +50,25 @@ def test_materializing_builds_the_database_and_every_check_passes(world: World,
                     run.get_asset_materialization_events() if event.asset_key is not None}
     assert materialized == {m.name for m in MODELS} | {DATABASE}
     assert db.exists()
+
+
+@pytest.mark.devnet
+def test_contagion_marts_materialize_after_the_database(world: World, tmp_path: Path) -> None:
+    import shutil
+
+    from dagster_project.contagion import contagion_marts
+
+    db = tmp_path / "contagion.duckdb"
+    shutil.copy(world.db, db)
+    run = dg.materialize(
+        [contagion_marts],
+        resources={
+            "chain": ChainResource(rpc_url=world.client.url,
+                                   registry=str(world.data / "registry.yaml")),
+            "duckdb": DuckDBResource(database=str(db)),
+        })
+    assert run.success
+    assert all(c.passed for c in run.get_asset_check_evaluations())
+    materialized = {str(e.asset_key.to_user_string()) for e in
+                    run.get_asset_materialization_events() if e.asset_key is not None}
+    assert materialized == {"systemic_risk", "contagion_paths", "stress_results"}
