@@ -20,7 +20,7 @@ from contagion.graph.paths import strongest_paths
 
 def edge(src: str, dst: str, value: float, buffer: float | None, kind: str = "holds"
          ) -> dict[str, Any]:
-    kind_of = {"v": "venue", "t": "token", "a": "account"}
+    kind_of = {"v": "venue", "t": "token", "a": "account"}  # by the id's first letter
     return {"snapshot_block": 1, "src": src, "dst": dst, "src_type": kind_of[src[0]],
             "dst_type": kind_of[dst[0]], "src_name": src, "dst_name": dst, "kind": kind,
             "value_usd": value, "dst_buffer_usd": buffer}
@@ -95,3 +95,20 @@ def test_the_crisis_graph_paths_and_importance(world: World) -> None:
     assert {r.node for r in ranking} == {n for n in graph.index_of if n.startswith("venue:")}
     assert all(0 <= r.debtrank <= 1 for r in ranking)
     assert ranking[0].debtrank > 0
+
+
+def test_leverage_cycles_carry_their_weakest_edge() -> None:
+    from contagion.graph.cycles import leverage_cycles
+
+    # a loop: lido's claim posted at aave, aave lends to an account that restakes at lido
+    graph = ExposureGraph.from_edges([
+        edge("v:lido", "t:steth", 100, None, "issued_by"),
+        edge("t:steth", "v:aave", 80, 10, "collateral"),
+        edge("v:aave", "a:looper", 60, 5),
+        edge("a:looper", "v:lido", 50, 0, "debt"),
+        edge("v:aave", "a:other", 30, 5)])
+    cycles = leverage_cycles(graph)
+    assert len(cycles) == 1
+    assert cycles[0].value_usd == 50
+    assert set(cycles[0].venues) == {"v:aave", "v:lido"}
+    assert set(cycles[0].nodes) == {"v:lido", "t:steth", "v:aave", "a:looper"}
