@@ -542,6 +542,29 @@ def print_truth_check(url: str, registry: Registry, db: Path) -> None:
         raise typer.Exit(1)
 
 
+def print_contagion(registry: Registry, db: Path) -> None:
+    """Write the contagion marts and show the most important venues and the worst stresses."""
+    from contagion.graph.marts import write_graph_marts
+
+    with console.status("systemic risk, contagion paths, stress suite…"):
+        marts = write_graph_marts(db, registry)
+    risk = Table("venue", "DebtRank of its failure", "nodes reached",
+                 title="systemic importance")
+    for row in marts.tables["fct_systemic_risk"].to_pylist()[:5]:
+        risk.add_row(row["name"], f"{row['debtrank']:.4f}", str(row["reached"]))
+    console.print(risk)
+    stress = sorted(marts.tables["fct_stress_results"].to_pylist(),
+                    key=lambda r: -r["total_loss_usd"])[:8]
+    worst = Table("scenario", "initial loss", "bad debt", "total loss", "amplification",
+                  "failed venues", title="stress suite (worst first)")
+    for r in stress:
+        worst.add_row(r["scenario"], f"{r['initial_loss_usd']:,.0f}",
+                      f"{r['bad_debt_usd']:,.0f}", f"{r['total_loss_usd']:,.0f}",
+                      "" if r["amplification"] is None else f"{r['amplification']:.2f}",
+                      ", ".join(r["failed_venues"]))
+    console.print(worst)
+
+
 @app.command("demo")
 def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run."),
          port: int = typer.Option(8545, help="Port on 127.0.0.1."),
@@ -568,6 +591,7 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
         print_index_summary(run_index(info.url, registry, str(workdir / "lake"), width=500))
         run_build(registry, str(workdir / "lake"), workdir / "contagion.duckdb")
         print_truth_check(info.url, registry, workdir / "contagion.duckdb")
+        print_contagion(registry, workdir / "contagion.duckdb")
         if keep or data_dir is not None:
             console.print(f"manifest: {result.manifest_path}")
             console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))
