@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) tools .pytest_cache .mypy_cache .ruff_cache

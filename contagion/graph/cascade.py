@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -133,12 +134,24 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
     pools = list(eco.pools)
     solvency = {venue: 0.0 for venue in failed_venues}
     bad_total: dict[str, float] = {}
+    # legs, groups, venues and tokens as arrays: every round is whole-vector arithmetic
     amounts = np.array([leg.amount for leg in eco.legs], dtype=np.float64)
-    groups = sorted({(leg.venue, leg.group) for leg in eco.legs})
-    group_of = np.array([groups.index((leg.venue, leg.group)) for leg in eco.legs], np.int64)
-    is_debt = np.array([leg.side == "debt" for leg in eco.legs])
+    group_index = {key: k for k, key in enumerate(sorted({(leg.venue, leg.group)
+                                                           for leg in eco.legs}))}
+    venues = sorted({venue for venue, _ in group_index})
+    group_venue = np.array([venues.index(v) for v, _ in group_index], np.int64)
+    group_of = np.array([group_index[leg.venue, leg.group] for leg in eco.legs], np.int64)
+    tokens = sorted({leg.token for leg in eco.legs})
+    token_of = np.array([tokens.index(leg.token) for leg in eco.legs], np.int64)
+    is_debt = np.array([leg.side == "debt" for leg in eco.legs], bool)
     thresholds = np.array([leg.threshold for leg in eco.legs])
     bonuses = np.array([np.nan if leg.bonus is None else leg.bonus for leg in eco.legs])
+    rules = [eco.rules.get(v, LiquidationRule()) for v in venues]
+    close_factor = np.array([r.close_factor for r in rules])
+    full_close_below = np.array([r.full_close_below for r in rules])
+    rule_bonus = np.array([r.bonus for r in rules])
+    asset_of = [eco.claims[t][1] if t in eco.claims else t for t in tokens]
+    n_groups, n_venues = len(group_index), len(venues)
 
     def price(token: str) -> float:
         if token in eco.claims:
@@ -146,53 +159,57 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
             return price(asset) * solvency.get(issuer, 1.0)
         return base.get(token, 0.0)
 
+    def per_venue(amounts_by_venue: npt.NDArray[Any], where: npt.NDArray[np.bool_]
+                  ) -> dict[str, float]:
+        return {venues[v]: float(amounts_by_venue[v]) for v in np.nonzero(where)[0]}
+
     priced = sorted(set(base) | set(eco.claims))
     rounds = [CascadeRound(0, {t: price(t) for t in priced}, {}, {}, {}, 0)]
     for number in range(1, max_rounds + 1):
-        unit = np.array([price(leg.token) for leg in eco.legs])
+        token_price = np.array([price(t) for t in tokens])
+        unit = token_price[token_of] if len(tokens) else np.zeros(0)
         value = amounts * unit
-        n_groups = len(groups)
         debt = np.bincount(group_of, np.where(is_debt, value, 0.0), n_groups)
         collateral = np.bincount(group_of, np.where(is_debt, 0.0, value), n_groups)
         weighted = np.bincount(group_of, np.where(is_debt, 0.0, value * thresholds), n_groups)
-        unhealthy = np.nonzero((debt > dust_usd) & (weighted < debt * (1 - 1e-12)))[0]
-        liquidated: dict[str, float] = {}
-        seized_usd: dict[str, float] = {}
-        new_bad: dict[str, float] = {}
+        unhealthy = (debt > dust_usd) & (weighted < debt * (1 - 1e-12))
+        in_unhealthy = unhealthy[group_of]
+        coll_leg = in_unhealthy & ~is_debt & (value > 0)
+        debt_leg = in_unhealthy & is_debt & (value > 0)
+        # the group's bonus: its collateral's own bonuses weighed by value, else the venue's
+        known = coll_leg & ~np.isnan(bonuses)
+        weight = np.bincount(group_of, np.where(known, value, 0.0), n_groups)
+        bonus = np.where(weight > 0, np.bincount(group_of, np.where(
+            known, value * np.nan_to_num(bonuses), 0.0), n_groups) / np.where(
+            weight > 0, weight, 1.0), rule_bonus[group_venue])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            health = np.where(debt > 0, weighted / np.where(debt > 0, debt, 1.0), np.inf)
+        close = np.where(health < full_close_below[group_venue], 1.0, close_factor[group_venue])
+        repay = np.where(unhealthy, np.minimum(close * debt, collateral / bonus), 0.0)
+        seize = repay * bonus
+        seized_share = np.where(collateral > 0, seize / np.where(collateral > 0, collateral,
+                                                                  1.0), 0.0)
+        taken = np.where(coll_leg, amounts * seized_share[group_of], 0.0)
+        amounts -= taken
+        repaid_share = np.where(debt > 0, repay / np.where(debt > 0, debt, 1.0), 0.0)
+        amounts = np.where(debt_leg, amounts * (1 - repaid_share[group_of]), amounts)
+        exhausted = unhealthy & (collateral - seize <= tolerance * np.maximum(1.0, collateral))
+        in_exhausted = exhausted[group_of]
+        remaining = np.bincount(group_of, np.where(in_exhausted & is_debt, amounts * unit, 0.0),
+                                n_groups)
+        amounts = np.where(in_exhausted & (~is_debt | (remaining[group_of] > 0)), 0.0, amounts)
+        bad_by_venue = np.bincount(group_venue, remaining, n_venues)
+        touched = np.bincount(group_venue, unhealthy.astype(np.float64), n_venues) > 0
+        liquidated = per_venue(np.bincount(group_venue, repay, n_venues), touched)
+        seized_usd = per_venue(np.bincount(group_venue, seize, n_venues), touched)
+        new_bad = per_venue(bad_by_venue, bad_by_venue > 0)
+        # what the liquidators sell: each seized claim as units of its underlying
         sold: dict[str, float] = {}
-        for g in unhealthy:
-            venue = groups[g][0]
-            rule = eco.rules.get(venue, LiquidationRule())
-            health = weighted[g] / debt[g]
-            close = 1.0 if health < rule.full_close_below else rule.close_factor
-            mine = group_of == g
-            coll_legs = np.nonzero(mine & ~is_debt & (value > 0))[0]
-            debt_legs = np.nonzero(mine & is_debt & (value > 0))[0]
-            own = bonuses[coll_legs]  # the collateral's own bonuses, by value
-            known = ~np.isnan(own)
-            bonus = (float(np.dot(value[coll_legs][known], own[known])
-                           / value[coll_legs][known].sum()) if known.any() else rule.bonus)
-            repay = min(close * debt[g], collateral[g] / bonus)
-            seize = repay * bonus
-            if collateral[g] > 0:
-                for k in coll_legs:
-                    taken = amounts[k] * seize / collateral[g]
-                    amounts[k] -= taken
-                    token = eco.legs[k].token
-                    asset = eco.claims[token][1] if token in eco.claims else token
-                    sold[asset] = sold.get(asset, 0.0) + taken * (
-                        price(token) / price(asset) if price(asset) > 0 else 1.0)
-            for k in debt_legs:
-                amounts[k] -= amounts[k] * repay / debt[g]
-            left_collateral = collateral[g] - seize
-            if left_collateral <= tolerance * max(1.0, collateral[g]):
-                remaining = float(np.dot(amounts[debt_legs], unit[debt_legs]))
-                if remaining > 0:
-                    new_bad[venue] = new_bad.get(venue, 0.0) + remaining
-                    amounts[debt_legs] = 0.0
-                amounts[coll_legs] = 0.0
-            liquidated[venue] = liquidated.get(venue, 0.0) + repay
-            seized_usd[venue] = seized_usd.get(venue, 0.0) + seize
+        by_token = np.bincount(token_of, taken, len(tokens)) if len(tokens) else np.zeros(0)
+        for t in np.nonzero(by_token > 0)[0]:
+            asset = asset_of[t]
+            ratio = token_price[t] / price(asset) if price(asset) > 0 else 1.0
+            sold[asset] = sold.get(asset, 0.0) + float(by_token[t]) * ratio
         moved = False
         for asset, units in sorted(sold.items()):
             impact = _sell(pools, asset, units) if units > 0 else None
@@ -205,8 +222,9 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
             if venue not in failed_venues:
                 solvency[venue] = max(0.0, 1 - bad_total[venue] / deposits) if deposits > 0 \
                     else 0.0
+        count = int(unhealthy.sum())
         rounds.append(CascadeRound(number, {t: price(t) for t in priced}, liquidated,
-                                   seized_usd, new_bad, len(unhealthy)))
-        if not len(unhealthy) and not moved:
+                                   seized_usd, new_bad, count))
+        if not count and not moved:
             break
     return rounds

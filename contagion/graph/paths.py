@@ -34,7 +34,7 @@ class ContagionPath:
 
 def _cost_graph(graph: ExposureGraph) -> tuple[rx.PyDiGraph, list[str]]:
     ids, v = graph.vulnerability()
-    costs = rx.PyDiGraph(multigraph=False)
+    costs = rx.PyDiGraph()  # one edge per pair already: the vulnerability matrix sums them
     costs.add_nodes_from(ids)
     coo = v.tocoo()
     costs.add_edges_from([(int(j), int(i), max(0.0, -math.log(float(w))))
