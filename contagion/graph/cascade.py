@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,45 @@ class Ecosystem:
     deposits_usd: dict[str, float] = field(default_factory=dict)  # venue -> lenders' claims
     symbols: dict[str, str] = field(default_factory=dict)
 
+    @cached_property
+    def arrays(self) -> LegArrays:
+        """The legs as arrays, built once for every scenario run on this ecosystem."""
+        return LegArrays.of(self)
+
+
+@dataclass(frozen=True)
+class LegArrays:
+    amount: Vector
+    group_of: npt.NDArray[np.int64]
+    group_venue: npt.NDArray[np.int64]  # venue index of each group
+    venues: list[str]
+    token_of: npt.NDArray[np.int64]
+    tokens: list[str]
+    is_debt: npt.NDArray[np.bool_]
+    threshold: Vector
+    bonus: Vector  # NaN where the collateral has no bonus of its own
+
+    @classmethod
+    def of(cls, eco: Ecosystem) -> LegArrays:
+        legs = eco.legs
+        groups: dict[tuple[str, str], int] = {}
+        group_of = np.fromiter((groups.setdefault((leg.venue, leg.group), len(groups))
+                                for leg in legs), np.int64, count=len(legs))
+        venues = sorted({venue for venue, _ in groups})
+        venue_index = {v: k for k, v in enumerate(venues)}
+        group_venue = np.array([venue_index[v] for v, _ in groups], np.int64)
+        tokens = sorted({leg.token for leg in legs})
+        token_index = {t: k for k, t in enumerate(tokens)}
+        return cls(
+            np.fromiter((leg.amount for leg in legs), np.float64, count=len(legs)),
+            group_of, group_venue, venues,
+            np.fromiter((token_index[leg.token] for leg in legs), np.int64, count=len(legs)),
+            tokens,
+            np.fromiter((leg.side == "debt" for leg in legs), bool, count=len(legs)),
+            np.fromiter((leg.threshold for leg in legs), np.float64, count=len(legs)),
+            np.fromiter((np.nan if leg.bonus is None else leg.bonus for leg in legs),
+                        np.float64, count=len(legs)))
+
 
 @dataclass(frozen=True)
 class CascadeRound:
@@ -135,23 +175,17 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
     solvency = {venue: 0.0 for venue in failed_venues}
     bad_total: dict[str, float] = {}
     # legs, groups, venues and tokens as arrays: every round is whole-vector arithmetic
-    amounts = np.array([leg.amount for leg in eco.legs], dtype=np.float64)
-    group_index = {key: k for k, key in enumerate(sorted({(leg.venue, leg.group)
-                                                           for leg in eco.legs}))}
-    venues = sorted({venue for venue, _ in group_index})
-    group_venue = np.array([venues.index(v) for v, _ in group_index], np.int64)
-    group_of = np.array([group_index[leg.venue, leg.group] for leg in eco.legs], np.int64)
-    tokens = sorted({leg.token for leg in eco.legs})
-    token_of = np.array([tokens.index(leg.token) for leg in eco.legs], np.int64)
-    is_debt = np.array([leg.side == "debt" for leg in eco.legs], bool)
-    thresholds = np.array([leg.threshold for leg in eco.legs])
-    bonuses = np.array([np.nan if leg.bonus is None else leg.bonus for leg in eco.legs])
+    arrays = eco.arrays
+    amounts = arrays.amount.copy()
+    group_of, group_venue, venues = arrays.group_of, arrays.group_venue, arrays.venues
+    token_of, tokens, is_debt = arrays.token_of, arrays.tokens, arrays.is_debt
+    thresholds, bonuses = arrays.threshold, arrays.bonus
     rules = [eco.rules.get(v, LiquidationRule()) for v in venues]
     close_factor = np.array([r.close_factor for r in rules])
     full_close_below = np.array([r.full_close_below for r in rules])
     rule_bonus = np.array([r.bonus for r in rules])
     asset_of = [eco.claims[t][1] if t in eco.claims else t for t in tokens]
-    n_groups, n_venues = len(group_index), len(venues)
+    n_groups, n_venues = len(group_venue), len(venues)
 
     def price(token: str) -> float:
         if token in eco.claims:

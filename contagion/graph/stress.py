@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from contagion.graph.cascade import CascadeRound, Ecosystem, cascade
 
 __all__ = ["Scenario", "StressResult", "run_scenario", "standard_scenarios", "stress_suite"]
@@ -72,18 +74,18 @@ def standard_scenarios(eco: Ecosystem, *, lsts: Iterable[str] = (),
 
 
 def _initial_loss(eco: Ecosystem, scenario: Scenario) -> float:
-    loss = 0.0
-    for leg in eco.legs:
-        if leg.side != "collateral":
-            continue
-        price = eco.prices.get(leg.token)
-        if scenario.kind == "venue_failure":
-            claim = eco.claims.get(leg.token)
-            if claim is not None and claim[0] == scenario.target:
-                loss += leg.amount * (eco.prices.get(claim[1]) or 0.0)
-        elif leg.token == scenario.target and price is not None:
-            loss += leg.amount * price * -scenario.size
-    return loss
+    arrays = eco.arrays
+    collateral = ~arrays.is_debt
+    if scenario.kind == "venue_failure":  # its claims, valued as their underlying
+        unit = np.array([eco.prices.get(eco.claims[t][1], 0.0)
+                         if t in eco.claims and eco.claims[t][0] == scenario.target else 0.0
+                         for t in arrays.tokens])
+    else:
+        unit = np.array([eco.prices.get(t, 0.0) * -scenario.size if t == scenario.target
+                         else 0.0 for t in arrays.tokens])
+    if not len(unit):
+        return 0.0
+    return float(np.dot(np.where(collateral, arrays.amount, 0.0), unit[arrays.token_of]))
 
 
 def run_scenario(eco: Ecosystem, scenario: Scenario, buffers_usd: Mapping[str, float]
