@@ -376,7 +376,8 @@ def _write_result(table: Any, fmt: str, output: Path | None, max_rows: int) -> N
 
 @app.command("stress")
 def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.g. "
-                                          "\"stETH:-15%\" (symbol or address; repeatable)."),
+                                          "\"stETH:-15%\" (symbol, address, or LST for every "
+                                          "liquid-staking token; repeatable)."),
            fail: list[str] = typer.Option([], "--fail", help="A venue whose claims become "
                                           "worthless (repeatable)."),
            snapshot: int | None = typer.Option(None, "--snapshot", help="Snapshot block "
@@ -415,10 +416,14 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
                                                          else 1)
         except ValueError:
             raise _fail(f"--shock {item}: expected TOKEN:CHANGE such as stETH:-15%") from None
-        address = by_symbol.get(token.lower(), token.lower())
-        if not address.startswith("0x"):
+        lsts = [t.address.lower() for t in reg.tokens if t.kind == "lst"]
+        if token.lower() == "lst" and "lst" not in by_symbol:  # every liquid-staking token
+            addresses = lsts
+        else:
+            addresses = [by_symbol.get(token.lower(), token.lower())]
+        if not addresses or not all(a.startswith("0x") for a in addresses):
             raise _fail(f"--shock {item}: no token {token!r} in the registry")
-        shocks[address] = value
+        shocks.update(dict.fromkeys(addresses, value))
     venues = {v.id for v in reg.venues}
     unknown = [v for v in fail if v not in venues]
     if unknown:
@@ -548,15 +553,21 @@ def print_contagion(registry: Registry, db: Path) -> None:
 
     with console.status("systemic risk, contagion paths, stress suite…"):
         marts = write_graph_marts(db, registry)
-    risk = Table("venue", "DebtRank of its failure", "nodes reached",
-                 title="systemic importance")
-    for row in marts.tables["fct_systemic_risk"].to_pylist()[:5]:
-        risk.add_row(row["name"], f"{row['debtrank']:.4f}", str(row["reached"]))
+    risk = Table("venue", "DebtRank of its failure", "nodes reached", "betweenness",
+                 title="systemic importance (latest snapshot)")
+    latest = max((r["snapshot_block"] for r in marts.tables["fct_systemic_risk"].to_pylist()),
+                 default=None)
+    for row in [r for r in marts.tables["fct_systemic_risk"].to_pylist()
+                if r["snapshot_block"] == latest][:5]:
+        risk.add_row(row["name"], f"{row['debtrank']:.4f}", str(row["reached"]),
+                     f"{row['betweenness']:.3f}")
     console.print(risk)
-    stress = sorted(marts.tables["fct_stress_results"].to_pylist(),
-                    key=lambda r: -r["total_loss_usd"])[:8]
+    last = max((r["snapshot_block"] for r in marts.tables["fct_stress_results"].to_pylist()),
+               default=None)
+    stress = sorted((r for r in marts.tables["fct_stress_results"].to_pylist()
+                     if r["snapshot_block"] == last), key=lambda r: -r["total_loss_usd"])[:8]
     worst = Table("scenario", "initial loss", "bad debt", "total loss", "amplification",
-                  "failed venues", title="stress suite (worst first)")
+                  "failed venues", title="stress suite at the latest snapshot (worst first)")
     for r in stress:
         worst.add_row(r["scenario"], f"{r['initial_loss_usd']:,.0f}",
                       f"{r['bad_debt_usd']:,.0f}", f"{r['total_loss_usd']:,.0f}",

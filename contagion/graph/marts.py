@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from contagion.graph.importance import systemic_importance
-from contagion.graph.load import ecosystem_at, graph_at, latest_snapshot
+from contagion.graph.load import ecosystem_at, graph_at
 from contagion.graph.paths import strongest_paths
 from contagion.graph.stress import standard_scenarios, stress_suite
 from contagion.registry import Registry
@@ -26,7 +26,7 @@ _SCHEMAS = {
     "fct_systemic_risk": pa.schema([
         ("snapshot_block", pa.uint64()), ("node", pa.string()), ("node_type", pa.string()),
         ("name", pa.string()), ("debtrank", pa.float64()), ("defaulted", pa.int64()),
-        ("reached", pa.int64()), ("rank", pa.int64())]),
+        ("reached", pa.int64()), ("betweenness", pa.float64()), ("rank", pa.int64())]),
     "fct_contagion_paths": pa.schema([
         ("snapshot_block", pa.uint64()), ("source", pa.string()), ("source_name", pa.string()),
         ("target", pa.string()), ("target_name", pa.string()), ("rank", pa.int64()),
@@ -50,12 +50,10 @@ class GraphMarts:
 def compute_graph_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
                         snapshots: Iterable[int] | None = None, k: int = 3,
                         min_account_usd: float = 10_000.0) -> GraphMarts:
-    """The three marts for the given snapshots (default: the latest)."""
+    """The three marts for the given snapshots (default: every snapshot of the database)."""
     if snapshots is None:
-        try:
-            blocks = [latest_snapshot(con)]
-        except ValueError:  # nothing indexed yet: empty marts
-            blocks = []
+        blocks = [int(b) for (b,) in con.execute(
+            "select snapshot_block from ref_snapshots order by 1").fetchall()]
     else:
         blocks = list(snapshots)
     rows: dict[str, list[dict[str, object]]] = {name: [] for name in GRAPH_MARTS}
@@ -68,7 +66,7 @@ def compute_graph_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
             rows["fct_systemic_risk"].append({
                 "snapshot_block": block, "node": item.node, "node_type": node.kind,
                 "name": node.name, "debtrank": item.debtrank, "defaulted": item.defaulted,
-                "reached": item.reached, "rank": rank})
+                "reached": item.reached, "betweenness": item.betweenness, "rank": rank})
         sources = sorted(n for n in graph.index_of if n.startswith("venue:") or (
             n.startswith("token:") and any(
                 graph.graph[t].kind == "venue"

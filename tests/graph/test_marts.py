@@ -29,11 +29,16 @@ def test_graph_marts_are_written_and_documented(world: World, tmp_path: Path) ->
             assert table
             documented = re.findall(r"^\| (\w+) \|", table.group(0), re.M)[1:]
             assert documented == [r[0] for r in con.execute(f"describe {mart}").fetchall()]
-        risk = con.execute("select node, debtrank, rank from fct_systemic_risk "
-                           "order by rank").fetchall()
+        snapshots = {b for (b,) in con.execute("select snapshot_block from ref_snapshots")
+                     .fetchall()}
+        assert {b for (b,) in con.execute("select distinct snapshot_block from "
+                                          "fct_stress_results").fetchall()} == snapshots
+        last = max(snapshots)
+        risk = con.execute("select node, debtrank, rank, betweenness from fct_systemic_risk "
+                           "where snapshot_block = ? order by rank", [last]).fetchall()
         venues = {f"venue:{v.id}" for v in world.registry.venues}
         assert {r[0] for r in risk} <= venues and len(risk) >= 5
-        assert all(0 <= r[1] <= 1 for r in risk)
+        assert all(0 <= r[1] <= 1 and 0 <= r[3] <= 1 for r in risk)
         paths = con.execute("select source_name, target_name, rank, hops, transmission "
                             "from fct_contagion_paths").fetchall()
         assert any(p[0] == "stETH" and p[1] == "aave_v3" for p in paths)
@@ -73,7 +78,7 @@ def test_contagion_stress_prints_rounds_and_paths(world: World, tmp_path: Path) 
     shutil.copy(world.db, db)
     registry = str(world.data / "registry.yaml")
     runner = CliRunner()
-    shown = runner.invoke(app, ["stress", "--shock", "stETH:-15%", "--db", str(db),
+    shown = runner.invoke(app, ["stress", "--shock", "LST:-15%", "--db", str(db),
                                 "--registry", registry, "--write"], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     assert "cascade at block" in shown.output and "strongest contagion paths" in shown.output
