@@ -12,10 +12,11 @@ Each round:
    everything (bonus 1 / liquidation factor); Morpho repays up to all of it with its
    liquidation incentive min(1.15, 1 / (0.3 × LLTV + 0.7)). Collateral is seized pro rata
    across the group's collateral; debt left without collateral becomes the venue's bad debt;
-3. the seized collateral is sold into the deepest registry pool that trades it (a claim as its
-   underlying), with the constant-product price impact of that pool's reserves (0.3 % fee);
+3. the seized collateral is sold into the deepest registry pool that trades it (an aToken as
+   its underlying), with the constant-product price impact of that pool's reserves (0.3 % fee);
    the token's price moves by the pool's relative price change;
-4. a venue's bad debt lowers the value of the claims it issued by bad debt / its deposits.
+4. a venue's bad debt lowers the value of the claims it issued by bad debt / its deposits; a
+   failed venue's claims (aTokens, the LST, LP shares) are worth nothing.
 
 Amounts here are floats: this is a simulation of what would happen, not accounting.
 """
@@ -83,7 +84,9 @@ class Ecosystem:
     legs: list[Leg]
     pools: list[Pool] = field(default_factory=list)
     rules: dict[str, LiquidationRule] = field(default_factory=dict)  # venue -> rule
-    claims: dict[str, tuple[str, str]] = field(default_factory=dict)  # claim -> (issuer, asset)
+    # claim -> (issuer, asset): an aToken follows its asset's price; a claim with asset None
+    # (the LST, LP shares) keeps its own price. Either is scaled by its issuer's solvency.
+    claims: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     deposits_usd: dict[str, float] = field(default_factory=dict)  # venue -> lenders' claims
     symbols: dict[str, str] = field(default_factory=dict)
 
@@ -184,13 +187,14 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
     close_factor = np.array([r.close_factor for r in rules])
     full_close_below = np.array([r.full_close_below for r in rules])
     rule_bonus = np.array([r.bonus for r in rules])
-    asset_of = [eco.claims[t][1] if t in eco.claims else t for t in tokens]
+    asset_of = [(eco.claims[t][1] or t) if t in eco.claims else t for t in tokens]
     n_groups, n_venues = len(group_venue), len(venues)
 
     def price(token: str) -> float:
         if token in eco.claims:
             issuer, asset = eco.claims[token]
-            return price(asset) * solvency.get(issuer, 1.0)
+            own = base.get(token, 0.0) if asset is None else price(asset)
+            return own * solvency.get(issuer, 1.0)
         return base.get(token, 0.0)
 
     def per_venue(amounts_by_venue: npt.NDArray[Any], where: npt.NDArray[np.bool_]

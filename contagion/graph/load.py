@@ -84,9 +84,12 @@ def ecosystem_at(con: duckdb.DuckDBPyConnection, registry: Registry, snapshot: i
                  "from int_amm_reserves as r join int_tokens as a on a.token = r.token0 "
                  "join int_tokens as b on b.token = r.token1 where r.snapshot_block = ?",
                  [snapshot]).fetchall()]
-    claims = {token: (issuer, underlying) for token, issuer, underlying in con.execute(
-        "select token, issued_by, underlying from int_tokens where token_kind = 'atoken' "
-        "and underlying is not null").fetchall()}
+    claims: dict[str, tuple[str, str | None]] = {
+        token: (issuer, underlying if kind == "atoken" else None)
+        for token, issuer, underlying, kind in con.execute(
+            "select token, issued_by, underlying, token_kind from int_tokens "
+            "where issued_by is not null and token_kind <> 'debt_token' "
+            "and (token_kind <> 'atoken' or underlying is not null)").fetchall()}
     deposits = {venue: float(usd) for venue, usd in con.execute(
         "select venue, collateral_usd + supply_usd from fct_venue_balance_sheet "
         "where snapshot_block = ?", [snapshot]).fetchall()}

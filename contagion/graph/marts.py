@@ -58,7 +58,7 @@ def compute_graph_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
         blocks = list(snapshots)
     rows: dict[str, list[dict[str, object]]] = {name: [] for name in GRAPH_MARTS}
     lsts = [t.address.lower() for t in registry.tokens if t.kind == "lst"]
-    lending = [v.id for v in registry.venues if v.kind in ("lending", "staking")]
+    every_venue = [v.id for v in registry.venues]
     for block in blocks:
         graph = graph_at(con, block, min_account_usd=min_account_usd)
         for rank, item in enumerate(systemic_importance(graph), start=1):
@@ -86,7 +86,7 @@ def compute_graph_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
         buffers = {venue: float(b) for venue, b in con.execute(
             "select venue, buffer_usd from fct_venue_balance_sheet where snapshot_block = ?",
             [block]).fetchall()}
-        for result in stress_suite(eco, standard_scenarios(eco, lsts=lsts, venues=lending),
+        for result in stress_suite(eco, standard_scenarios(eco, lsts=lsts, venues=every_venue),
                                    buffers):
             s = result.scenario
             rows["fct_stress_results"].append({

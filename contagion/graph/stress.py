@@ -60,7 +60,8 @@ def standard_scenarios(eco: Ecosystem, *, lsts: Iterable[str] = (),
     name = eco.symbols.get
     out = []
     lst_set = set(lsts)
-    for token in sorted(t for t in eco.prices if t not in eco.claims and eco.prices[t] > 0
+    follows = {t for t, (_, asset) in eco.claims.items() if asset is not None}  # aTokens
+    for token in sorted(t for t in eco.prices if t not in follows and eco.prices[t] > 0
                         and name(t) != "USD"):
         for shock in TOKEN_SHOCKS:
             out.append(Scenario(f"{name(token) or token} {shock:+.0%}", "token_shock", token,
@@ -76,8 +77,8 @@ def standard_scenarios(eco: Ecosystem, *, lsts: Iterable[str] = (),
 def _initial_loss(eco: Ecosystem, scenario: Scenario) -> float:
     arrays = eco.arrays
     collateral = ~arrays.is_debt
-    if scenario.kind == "venue_failure":  # its claims, valued as their underlying
-        unit = np.array([eco.prices.get(eco.claims[t][1], 0.0)
+    if scenario.kind == "venue_failure":  # its claims: aTokens valued as their asset
+        unit = np.array([eco.prices.get(eco.claims[t][1] or t, 0.0)
                          if t in eco.claims and eco.claims[t][0] == scenario.target else 0.0
                          for t in arrays.tokens])
     else:

@@ -52,6 +52,11 @@ def test_graph_marts_are_written_and_documented(world: World, tmp_path: Path) ->
         assert all(s[4] is None or s[4] >= 1 for s in stress)
         failures = {s[0]: s[5] for s in stress if s[1] == "venue_failure"}
         assert all(name.split()[0] in failed for name, failed in failures.items())
+        assert {f"{v.id} fails" for v in world.registry.venues} <= set(failures)
+        # the LST issuer failing makes stETH worthless wherever it is collateral
+        lido = [s for s in stress if s[0] == "lido fails"]
+        assert lido and all(s[2] > 0 and s[3] >= s[2] for s in lido if s[2] or s[3])
+        assert any(s[2] > 0 for s in lido)
 
 
 def test_graph_marts_of_an_empty_database(tmp_path: Path) -> None:
