@@ -1,0 +1,78 @@
+"""Anomaly scores: how far a venue's state vector sits from its own recent past.
+
+The distance is Mahalanobis's, against a baseline of earlier windows (never the current one),
+with a robust covariance: the minimum covariance determinant (Rousseeuw 1984, scikit-learn's
+MinCovDet) when the baseline has enough windows for it, Ledoit–Wolf shrinkage otherwise, and a
+diagonal of variances floored at `min_variance` when even that is singular. The squared distance
+is χ² with p degrees of freedom under the baseline, which gives the p-value. Per-feature
+contributions z_i · (Σ⁻¹ z)_i add up to the squared distance, so a reader sees which features
+moved it (a negative contribution pulls towards the baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import chi2
+from sklearn.covariance import LedoitWolf, MinCovDet
+
+__all__ = ["AnomalyScore", "anomaly_score"]
+
+Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class AnomalyScore:
+    distance: float  # Mahalanobis distance (not squared)
+    p_value: float  # P(χ²_p ≥ distance²)
+    contributions: Array  # per feature; they sum to distance²
+    method: str  # mcd | ledoit_wolf | diagonal | none
+    baseline_windows: int
+
+
+def anomaly_score(baseline: npt.ArrayLike, current: npt.ArrayLike, *,
+                  min_variance: float = 1e-12, min_windows: int = 3,
+                  random_state: int = 0) -> AnomalyScore:
+    """Score `current` (p features) against `baseline` (n earlier windows × p). With fewer than
+    `min_windows` baseline windows there is no score (p-value 1, method 'none'). Rows with a
+    non-finite value are left out of the baseline; a non-finite current value is an error."""
+    x = np.asarray(baseline, dtype=np.float64)
+    z0 = np.asarray(current, dtype=np.float64)
+    if x.ndim != 2 or z0.ndim != 1 or x.shape[1] != z0.shape[0]:
+        raise ValueError(f"baseline must be windows × features ({z0.shape[0]} features), "
+                         f"got {x.shape}")
+    if not np.isfinite(z0).all():
+        raise ValueError("the current state vector has a missing or infinite value")
+    x = x[np.isfinite(x).all(axis=1)]
+    n, p = x.shape
+    if n < min_windows:
+        return AnomalyScore(0.0, 1.0, np.zeros(p), "none", n)
+    spread = x.std(axis=0)
+    scale = np.where(spread > np.sqrt(min_variance), spread, 1.0)  # well-conditioned fits
+    xs, zs = x / scale, z0 / scale
+    varying = spread > np.sqrt(min_variance)
+    method, location, covariance = "diagonal", xs.mean(axis=0), np.diag(np.where(
+        varying, xs.var(axis=0), min_variance / scale**2))
+    if varying.all():
+        try:
+            if n >= 2 * p + 2:
+                fit = MinCovDet(random_state=random_state).fit(xs)
+                method, location, covariance = "mcd", fit.location_, fit.covariance_
+            else:
+                fit_lw = LedoitWolf().fit(xs)
+                method, location, covariance = "ledoit_wolf", fit_lw.location_, \
+                    fit_lw.covariance_
+        except (ValueError, np.linalg.LinAlgError):
+            pass
+    if np.linalg.cond(covariance) > 1e12:
+        method = "diagonal"
+        covariance = np.diag(np.maximum(np.diag(covariance), min_variance / scale**2))
+    # a feature that never moved in the baseline: any move is measured against min_variance
+    centred = zs - location
+    solved = np.linalg.solve(covariance, centred)
+    contributions = centred * solved
+    squared = float(max(contributions.sum(), 0.0))
+    return AnomalyScore(float(np.sqrt(squared)), float(chi2.sf(squared, p)), contributions,
+                        method, n)

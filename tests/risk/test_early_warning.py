@@ -1,0 +1,94 @@
+"""Greeks against Hull's worked example, the anomaly score's statistics, alert hysteresis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contagion.risk.anomaly import anomaly_score
+from contagion.risk.greeks import black_scholes
+from contagion.risk.levels import Hysteresis, levels
+
+
+def test_black_scholes_matches_hulls_example() -> None:
+    """Hull, Options, Futures and Other Derivatives: S = 42, K = 40, r = 10 %, σ = 20 %,
+    six months: call 4.76, put 0.81; call delta 0.779, gamma 0.050, vega 8.81."""
+    call = black_scholes(42, 40, 0.5, 0.2, rate=0.1)
+    put = black_scholes(42, 40, 0.5, 0.2, rate=0.1, is_put=True)
+    assert float(call.price) == pytest.approx(4.76, abs=0.005)
+    assert float(put.price) == pytest.approx(0.81, abs=0.005)
+    assert float(call.delta) == pytest.approx(0.7791, abs=1e-4)
+    assert float(call.gamma) == pytest.approx(0.0500, abs=1e-4)
+    assert float(call.vega) == pytest.approx(8.81, abs=0.01)
+    assert float(put.delta) == pytest.approx(0.7791 - 1, abs=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1, 5000), st.floats(1, 5000), st.floats(0.0, 3.0), st.floats(0.0, 3.0),
+       st.floats(0.0, 0.2))
+def test_put_call_parity_and_bounds(spot: float, strike: float, years: float, vol: float,
+                                    rate: float) -> None:
+    c = black_scholes(spot, strike, years, vol, rate=rate)
+    p = black_scholes(spot, strike, years, vol, rate=rate, is_put=True)
+    forward = spot - strike * np.exp(-rate * years)
+    assert float(c.price - p.price) == pytest.approx(forward, abs=1e-6 * (spot + strike))
+    assert 0 <= float(c.delta) <= 1 and -1 <= float(p.delta) <= 0
+    assert float(c.gamma) >= 0 and float(c.vega) >= 0
+    assert float(c.price) >= max(forward, 0.0) - 1e-9 * (spot + strike)
+
+
+def test_vectorized_over_a_book_and_expired_options_are_intrinsic() -> None:
+    g = black_scholes([100, 100, 100], [90, 110, 100], [0.25, 0.0, 0.0], [0.6, 0.6, 0.0],
+                      is_put=[False, True, False])
+    assert g.price.shape == (3,)
+    assert g.price[1] == pytest.approx(10.0) and g.delta[1] == -1.0 and g.gamma[1] == 0
+    assert g.price[2] == 0.0 and g.vega[2] == 0.0
+
+
+def test_anomaly_score_calm_and_outlier_with_contributions() -> None:
+    rng = np.random.default_rng(3)
+    cov = [[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 4.0]]
+    baseline = rng.multivariate_normal([0, 0, 0], cov, 300)
+    calm = anomaly_score(baseline, [0.1, 0.1, 0.0])
+    assert calm.method == "mcd" and calm.p_value > 0.5
+    # against the correlation: each feature alone is ordinary, together they are not
+    odd = anomaly_score(baseline, [2.0, -2.0, 0.0])
+    assert odd.p_value < 1e-6
+    assert odd.contributions.sum() == pytest.approx(odd.distance**2)
+    assert np.argmin(odd.contributions) == 2  # the third feature did not move
+
+
+def test_p_values_are_roughly_uniform_under_the_baseline() -> None:
+    rng = np.random.default_rng(11)
+    baseline = rng.normal(size=(400, 4))
+    fresh = rng.normal(size=(400, 4))
+    p = np.array([anomaly_score(baseline, z).p_value for z in fresh])
+    assert 0.01 < (p < 0.05).mean() < 0.12
+
+
+def test_short_singular_and_missing_baselines_are_handled() -> None:
+    short = anomaly_score([[1.0, 2.0], [1.1, 2.1]], [5.0, 5.0])
+    assert short.method == "none" and short.p_value == 1.0
+    flat = np.column_stack([np.linspace(0, 1, 20), np.full(20, 3.0)])  # second never moves
+    moved = anomaly_score(flat, [0.5, 4.0])
+    assert moved.method == "diagonal" and moved.p_value < 1e-9
+    assert anomaly_score(flat, [0.5, 3.0]).p_value > 0.5
+    few = anomaly_score(np.random.default_rng(1).normal(size=(6, 4)), np.zeros(4))
+    assert few.method == "ledoit_wolf" and np.isfinite(few.distance)
+    gaps = np.vstack([flat, [[np.nan, 3.0]]])
+    assert anomaly_score(gaps, [0.5, 3.0]).baseline_windows == 20
+    with pytest.raises(ValueError, match="missing or infinite"):
+        anomaly_score(flat, [np.nan, 3.0])
+
+
+def test_levels_rise_at_once_and_fall_only_after_a_calm_stretch() -> None:
+    rule = Hysteresis(amber=3.0, red=6.0, margin=0.5, cooldown=3)
+    # hovering just under the amber threshold does not flicker back to green
+    assert levels([3.1, 2.9, 3.2, 2.8, 2.9], rule) == ["amber"] * 5
+    # three windows clearly calm bring it down one step at a time
+    assert levels([7, 1, 1, 1, 1, 1, 1], rule) == [
+        "red", "red", "red", "amber", "amber", "amber", "green"]
+    with pytest.raises(ValueError):
+        Hysteresis(amber=5, red=4)
