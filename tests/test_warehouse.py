@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -15,7 +16,7 @@ from contagion.warehouse import SQL_DIR, build_database, connect_readonly, load_
 
 ROOT = Path(__file__).resolve().parents[1]
 MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_balance_sheet",
-         "fct_exposure_edges", "fct_cross_protocol_links")
+         "fct_exposure_edges", "fct_cross_protocol_links", "fct_venue_state")
 
 
 @pytest.mark.devnet
@@ -294,3 +295,27 @@ def test_contracts_the_options_venue_creates_are_indexed(world: World) -> None:
     unnamed = world.sql("select count(*) from fct_flows where protocol = 'opyn_gamma' "
                         "and token is null")
     assert unnamed[0][0] == 0
+
+
+@pytest.mark.devnet
+def test_venue_state_vectors(world: World) -> None:
+    rows = world.sql("select snapshot_block, venue, collateral_ratio, collateral_ratio_change, "
+                     "collateral_ratio_acceleration, utilization, debt_share_within_5pct, "
+                     "debt_share_within_10pct, liquidated_share, flow_asymmetry, collateral_hhi "
+                     "from fct_venue_state order by venue, snapshot_block")
+    lenders = {v.id for v in world.registry.venues if v.kind == "lending"}
+    assert {r[1] for r in rows} == lenders
+    by_venue: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        by_venue.setdefault(r[1], []).append(r)
+    for series in by_venue.values():
+        ratios = [r[2] for r in series]
+        for k in range(1, len(series)):
+            if ratios[k] is not None and ratios[k - 1] is not None:
+                assert series[k][3] == pytest.approx(ratios[k] - ratios[k - 1])
+        for r in series:
+            assert r[5] is None or 0 <= r[5] <= 1
+            assert r[6] is None or 0 <= r[6] <= r[7] <= 1 + 1e-9
+            assert -1 <= r[9] <= 1 and 0 <= r[10] <= 1 + 1e-9
+    # the crisis liquidated somebody, and that shows as a share of debt in some window
+    assert any((r[8] or 0) > 0 for r in rows)
