@@ -264,8 +264,10 @@ def _arrow_type(abi_type: str) -> pa.DataType:
     return getattr(pa, f"{'u' if m.group(1) else ''}int{width}")()
 
 
-def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array, Any]:
-    """One ABI word per row → (Arrow column, rows whose word is outside the type's range)."""
+def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array | None, Any]:
+    """One ABI word per row → (Arrow column, rows whose word is outside the type's range).
+    A wide integer's column is None: its decimal text is made by `decimal_texts`, for all the
+    wide columns of a slice in one query."""
     if abi_type == "address":
         return fixed_binary(words[:, 12:]), _any_nonzero(words[:, :12])
     if abi_type == "bool":
@@ -277,14 +279,10 @@ def decode_word(abi_type: str, words: np.ndarray) -> tuple[pa.Array, Any]:
     bad = _int_out_of_range(abi_type, words)
     target = _arrow_type(abi_type)
     if target == pa.string():
-        return decimal_text(words, signed=abi_type.startswith("int")), bad
+        return None, bad
     unsigned = abi_type.startswith("u")
     tail = np.ascontiguousarray(words[:, 24:]).view(">u8" if unsigned else ">i8").ravel()
     return pa.array(tail.astype(target.to_pandas_dtype()), target), bad
-
-
-def _is_wide_int(abi_type: str) -> bool:
-    return _INT.match(abi_type) is not None and _arrow_type(abi_type) == pa.string()
 
 
 def _int_out_of_range(abi_type: str, words: np.ndarray) -> Any:
@@ -653,12 +651,9 @@ def _decode_layout(lay: EventLayout, rows: np.ndarray, source: _Source,
         start = 32 * (slot.word or 0)
         words = (hash_matrix(fixed[f"topic{slot.topic}"]) if slot.topic is not None
                  else data[:, start:start + 32])
-        if _is_wide_int(slot.abi_type):  # formatted below, all in one query
-            out_of_range = _int_out_of_range(slot.abi_type, words)
+        column, out_of_range = decode_word(slot.abi_type, words)
+        if column is None:  # a wide integer: formatted below, all in one query
             wide.append((i, words, slot.abi_type.startswith("int")))
-            column = None
-        else:
-            column, out_of_range = decode_word(slot.abi_type, words)
         first_bad[out_of_range & ~bad] = i
         bad |= out_of_range
         columns.append(column)
