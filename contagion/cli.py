@@ -151,6 +151,14 @@ def registry_show(network: str = typer.Argument(..., help="Bundled network or re
                   f"{len(registry.claims)} issued claims")
 
 
+def _registry(registry: str | None, data_dir: Path) -> Registry:
+    """The registry a command names, else the data dir's; a bad one is a clean error."""
+    try:
+        return load_registry(registry or data_dir / "registry.yaml")
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _node_url(data_dir: Path) -> str:
     info = NodeInfo.load(data_dir)
     return info.url if info is not None else "http://127.0.0.1:8545"
@@ -174,10 +182,7 @@ def index(rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC URL (defa
           chunk_blocks: int = typer.Option(2_000, help="Blocks per eth_getLogs request."),
           data_dir: Path = DATA_DIR) -> None:
     """Index chain logs into the lake: raw logs, headers, decoded events, by partition."""
-    try:
-        reg = load_registry(registry or data_dir / "registry.yaml")
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
+    reg = _registry(registry, data_dir)
     summary = run_index(rpc or _node_url(data_dir), reg, lake or str(data_dir / "lake"),
                         first=from_block, last=to_block, width=width,
                         confirmations=(confirmations if confirmations is not None
@@ -259,10 +264,7 @@ def build(registry: str | None = typer.Option(None, "--registry", help="Registry
           data_dir: Path = DATA_DIR) -> None:
     """Build the analysts' DuckDB database from the lake: staging views, marts, snapshots; then
     run the checks of sql/checks (a failing error-severity check exits 1)."""
-    try:
-        reg = load_registry(registry or data_dir / "registry.yaml")
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
+    reg = _registry(registry, data_dir)
     run_build(reg, lake or str(data_dir / "lake"), db or data_dir / "contagion.duckdb",
               snapshot, max_price_age=max_price_age)
 
@@ -400,10 +402,7 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
     from contagion.graph.paths import strongest_paths
     from contagion.warehouse import connect_readonly
 
-    try:
-        reg = load_registry(registry or data_dir / "registry.yaml")
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
+    reg = _registry(registry, data_dir)
     path = db or data_dir / "contagion.duckdb"
     if not shock and not fail:
         raise _fail("give at least one --shock TOKEN:CHANGE or --fail VENUE")
