@@ -83,15 +83,18 @@ sheet as (
         on h.chain_id = v.chain_id and h.venue = v.venue and h.snapshot_block = s.snapshot_block
     left join bad_debt as b
         on b.chain_id = v.chain_id and b.venue = v.venue and b.snapshot_block = s.snapshot_block
+),
+with_reserves as (
+    select
+        *,
+        cash_usd + debt_usd - collateral_usd - supply_usd - margin_usd - claims_outstanding_usd
+            as reserves_usd
+    from sheet
 )
 select
     *,
-    cash_usd + debt_usd - collateral_usd - supply_usd - margin_usd - claims_outstanding_usd
-        as reserves_usd,
     case venue_kind
-        when 'lending' then greatest(cash_usd + debt_usd - collateral_usd - supply_usd
-                                     - margin_usd - claims_outstanding_usd, 0)
-                            + excess_collateral_usd
+        when 'lending' then greatest(reserves_usd, 0) + excess_collateral_usd
         when 'perps' then supply_usd
         when 'options' then margin_usd
         else 0
@@ -102,4 +105,4 @@ select
         when 'options' then 'margin posted'
         else 'none: losses pass through to claim holders'
     end as buffer_basis
-from sheet
+from with_reserves
