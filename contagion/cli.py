@@ -398,7 +398,7 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
     the strongest contagion paths from what was shocked."""
     from contagion.graph.cascade import cascade
     from contagion.graph.load import ecosystem_at, graph_at, latest_snapshot
-    from contagion.graph.marts import write_graph_marts
+    from contagion.graph.marts import GRAPH_MIN_ACCOUNT_USD, write_graph_marts
     from contagion.graph.paths import strongest_paths
     from contagion.warehouse import connect_readonly
 
@@ -437,7 +437,7 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
         except ValueError as exc:
             raise _fail(str(exc)) from None
         eco = ecosystem_at(con, reg, block)
-        graph = graph_at(con, block, min_account_usd=10_000)
+        graph = graph_at(con, block, min_account_usd=GRAPH_MIN_ACCOUNT_USD)
     missing = [t for t in shocks if t not in eco.prices]
     if missing:
         raise _fail(f"no price for {missing[0]} at block {block}: it cannot be shocked")
@@ -552,19 +552,17 @@ def print_contagion(registry: Registry, db: Path) -> None:
 
     with console.status("systemic risk, contagion paths, stress suite…"):
         marts = write_graph_marts(db, registry)
+    risks = marts.tables["fct_systemic_risk"].to_pylist()
+    stresses = marts.tables["fct_stress_results"].to_pylist()  # a row set per snapshot
+    latest = max((r["snapshot_block"] for r in stresses), default=None)
     risk = Table("venue", "DebtRank of its failure", "nodes reached", "betweenness",
                  title="systemic importance (latest snapshot)")
-    latest = max((r["snapshot_block"] for r in marts.tables["fct_systemic_risk"].to_pylist()),
-                 default=None)
-    for row in [r for r in marts.tables["fct_systemic_risk"].to_pylist()
-                if r["snapshot_block"] == latest][:5]:
+    for row in [r for r in risks if r["snapshot_block"] == latest][:5]:
         risk.add_row(row["name"], f"{row['debtrank']:.4f}", str(row["reached"]),
                      f"{row['betweenness']:.3f}")
     console.print(risk)
-    last = max((r["snapshot_block"] for r in marts.tables["fct_stress_results"].to_pylist()),
-               default=None)
-    stress = sorted((r for r in marts.tables["fct_stress_results"].to_pylist()
-                     if r["snapshot_block"] == last), key=lambda r: -r["total_loss_usd"])[:8]
+    stress = sorted((r for r in stresses if r["snapshot_block"] == latest),
+                    key=lambda r: -r["total_loss_usd"])[:8]
     worst = Table("scenario", "initial loss", "bad debt", "total loss", "amplification",
                   "failed venues", title="stress suite at the latest snapshot (worst first)")
     for r in stress:

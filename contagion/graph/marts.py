@@ -18,9 +18,11 @@ from contagion.graph.paths import strongest_paths
 from contagion.graph.stress import standard_scenarios, stress_suite
 from contagion.registry import Registry
 
-__all__ = ["GRAPH_MARTS", "GraphMarts", "compute_graph_marts", "write_graph_marts"]
+__all__ = ["GRAPH_MARTS", "GRAPH_MIN_ACCOUNT_USD", "GraphMarts", "compute_graph_marts",
+           "write_graph_marts"]
 
 GRAPH_MARTS = ("fct_systemic_risk", "fct_contagion_paths", "fct_stress_results")
+GRAPH_MIN_ACCOUNT_USD = 10_000.0  # accounts below this merge into one node (docs/schema.md)
 
 _SCHEMAS = {
     "fct_systemic_risk": pa.schema([
@@ -49,7 +51,7 @@ class GraphMarts:
 
 def compute_graph_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
                         snapshots: Iterable[int] | None = None, k: int = 3,
-                        min_account_usd: float = 10_000.0) -> GraphMarts:
+                        min_account_usd: float = GRAPH_MIN_ACCOUNT_USD) -> GraphMarts:
     """The three marts for the given snapshots (default: every snapshot of the database)."""
     if snapshots is None:
         blocks = [int(b) for (b,) in con.execute(
