@@ -21,7 +21,7 @@ from contagion.chain.logs import get_logs
 from contagion.chain.rpc import RpcClient
 from contagion.ingest import BLOCKS, RAW_LOGS, check_reorgs, index_partition, indexed_partitions
 from contagion.lake import Lake, PartitionFile
-from contagion.protocols import CREATORS
+from contagion.protocols import CREATOR
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, canonical_tables
 from contagion.protocols.decode import (
     CATALOG,
@@ -65,12 +65,12 @@ def contract_addresses(registry: Registry) -> list[str]:
 
 def discover_children(client: RpcClient, registry: Registry, upto: int, *,
                       chunk_blocks: int = 2_000, max_in_flight: int = 4) -> pa.Table:
-    """The creation events (`protocols.CREATORS`) the registry's contracts emitted from the
+    """The creation events (`protocols.CREATOR`) the registry's contracts emitted from the
     deployment block to `upto`, decoded: one `opyn_gamma__otoken_created` table. Its addresses
     join the registry's in eth_getLogs, and its rows tell the canonical mapping which tokens
     are claims. Reading the whole history up to the window (narrow: a few contracts, one topic)
     keeps every partition independent of the order partitions are indexed in."""
-    spec, _ = CREATORS[0]
+    spec, _ = CREATOR
     creators = sorted({"0x" + a.hex() for protocol, contracts in
                        registered_contracts(registry)[1].items() if protocol == spec.protocol
                        for a in contracts})
@@ -84,7 +84,7 @@ def discover_children(client: RpcClient, registry: Registry, upto: int, *,
 
 
 def child_addresses(created: pa.Table) -> list[str]:
-    _, column = CREATORS[0]
+    _, column = CREATOR
     return sorted({"0x" + bytes(a).hex() for a in created[column].to_pylist()})
 
 

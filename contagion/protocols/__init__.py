@@ -18,13 +18,13 @@ from contagion.protocols import (
 )
 from contagion.protocols.spec import EventSpec
 
-__all__ = ["ALL_EVENTS", "CREATORS", "MODULES"]
+__all__ = ["ALL_EVENTS", "CREATOR", "MODULES"]
 
 MODULES = (erc20, aave_v3, compound_v3, morpho_blue, chainlink, uniswap_v2, uniswap_v3, gmx_v1,
            opyn_gamma)
 ALL_EVENTS: tuple[EventSpec, ...] = tuple(spec for module in MODULES for spec in module.EVENTS)
 
-# Events that announce contracts a venue creates (address in the named decoded column) whose
-# own logs the pipeline needs: the options venue's oTokens (their transfers are holdings, their
-# burns identify a liquidated series). The registry cannot list them in advance.
-CREATORS: tuple[tuple[EventSpec, str], ...] = ((opyn_gamma.OTOKEN_CREATED, "token_address"),)
+# The event that announces contracts a venue creates (address in the named decoded column)
+# whose own logs the pipeline needs: the options venue's oTokens (their transfers are holdings,
+# their burns identify a liquidated series). The registry cannot list them in advance.
+CREATOR: tuple[EventSpec, str] = (opyn_gamma.OTOKEN_CREATED, "token_address")
