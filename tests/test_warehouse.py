@@ -3,6 +3,7 @@ the truth check equals the chain exactly, degenerate inputs give defined results
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -304,10 +305,11 @@ def test_venue_state_vectors(world: World) -> None:
                      "debt_share_within_10pct, liquidated_share, flow_asymmetry, collateral_hhi "
                      "from fct_venue_state order by venue, snapshot_block")
     lenders = {v.id for v in world.registry.venues if v.kind == "lending"}
-    assert {r[1] for r in rows} == lenders
+    assert {r[1] for r in rows} == {v.id for v in world.registry.venues}
     by_venue: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:
-        by_venue.setdefault(r[1], []).append(r)
+        if r[1] in lenders:
+            by_venue.setdefault(r[1], []).append(r)
     for series in by_venue.values():
         ratios = [r[2] for r in series]
         for k in range(1, len(series)):
@@ -319,3 +321,33 @@ def test_venue_state_vectors(world: World) -> None:
             assert -1 <= r[9] <= 1 and 0 <= r[10] <= 1 + 1e-9
     # the crisis liquidated somebody, and that shows as a share of debt in some window
     assert any((r[8] or 0) > 0 for r in rows)
+    for kind, sigmas, slippage, imbalance, drift, flow in world.sql(
+            "select venue_kind, liquidation_distance_sigmas, liquidation_slippage, "
+            "open_interest_imbalance, oracle_drift, order_flow_imbalance from fct_venue_state"):
+        assert (sigmas is not None) == (kind == "lending") == (slippage is not None)
+        assert sigmas is None or 0 <= sigmas <= 10
+        assert slippage is None or 0 <= slippage <= 1
+        assert (imbalance is not None) == (kind == "perps")
+        assert imbalance is None or -1 <= imbalance <= 1
+        assert drift >= 0 and -1 <= flow <= 1
+
+
+@pytest.mark.devnet
+def test_token_signals_recomputed_from_the_pools(world: World) -> None:
+    """WETH's AMM price and drift from the WETH/USDC pair's last Sync, by hand."""
+    weth = world.registry.token("WETH").address.lower()
+    usdc = world.registry.token("USDC").address.lower()
+    block, oracle, amm, drift = world.sql(
+        "select snapshot_block, oracle_price_usd, amm_price_usd, oracle_drift "
+        "from int_token_signals where token = ? order by snapshot_block desc limit 1",
+        [weth])[0]
+    r_weth, r_usdc = world.sql(
+        "select case when token0 = ? then reserve0 else reserve1 end, "
+        "case when token0 = ? then reserve0 else reserve1 end "
+        "from int_amm_reserves where snapshot_block = ? and ? in (token0, token1) "
+        "and ? in (token0, token1)", [weth, usdc, block, weth, usdc])[0]
+    usdc_price = world.sql("select price_usd from int_token_prices where snapshot_block = ? "
+                           "and token = ?", [block, usdc])[0][0]
+    expected = (float(r_usdc) / 1e6) / (float(r_weth) / 1e18) * usdc_price
+    assert amm == pytest.approx(expected, rel=1e-9)
+    assert drift == pytest.approx(math.log(expected / oracle), abs=1e-12)

@@ -46,6 +46,13 @@ class VenueHarm:
     liquidations: int = 0
     bad_debt_events: int = 0
     bad_debt_usd: float = 0.0
+    first_bad_debt_block: int | None = None
+
+    def record_bad_debt(self, usd: float, block: int) -> None:
+        self.bad_debt_events += 1
+        self.bad_debt_usd += usd
+        if self.first_bad_debt_block is None or block < self.first_bad_debt_block:
+            self.first_bad_debt_block = block
 
 
 def _fields(spec: EventSpec, data: str) -> dict[str, Any]:
@@ -100,8 +107,9 @@ def harm_from_chain(client: RpcClient, registry: Registry, first: int,
                                             "address": address,
                                             "topics": [[s.topic0 for s in specs]]}])
         harm = VenueHarm()
-        # Comet: per (transaction, borrower), USD (8 decimals) of debt absorbed and collateral
-        absorbed: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        # Comet: per (transaction, borrower), the block and the USD (8 decimals) of debt
+        # absorbed and of collateral seized
+        absorbed: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         for log in logs:
             spec = next(s for s in specs if s.topic0 == log["topics"][0])
             fields = _fields(spec, log["data"])
@@ -121,14 +129,13 @@ def harm_from_chain(client: RpcClient, registry: Registry, first: int,
                 loss = fields["shortfallUsd"] / 10**8
             elif spec is compound_v3.ABSORB_DEBT:
                 absorbed[(log["transactionHash"], log["topics"][2])][0] += fields["usdValue"]
+                absorbed[(log["transactionHash"], log["topics"][2])][2] = block
             elif spec is compound_v3.ABSORB_COLLATERAL:
                 absorbed[(log["transactionHash"], log["topics"][2])][1] += fields["usdValue"]
             if loss > 0:
-                harm.bad_debt_events += 1
-                harm.bad_debt_usd += loss
-        for debt_usd, collateral_usd in absorbed.values():
+                harm.record_bad_debt(loss, block)
+        for debt_usd, collateral_usd, block in absorbed.values():
             if debt_usd > collateral_usd:
-                harm.bad_debt_events += 1
-                harm.bad_debt_usd += (debt_usd - collateral_usd) / 10**8
+                harm.record_bad_debt((debt_usd - collateral_usd) / 10**8, block)
         out[venue.id] = harm
     return out

@@ -7,10 +7,16 @@ diagonal of variances floored at `min_variance` when even that is singular. The 
 is χ² with p degrees of freedom under the baseline, which gives the p-value. Per-feature
 contributions z_i · (Σ⁻¹ z)_i add up to the squared distance, so a reader sees which features
 moved it (a negative contribution pulls towards the baseline).
+
+Two options make it an early-warning score rather than a novelty detector: `floor`, per
+feature, the smallest move that matters (its square is added to the covariance's diagonal, as
+measurement noise would be), and `direction`, per feature, which way is adverse (+1 up, −1
+down, 0 both): a move the favourable way counts as no move.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +40,7 @@ class AnomalyScore:
 
 def anomaly_score(baseline: npt.ArrayLike, current: npt.ArrayLike, *,
                   min_variance: float = 1e-12, min_windows: int = 3,
+                  floor: npt.ArrayLike | None = None, direction: npt.ArrayLike | None = None,
                   random_state: int = 0) -> AnomalyScore:
     """Score `current` (p features) against `baseline` (n earlier windows × p). With fewer than
     `min_windows` baseline windows there is no score (p-value 1, method 'none'). Rows with a
@@ -55,22 +62,32 @@ def anomaly_score(baseline: npt.ArrayLike, current: npt.ArrayLike, *,
     varying = spread > np.sqrt(min_variance)
     method, location, covariance = "diagonal", xs.mean(axis=0), np.diag(np.where(
         varying, xs.var(axis=0), min_variance / scale**2))
-    if varying.all():
+    moving = np.flatnonzero(varying)
+    if len(moving) >= 2:  # a joint fit of the features that moved; the others stay diagonal
+        block = xs[:, moving]
         try:
-            if n >= 2 * p + 2:
-                fit = MinCovDet(random_state=random_state).fit(xs)
-                method, location, covariance = "mcd", fit.location_, fit.covariance_
-            else:
-                fit_lw = LedoitWolf().fit(xs)
-                method, location, covariance = "ledoit_wolf", fit_lw.location_, \
-                    fit_lw.covariance_
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # rank warnings: the floor handles them
+                if n >= 2 * len(moving) + 2:
+                    fit = MinCovDet(random_state=random_state).fit(block)
+                    method = "mcd"
+                else:
+                    fit = LedoitWolf().fit(block)
+                    method = "ledoit_wolf"
+            location[moving] = fit.location_
+            covariance[np.ix_(moving, moving)] = fit.covariance_
         except (ValueError, np.linalg.LinAlgError):
-            pass
+            method = "diagonal"
+    if floor is not None:
+        covariance = covariance + np.diag((np.asarray(floor, dtype=np.float64) / scale) ** 2)
     if np.linalg.cond(covariance) > 1e12:
         method = "diagonal"
         covariance = np.diag(np.maximum(np.diag(covariance), min_variance / scale**2))
     # a feature that never moved in the baseline: any move is measured against min_variance
     centred = zs - location
+    if direction is not None:
+        sign = np.asarray(direction, dtype=np.float64)
+        centred = np.where(sign * centred < 0, 0.0, centred)
     solved = np.linalg.solve(covariance, centred)
     contributions = centred * solved
     squared = float(max(contributions.sum(), 0.0))

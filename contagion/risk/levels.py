@@ -1,6 +1,7 @@
 """Alert levels with hysteresis: green, amber, red. A level rises as soon as the score crosses
 its threshold, and falls back only once the score has stayed below the threshold minus a margin
-for `cooldown` consecutive windows, so a level does not flicker around a threshold."""
+for `cooldown` consecutive windows (then to the level the score itself is at), so a level does
+not flicker around a threshold."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ class Hysteresis:
     amber: float  # score at or above which the level is at least amber
     red: float  # at or above which it is red
     margin: float = 0.0  # how far below a threshold the score must fall to count as calm
-    cooldown: int = 3  # consecutive calm windows before a level falls one step
+    cooldown: int = 3  # consecutive calm windows before a level falls
 
     def __post_init__(self) -> None:
         if not (self.amber < self.red and self.margin >= 0 and self.cooldown >= 1):
@@ -35,7 +36,7 @@ def levels(scores: Iterable[float], rule: Hysteresis) -> list[str]:
         elif score < thresholds[level] - rule.margin:
             calm += 1
             if calm >= rule.cooldown:
-                level, calm = level - 1, 0
+                level, calm = raw, 0
         else:
             calm = 0
         out.append(LEVELS[level])

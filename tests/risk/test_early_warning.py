@@ -87,8 +87,9 @@ def test_levels_rise_at_once_and_fall_only_after_a_calm_stretch() -> None:
     rule = Hysteresis(amber=3.0, red=6.0, margin=0.5, cooldown=3)
     # hovering just under the amber threshold does not flicker back to green
     assert levels([3.1, 2.9, 3.2, 2.8, 2.9], rule) == ["amber"] * 5
-    # three windows clearly calm bring it down one step at a time
+    # three windows clearly calm bring it down to where the score is
     assert levels([7, 1, 1, 1, 1, 1, 1], rule) == [
-        "red", "red", "red", "amber", "amber", "amber", "green"]
+        "red", "red", "red", "green", "green", "green", "green"]
+    assert levels([7, 4, 4, 4, 4], rule) == ["red", "red", "red", "amber", "amber"]
     with pytest.raises(ValueError):
         Hysteresis(amber=5, red=4)

@@ -1,0 +1,85 @@
+"""The policy file: risk rules, actions and guardrails, validated strictly (a mistyped field is
+an error that names it). The bundled `default.yaml` documents every field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from contagion.schema import describe_validation_error, read_yaml
+
+__all__ = ["ACTIONS", "BUNDLED_POLICIES", "Guardrails", "Policy", "PolicyError", "Rule",
+           "load_policy"]
+
+BUNDLED_POLICIES = Path(__file__).parent
+ACTIONS = ("normal", "watch", "raise_margin", "freeze_market", "halt")  # mildest first
+Action = Literal["normal", "watch", "raise_margin", "freeze_market", "halt"]
+Level = Literal["green", "amber", "red"]
+
+
+class PolicyError(ValueError):
+    """A policy file is missing or invalid; the message names the field and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    venue_level: Level | None = None  # the anomalous venue's level, at least
+    ecosystem_level: Level | None = None  # the ecosystem's level, at least
+    feature_above: dict[str, float] = Field(default_factory=dict)  # the venue's features
+
+
+class RaiseMarginParams(_Strict):
+    threshold_cut: float = Field(gt=0, lt=1)  # liquidation threshold lowered by this much
+
+
+class Rule(_Strict):
+    name: str
+    doc: str = Field(min_length=1)
+    when: Condition
+    action: Action
+    params: RaiseMarginParams | None = None
+
+    @model_validator(mode="after")
+    def _params(self) -> Rule:
+        if (self.action == "raise_margin") != (self.params is not None):
+            raise ValueError("raise_margin needs params {threshold_cut: …}; other actions "
+                             "take none")
+        return self
+
+
+class Guardrails(_Strict):
+    max_threshold_cut: float = Field(default=0.10, gt=0, lt=1)
+    cooldown_windows: int = Field(default=4, ge=0)
+    exempt_assets: list[str] = Field(default_factory=list)  # symbols
+
+
+class Policy(_Strict):
+    version: Literal[1]
+    horizon_windows: int = Field(ge=1, le=10_000)
+    stress_quantile: float = Field(gt=0.5, lt=1)
+    min_transmission: float = Field(ge=0, le=1)
+    min_loss_cut_usd: float = Field(ge=0)
+    rules: list[Rule] = Field(min_length=1)
+    guardrails: Guardrails = Guardrails()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Policy:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rule names must be unique, got {names}")
+        return self
+
+
+def load_policy(name_or_path: str | Path = "default") -> Policy:
+    data, path = read_yaml(name_or_path, BUNDLED_POLICIES, "policy", PolicyError)
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: a policy is a mapping of fields, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(describe_validation_error(path, "policy", exc)) from None

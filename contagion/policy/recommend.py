@@ -1,0 +1,250 @@
+"""The coordinated-freeze recommendation: which actions, at which venues, cut the simulated
+ecosystem loss the most.
+
+At a snapshot, every venue whose level is amber or above is an anomaly. Its implicated assets
+are the collateral it holds and the claims it issues (as the assets they are priced as); the
+exposed venues are itself and every lending venue a contagion path of at least
+`min_transmission` reaches from it or from those assets. The policy's rules whose conditions
+hold propose actions at the exposed venues, one market (venue, asset) at a time, and the same
+action at every exposed venue holding that asset at once (coordinated).
+
+The counterfactual (`simulated_loss`): the book is projected over the horizon at each venue's
+recent gross borrowing rate (every borrowing group's legs grow together), the implicated assets
+fall by the policy's quantile of their move over the horizon, and the DeFi cascade of
+`contagion.graph.cascade` says what bad debt is left. Actions change the projected book:
+- freeze_market (venue, asset): the groups borrowing against that asset there stop growing, and
+  the growth they would have had moves to the groups holding it at the venues still open: the
+  capital goes where it is allowed to go;
+- halt (venue): the same for all its groups;
+- raise_margin (venue, asset): the asset's liquidation threshold there is lowered by the rule's
+  cut (at most the guardrail), and groups below 1 on the new threshold repay to exactly 1
+  before the fall, while the pools are still deep.
+Greedily, the candidate that cuts the loss most is taken, given those already taken, until no
+candidate cuts it by `min_loss_cut_usd`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.stats import norm
+
+from contagion.graph.cascade import Ecosystem, cascade
+from contagion.policy.model import ACTIONS, Policy, Rule
+
+__all__ = ["Action", "Anomaly", "Market", "Recommendation", "recommend", "simulated_loss"]
+
+LEVEL_RANK = {"green": 0, "amber": 1, "red": 2}
+
+
+@dataclass(frozen=True, order=True)
+class Action:
+    kind: str  # raise_margin | freeze_market | halt
+    venue: str
+    asset: str | None  # None: the whole venue (halt)
+    threshold_cut: float = 0.0
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    venue: str
+    level: str
+    score: float
+    features: Mapping[str, float]  # value per feature
+    contributions: Mapping[str, float]  # per feature, to the squared distance
+
+
+@dataclass(frozen=True)
+class Market:
+    """What the counterfactual needs besides the ecosystem at the snapshot."""
+
+    volatility: Mapping[str, float]  # asset -> annualised
+    borrow_rate: Mapping[str, float]  # venue -> gross new borrowing per window / debt
+    paths: Sequence[tuple[str, str, float, Sequence[str]]]  # source, target, transmission, nodes
+    window_seconds: float
+    symbols: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    venue: str
+    asset: str | None
+    action: str
+    rule: str
+    params: dict[str, float]
+    anomalous_venue: str
+    loss_before_usd: float  # simulated bad debt with no action
+    loss_after_usd: float  # with every action recommended at this snapshot
+    loss_cut_usd: float  # what this action (with its coordinated set) cut when it was chosen
+    coordinated_with: tuple[str, ...]  # the other venues of the same coordinated action
+    evidence: str  # JSON: features and contributions, paths
+
+
+def _asset(eco: Ecosystem, token: str) -> str:
+    claim = eco.claims.get(token)
+    return claim[1] if claim is not None and claim[1] is not None else token
+
+
+def _group_assets(eco: Ecosystem) -> dict[tuple[str, str], set[str]]:
+    held: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for leg in eco.legs:
+        if leg.side == "collateral" and leg.amount > 0:
+            held[(leg.venue, leg.group)].add(_asset(eco, leg.token))
+    return held
+
+
+def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon: int
+             ) -> Ecosystem:
+    held = _group_assets(eco)
+    debt_usd: dict[tuple[str, str], float] = defaultdict(float)
+    for leg in eco.legs:
+        if leg.side == "debt":
+            debt_usd[(leg.venue, leg.group)] += leg.amount * eco.prices.get(leg.token, 0.0)
+    halted = {a.venue for a in actions if a.kind == "halt"}
+    frozen = {(a.venue, a.asset) for a in actions if a.kind == "freeze_market"}
+
+    def blocked(key: tuple[str, str]) -> bool:
+        venue, _ = key
+        return venue in halted or any((venue, asset) in frozen for asset in held.get(key, ()))
+
+    growth = {key: horizon * market.borrow_rate.get(key[0], 0.0) for key in debt_usd}
+    # growth a frozen group cannot take moves to open groups holding its largest asset
+    moved: dict[str, float] = defaultdict(float)
+    for key, usd in debt_usd.items():
+        if blocked(key) and held.get(key):
+            moved[min(held[key])] += growth[key] * usd
+            growth[key] = 0.0
+    for asset, usd in moved.items():
+        open_groups = [k for k in debt_usd if not blocked(k) and asset in held.get(k, ())]
+        total = sum(debt_usd[k] for k in open_groups)
+        for k in open_groups:
+            growth[k] += usd / total if total > 0 else 0.0
+    cuts = {(a.venue, a.asset): a.threshold_cut for a in actions if a.kind == "raise_margin"}
+    legs = []
+    for leg in eco.legs:
+        scale = 1.0 + growth.get((leg.venue, leg.group), 0.0)
+        cut = cuts.get((leg.venue, _asset(eco, leg.token)), 0.0) if leg.side == "collateral" \
+            else 0.0
+        legs.append(replace(leg, amount=leg.amount * scale,
+                            threshold=max(leg.threshold - cut, 0.0)))
+    if cuts:  # groups below 1 on the new thresholds repay to exactly 1
+        weighted: dict[tuple[str, str], float] = defaultdict(float)
+        owed: dict[tuple[str, str], float] = defaultdict(float)
+        for leg in legs:
+            value = leg.amount * eco.prices.get(leg.token, 0.0)
+            if leg.side == "debt":
+                owed[(leg.venue, leg.group)] += value
+            else:
+                weighted[(leg.venue, leg.group)] += value * leg.threshold
+        ratio = {k: weighted[k] / d for k, d in owed.items()
+                 if d > 0 and weighted[k] < d and any(
+                     (k[0], a) in cuts for a in held.get(k, ()))}
+        legs = [replace(leg, amount=leg.amount * ratio[(leg.venue, leg.group)])
+                if leg.side == "debt" and (leg.venue, leg.group) in ratio else leg
+                for leg in legs]
+    return replace(eco, legs=legs)
+
+
+def simulated_loss(eco: Ecosystem, actions: Sequence[Action], shocks: Mapping[str, float],
+                   market: Market, horizon: int) -> float:
+    """Bad debt the cascade leaves on the projected book under the shocks, USD."""
+    projected = _project(eco, actions, market, horizon)
+    rounds = cascade(projected, {t: s for t, s in shocks.items() if t in projected.prices})
+    return float(sum(sum(r.bad_debt_usd.values()) for r in rounds))
+
+
+def _holds(rule: Rule, anomaly: Anomaly, ecosystem_level: str) -> bool:
+    when = rule.when
+    if when.venue_level and LEVEL_RANK[anomaly.level] < LEVEL_RANK[when.venue_level]:
+        return False
+    if when.ecosystem_level and LEVEL_RANK[ecosystem_level] < LEVEL_RANK[when.ecosystem_level]:
+        return False
+    return all(anomaly.features.get(name, float("-inf")) > bound
+               for name, bound in when.feature_above.items())
+
+
+def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str,
+              market: Market, policy: Policy, *,
+              cooling: frozenset[tuple[str, str, str | None]] = frozenset()
+              ) -> list[Recommendation]:
+    """The recommendations at one snapshot (see the module). `cooling` lists the (action,
+    venue, asset) issued within the cooldown, which are not proposed again."""
+    out: list[Recommendation] = []
+    exempt = {t for t, s in market.symbols.items() if s in policy.guardrails.exempt_assets}
+    years = policy.horizon_windows * market.window_seconds / (365.25 * 86_400)
+    z = float(norm.ppf(policy.stress_quantile))
+    held = _group_assets(eco)
+    venue_assets: dict[str, set[str]] = defaultdict(set)
+    for (venue, _), assets in held.items():
+        venue_assets[venue] |= assets
+    for anomaly in sorted(anomalies, key=lambda a: -a.score):
+        rules = [r for r in policy.rules if _holds(r, anomaly, ecosystem_level)]
+        if not rules:
+            continue
+        issued = {_asset(eco, t) for t, (issuer, _) in eco.claims.items()
+                  if issuer == anomaly.venue}
+        implicated = (venue_assets.get(anomaly.venue, set()) | issued) - exempt
+        sources = {f"venue:{anomaly.venue}"} | {f"token:{a}" for a in implicated}
+        strong = [p for p in market.paths if p[0] in sources and p[2] >= policy.min_transmission]
+        exposed = sorted({anomaly.venue} | {p[1].removeprefix("venue:") for p in strong
+                                            if p[1].startswith("venue:")})
+        shocks = {a: -(1 - np.exp(-z * market.volatility.get(a, 0.0) * np.sqrt(years)))
+                  for a in implicated if market.volatility.get(a, 0.0) > 0}
+        evidence = json.dumps({
+            "venue": anomaly.venue, "level": anomaly.level, "score": anomaly.score,
+            "features": dict(anomaly.features), "contributions": dict(anomaly.contributions),
+            "paths": [{"path": list(p[3]), "transmission": p[2]} for p in strong[:10]],
+            "shocks": shocks}, default=float)
+        for rule in (r for r in rules if r.action == "watch"):
+            out.append(Recommendation(anomaly.venue, None, "watch", rule.name, {},
+                                      anomaly.venue, 0.0, 0.0, 0.0, (), evidence))
+        candidates: list[tuple[Rule, tuple[Action, ...]]] = []
+        for rule in (r for r in rules if r.action not in ("watch", "normal")):
+            cut = min(rule.params.threshold_cut, policy.guardrails.max_threshold_cut) \
+                if rule.params else 0.0
+            if rule.action == "halt":
+                singles = [(Action("halt", v, None),) for v in exposed if v in venue_assets]
+                candidates += [(rule, s) for s in singles
+                               if ("halt", s[0].venue, None) not in cooling]
+                continue
+            for asset in sorted(implicated):
+                group = tuple(Action(rule.action, v, asset, cut) for v in exposed
+                              if asset in venue_assets.get(v, ())
+                              and (rule.action, v, asset) not in cooling)
+                candidates += [(rule, (a,)) for a in group]
+                if len(group) > 1:
+                    candidates.append((rule, group))
+        chosen: list[tuple[Rule, tuple[Action, ...], float]] = []
+        taken: list[Action] = []
+        before = current = simulated_loss(eco, [], shocks, market, policy.horizon_windows)
+        while candidates:
+            losses = [simulated_loss(eco, taken + list(c), shocks, market,
+                                     policy.horizon_windows) for _, c in candidates]
+            best = int(np.argmin(losses))
+            if current - losses[best] < max(policy.min_loss_cut_usd, 1e-9):
+                break
+            rule, actions = candidates.pop(best)
+            chosen.append((rule, actions, current - losses[best]))
+            taken += actions
+            current = losses[best]
+            candidates = [(r, c) for r, c in candidates if not set(c) <= set(taken)]
+        for rule, actions, cut_usd in chosen:
+            for action in actions:
+                params = {"threshold_cut": action.threshold_cut} \
+                    if action.kind == "raise_margin" else {}
+                out.append(Recommendation(
+                    action.venue, action.asset, action.kind, rule.name, params, anomaly.venue,
+                    before, current, cut_usd,
+                    tuple(a.venue for a in actions if a.venue != action.venue), evidence))
+    # one recommendation per market: the strongest action wins
+    strongest: dict[tuple[str, str | None], Recommendation] = {}
+    for rec in out:
+        key = (rec.venue, rec.asset)
+        if key not in strongest or \
+                ACTIONS.index(rec.action) > ACTIONS.index(strongest[key].action):
+            strongest[key] = rec
+    return sorted(strongest.values(), key=lambda r: (r.venue, r.asset or "", r.action))

@@ -1,0 +1,142 @@
+"""The early-warning marts, written into the analysts' database after the contagion marts
+(they read the systemic importance and the contagion paths): `fct_anomaly_scores` (per venue
+and window: score, level, the features and what each contributed), `fct_ecosystem_score` (per
+window) and `fct_freeze_recommendations` (per window where a venue is at amber or above: the
+policy's coordinated actions with their evidence). Columns: docs/schema.md."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from contagion.graph.load import ecosystem_at
+from contagion.policy.model import Policy, load_policy
+from contagion.policy.recommend import Anomaly, Market, recommend
+from contagion.registry import Registry
+from contagion.risk.scores import ScoreSettings, ecosystem_scores, venue_scores
+from contagion.risk.state import state_vectors
+
+__all__ = ["RISK_MARTS", "compute_risk_marts", "write_risk_marts"]
+
+RISK_MARTS = ("fct_anomaly_scores", "fct_ecosystem_score", "fct_freeze_recommendations")
+RATE_WINDOWS = 4  # the recent borrowing rate: mean over this many windows
+
+
+def _weights(con: duckdb.DuckDBPyConnection
+             ) -> tuple[dict[tuple[int, str], float], dict[tuple[int, str], float]]:
+    """Per (snapshot, venue): the DebtRank of its failure, and the share of the other venues
+    its contagion paths reach (fct_systemic_risk, fct_contagion_paths)."""
+    importance = {(int(b), str(node).removeprefix("venue:")): float(rank)
+                  for b, node, rank in con.execute(
+                      "select snapshot_block, node, debtrank from fct_systemic_risk "
+                      "where node_type = 'venue'").fetchall()}
+    venues = con.execute("select count(*) from ref_venues").fetchone()
+    others = max(int(venues[0]) - 1, 1) if venues else 1
+    reach = {(int(b), str(source).removeprefix("venue:")): min(int(n) / others, 1.0)
+             for b, source, n in con.execute(
+                 "select snapshot_block, source, count(distinct target) "
+                 "from fct_contagion_paths where source like 'venue:%' "
+                 "and target like 'venue:%' group by all").fetchall()}
+    return importance, reach
+
+
+def _market(con: duckdb.DuckDBPyConnection, snapshot: int) -> Market:
+    volatility = {t: float(v) for t, v in con.execute(
+        "select token, volatility from int_token_signals where snapshot_block = ? "
+        "and volatility is not null", [snapshot]).fetchall()}
+    borrow_rate = {v: float(r) for v, r in con.execute(f"""
+        with recent as (
+            select snapshot_block, window_start from fct_venue_state
+            where snapshot_block <= $1 group by all
+            order by snapshot_block desc limit {RATE_WINDOWS}
+        ),
+        borrowed as (
+            select f.venue, sum(f.amount * p.price_usd) as usd
+            from stg_flows as f
+            join recent as w
+                on f.block_number > w.window_start and f.block_number <= w.snapshot_block
+            join int_token_prices as p on p.snapshot_block = $1 and p.token = f.token
+            where f.action = 'borrow'
+            group by all
+        )
+        select b.venue, b.usd / (select count(*) from recent) / s.debt_usd
+        from borrowed as b
+        join fct_venue_balance_sheet as s on s.venue = b.venue and s.snapshot_block = $1
+        where s.debt_usd > 0""", [snapshot]).fetchall()}
+    paths = [(s, t, float(x), list(p)) for s, t, x, p in con.execute(
+        "select source, target, transmission, path from fct_contagion_paths "
+        "where snapshot_block = ? order by transmission desc", [snapshot]).fetchall()]
+    seconds = con.execute(
+        "select median(date_diff('second', a.block_time, b.block_time)) "
+        "from fct_venue_state as s join stg_blocks as a on a.block_number = s.window_start "
+        "join stg_blocks as b on b.block_number = s.snapshot_block "
+        "where s.window_start > 0").fetchall()
+    window_seconds = float(seconds[0][0]) if seconds and seconds[0][0] is not None else 300.0
+    symbols = dict(con.execute("select token, symbol from int_tokens").fetchall())
+    return Market(volatility, borrow_rate, paths, window_seconds, symbols)
+
+
+def freeze_recommendations(con: duckdb.DuckDBPyConnection, registry: Registry,
+                           scores: pl.DataFrame, ecosystem: pl.DataFrame,
+                           policy: Policy) -> pl.DataFrame:
+    """The policy's recommendations at every window where a venue is at amber or above; an
+    action issued at a market is not proposed again within the policy's cooldown."""
+    rows: list[dict[str, object]] = []
+    issued: dict[tuple[str, str, str | None], int] = {}  # -> window index of the last issue
+    level_of = dict(zip(ecosystem["snapshot_block"], ecosystem["level"], strict=True))
+    for index, block in enumerate(sorted(level_of)):
+        at = scores.filter((pl.col("snapshot_block") == block) & (pl.col("level") != "green"))
+        if at.is_empty():
+            continue
+        anomalies = [Anomaly(r["venue"], r["level"], r["score"],
+                             {f["feature"]: f["value"] for f in r["features"]},
+                             {f["feature"]: f["contribution"] for f in r["features"]})
+                     for r in at.iter_rows(named=True)]
+        cooling = frozenset(k for k, i in issued.items()
+                            if index - i <= policy.guardrails.cooldown_windows)
+        for rec in recommend(ecosystem_at(con, registry, int(block)), anomalies,
+                             str(level_of[block]), _market(con, int(block)), policy,
+                             cooling=cooling):
+            issued[(rec.action, rec.venue, rec.asset)] = index
+            rows.append({"snapshot_block": block, **asdict(rec)})
+    schema: dict[str, pl.DataType] = {
+        "snapshot_block": pl.UInt64(), "venue": pl.Utf8(), "asset": pl.Utf8(),
+        "action": pl.Utf8(), "rule": pl.Utf8(), "params": pl.Utf8(),
+        "anomalous_venue": pl.Utf8(), "loss_before_usd": pl.Float64(),
+        "loss_after_usd": pl.Float64(), "loss_cut_usd": pl.Float64(),
+        "coordinated_with": pl.List(pl.Utf8()), "evidence": pl.Utf8()}
+    for row in rows:
+        row["params"] = json.dumps(row["params"])
+        row["coordinated_with"] = list(row["coordinated_with"])  # type: ignore[call-overload]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def compute_risk_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
+                       settings: ScoreSettings = ScoreSettings(),
+                       policy: Policy | None = None) -> dict[str, pl.DataFrame]:
+    scores = venue_scores(state_vectors(con), settings)
+    importance, reach = _weights(con)
+    ecosystem = ecosystem_scores(scores, importance, reach, settings)
+    return {"fct_anomaly_scores": scores, "fct_ecosystem_score": ecosystem,
+            "fct_freeze_recommendations": freeze_recommendations(
+                con, registry, scores, ecosystem, policy or load_policy())}
+
+
+def write_risk_marts(db_path: Path, registry: Registry, *,
+                     settings: ScoreSettings = ScoreSettings(), policy: Policy | None = None
+                     ) -> dict[str, pl.DataFrame]:
+    """Compute the marts from the database and write them into it (needs the contagion
+    marts, `contagion.graph.marts.write_graph_marts`, first)."""
+    with duckdb.connect(str(db_path)) as con:
+        marts = compute_risk_marts(con, registry, settings=settings, policy=policy)
+        for name, frame in marts.items():
+            table: pa.Table = frame.to_arrow()
+            con.register("_mart", table)
+            con.execute(f"create or replace table {name} as select * from _mart")
+            con.unregister("_mart")
+    return marts

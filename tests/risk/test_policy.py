@@ -1,0 +1,106 @@
+"""The policy file and the greedy coordinated recommendation, on hand-built ecosystems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contagion.graph.cascade import Ecosystem, Leg, LiquidationRule, Pool
+from contagion.policy.model import PolicyError, load_policy
+from contagion.policy.recommend import Action, Anomaly, Market, recommend, simulated_loss
+
+X, USD = "0xx", "0xusd"
+
+
+def _book(venues: tuple[str, ...] = ("a", "b"), groups: int = 5) -> Ecosystem:
+    """Each venue lends USD against X to borrowers at health 1.05 (threshold 0.8)."""
+    legs = []
+    for venue in venues:
+        for k in range(groups):
+            legs += [Leg(venue, f"g{k}", X, 100_000.0, "collateral", 0.8),
+                     Leg(venue, f"g{k}", USD, 100_000.0 * 0.8 / 1.05, "debt")]
+    return Ecosystem({X: 1.0, USD: 1.0}, legs, [Pool(X, USD, 2e6, 2e6)],
+                     {v: LiquidationRule(close_factor=1.0) for v in venues},
+                     symbols={X: "X", USD: "USDC"})
+
+
+def _market(rate: dict[str, float], vol: float = 0.8) -> Market:
+    paths = [("venue:a", "venue:b", 0.5, ["venue:a", "token:0xx", "venue:b"]),
+             ("token:0xx", "venue:b", 0.5, ["token:0xx", "venue:b"])]
+    return Market({X: vol}, rate, paths, window_seconds=86_400.0,
+                  symbols={X: "X", USD: "USDC"})
+
+
+def _anomaly(venue: str = "a", level: str = "red", drift: float = 0.0) -> Anomaly:
+    return Anomaly(venue, level, 12.0, {"oracle_drift": drift}, {"oracle_drift": 1.0})
+
+
+def test_the_bundled_policy_documents_every_rule_and_bad_files_name_the_field(
+        tmp_path: Path) -> None:
+    policy = load_policy()
+    assert {r.action for r in policy.rules} >= {"watch", "raise_margin", "freeze_market", "halt"}
+    assert all(r.doc for r in policy.rules)
+    bad = tmp_path / "p.yaml"
+    bad.write_text("version: 1\nhorizon_windows: 0\nstress_quantile: 0.99\n"
+                   "min_transmission: 0.1\nmin_loss_cut_usd: 0\nrules: []\n")
+    with pytest.raises(PolicyError, match="horizon_windows"):
+        load_policy(bad)
+    bad.write_text(bad.read_text().replace("rules: []", "rules:\n  - {name: r, doc: d, when: "
+                                           "{}, action: raise_margin}"))
+    with pytest.raises(PolicyError, match="threshold_cut"):
+        load_policy(bad)
+    with pytest.raises(PolicyError, match="no policy file"):
+        load_policy("nonexistent")
+
+
+def test_a_freeze_left_open_elsewhere_pushes_the_capital_there() -> None:
+    eco, market = _book(), _market({"a": 0.2, "b": 0.2})
+    shocks = {X: -0.3}
+    none = simulated_loss(eco, [], shocks, market, horizon=12)
+    only_a = simulated_loss(eco, [Action("freeze_market", "a", X)], shocks, market, 12)
+    both = simulated_loss(eco, [Action("freeze_market", "a", X),
+                                Action("freeze_market", "b", X)], shocks, market, 12)
+    assert none > 0
+    assert only_a == pytest.approx(none, rel=0.05)  # growth moved to b, loss about the same
+    assert both < 0.7 * none
+
+
+def test_greedy_chooses_the_coordinated_freeze_with_its_evidence() -> None:
+    policy = load_policy()
+    recs = recommend(_book(), [_anomaly()], "red", _market({"a": 0.2, "b": 0.2}), policy)
+    frozen = [r for r in recs if r.action in ("freeze_market", "raise_margin")]
+    assert {r.venue for r in frozen} == {"a", "b"}
+    assert all(r.asset == X and r.loss_after_usd < r.loss_before_usd for r in frozen)
+    assert all(r.loss_cut_usd >= policy.min_loss_cut_usd for r in frozen)
+    assert '"paths"' in frozen[0].evidence and "oracle_drift" in frozen[0].evidence
+    assert any(r.action == "watch" and r.venue == "a" for r in recs)
+
+
+def test_no_action_without_a_reason() -> None:
+    policy = load_policy()
+    market = _market({"a": 0.2, "b": 0.2})
+    assert recommend(_book(), [], "green", market, policy) == []
+    # an amber venue in a green ecosystem is only watched
+    watched = recommend(_book(), [_anomaly(level="amber")], "green", market, policy)
+    assert [(r.venue, r.action) for r in watched] == [("a", "watch")]
+    # nothing moves without volatility: no loss to cut
+    calm = recommend(_book(), [_anomaly()], "red", _market({"a": 0.2, "b": 0.2}, vol=0.0),
+                     policy)
+    assert {r.action for r in calm} == {"watch"}
+
+
+def test_guardrails_exempt_assets_and_cooldown() -> None:
+    policy = load_policy()
+    market = _market({"a": 0.2, "b": 0.2})
+    exempt = Market(market.volatility, market.borrow_rate, market.paths, market.window_seconds,
+                    {X: "USDC", USD: "USDC"})
+    assert {r.action for r in recommend(_book(), [_anomaly()], "red", exempt, policy)} \
+        == {"watch"}
+    cooling = frozenset((kind, v, X) for kind in ("freeze_market", "raise_margin")
+                        for v in ("a", "b"))
+    assert {r.action for r in recommend(_book(), [_anomaly()], "red", market, policy,
+                                        cooling=cooling)} == {"watch"}
+    cut = max(r.params.get("threshold_cut", 0.0)
+              for r in recommend(_book(), [_anomaly()], "red", market, policy))
+    assert cut <= policy.guardrails.max_threshold_cut
