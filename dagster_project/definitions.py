@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from dagster_project.assets import canonical, chain_logs, decoded_events
-from dagster_project.contagion import contagion_marts
+from dagster_project.contagion import contagion_marts, early_warning
 from dagster_project.resources import (
     ChainResource,
     LakeResource,
@@ -29,9 +29,10 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 
 defs = dg.Definitions(
-    assets=[registry, chain_logs, decoded_events, canonical, warehouse, contagion_marts],
+    assets=[registry, chain_logs, decoded_events, canonical, warehouse, contagion_marts,
+            early_warning],
     jobs=[index_job, dg.define_asset_job("build_warehouse", selection=dg.AssetSelection.assets(
-        warehouse, contagion_marts))],
+        warehouse, contagion_marts, early_warning))],
     sensors=[block_range_sensor],
     resources={"chain": ChainResource(), "lake": LakeResource(),
                "warehouse_settings": WarehouseResource(),

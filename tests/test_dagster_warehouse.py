@@ -53,15 +53,16 @@ def test_materializing_builds_the_database_and_every_check_passes(world: World,
 
 
 @pytest.mark.devnet
-def test_contagion_marts_materialize_after_the_database(world: World, tmp_path: Path) -> None:
+def test_contagion_and_early_warning_materialize_after_the_database(world: World,
+                                                                   tmp_path: Path) -> None:
     import shutil
 
-    from dagster_project.contagion import contagion_marts
+    from dagster_project.contagion import contagion_marts, early_warning
 
     db = tmp_path / "contagion.duckdb"
     shutil.copy(world.db, db)
     run = dg.materialize(
-        [contagion_marts],
+        [contagion_marts, early_warning],
         resources={
             "chain": ChainResource(rpc_url=world.client.url,
                                    registry=str(world.data / "registry.yaml")),
@@ -71,4 +72,5 @@ def test_contagion_marts_materialize_after_the_database(world: World, tmp_path: 
     assert all(c.passed for c in run.get_asset_check_evaluations())
     materialized = {str(e.asset_key.to_user_string()) for e in
                     run.get_asset_materialization_events() if e.asset_key is not None}
-    assert materialized == {"systemic_risk", "contagion_paths", "stress_results"}
+    assert materialized == {"systemic_risk", "contagion_paths", "stress_results",
+                            "anomaly_scores", "ecosystem_score", "freeze_recommendations"}
