@@ -18,6 +18,9 @@ Each round:
 4. a venue's bad debt lowers the value of the claims it issued by bad debt / its deposits; a
    failed venue's claims (aTokens, the LST, LP shares) are worth nothing.
 
+`cascade_batch` runs the same rounds on many price paths at once (arrays of paths × legs); a
+path that has settled drops out. `cascade` is that engine on one path, round by round.
+
 Amounts here are floats: this is a simulation of what would happen, not accounting.
 """
 
@@ -26,22 +29,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "BatchOutcome",
     "CascadeRound",
     "Ecosystem",
     "Leg",
     "LiquidationRule",
     "Pool",
     "cascade",
+    "cascade_batch",
     "morpho_incentive",
 ]
 
 Vector = npt.NDArray[np.float64]
+IntVector = npt.NDArray[np.int64]
+BoolVector = npt.NDArray[np.bool_]
 AMM_FEE = 0.003
 
 
@@ -140,26 +146,301 @@ class CascadeRound:
     liquidations: int
 
 
-def _sell(pools: list[Pool], token: str, units: float) -> tuple[int, float] | None:
-    """The deepest pool trading `token`, and the relative change of its price after selling
-    `units` of it there."""
-    best = None
-    for k, p in enumerate(pools):
-        depth = p.reserve0 if p.token0 == token else p.reserve1 if p.token1 == token else -1.0
-        if depth > 0 and (best is None or depth > best[1]):
-            best = (k, depth)
-    if best is None:
-        return None
-    k, _ = best
-    p = pools[k]
-    x, y = (p.reserve0, p.reserve1) if p.token0 == token else (p.reserve1, p.reserve0)
-    paid_in = units * (1 - AMM_FEE)
-    out = y * paid_in / (x + paid_in)
-    x2, y2 = x + units, y - out
-    ratio = (y2 / x2) / (y / x)
-    pools[k] = (Pool(p.token0, p.token1, x2, y2) if p.token0 == token
-                else Pool(p.token0, p.token1, y2, x2))
-    return k, ratio
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Where each of `cascade_batch`'s paths ends: totals over all its rounds, per venue."""
+
+    venues: list[str]
+    tokens: list[str]  # the priced tokens, the columns of `prices`
+    bad_debt_usd: Vector  # paths × venues
+    liquidated_usd: Vector  # paths × venues: debt repaid
+    seized_usd: Vector  # paths × venues: collateral seized
+    prices: Vector  # paths × tokens, when the path stopped
+    rounds: IntVector  # rounds run; the last is the first with nothing left to do
+    converged: BoolVector  # False where max_rounds stopped the path first
+
+
+@dataclass(frozen=True)
+class _Sale:
+    asset: int  # column in the layout's names
+    side: IntVector  # per pool: 0 or 1 where the asset is token0 or token1, else −1
+    priced: bool  # the asset has a price of its own to move
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The ecosystem's prices, claims and pools as columns, built once per run."""
+
+    names: list[str]  # every token a price is needed for, sorted
+    base: Vector  # the starting price of each (0 without one)
+    priced: IntVector  # the columns reported: tokens with a price, and claims
+    leg_price: IntVector  # each leg's column
+    claims: list[tuple[int, int, int]]  # (claim, the column its value follows, its issuer)
+    issuers: list[str]  # leg venues and claim issuers: the venues a solvency is kept for
+    venue_issuer: IntVector  # each leg venue's place among the issuers
+    # (leg token, its column, its sold asset's column, that asset's sale); in token order
+    sellers: list[tuple[int, int, int, int]]
+    sales: list[_Sale]  # in the order of the assets' names
+
+    @classmethod
+    def of(cls, eco: Ecosystem) -> _Layout:
+        arrays = eco.arrays
+        assets = {a for _, a in eco.claims.values() if a is not None}
+        names = sorted(set(eco.prices) | set(eco.claims) | assets | set(arrays.tokens))
+        col = {t: k for k, t in enumerate(names)}
+        order: list[str] = []
+
+        def visit(token: str, trail: tuple[str, ...]) -> None:
+            if token not in eco.claims or token in order:
+                return
+            if token in trail:
+                raise ValueError(f"claims follow each other in a cycle: {' → '.join(trail)}")
+            asset = eco.claims[token][1]
+            if asset is not None:  # a claim on a claim is priced after the claim it follows
+                visit(asset, (*trail, token))
+            order.append(token)
+
+        for token in sorted(eco.claims):
+            visit(token, ())
+        issuers = sorted(set(arrays.venues) | {i for i, _ in eco.claims.values()})
+        issuer = {v: k for k, v in enumerate(issuers)}
+        sold_as = [(eco.claims[t][1] or t) if t in eco.claims else t for t in arrays.tokens]
+        sales: dict[str, _Sale] = {}
+        for asset in sorted(set(sold_as)):
+            side = np.array([0 if p.token0 == asset else 1 if p.token1 == asset else -1
+                             for p in eco.pools], np.int64)
+            if (side >= 0).any():  # without a pool, seized collateral moves no price
+                sales[asset] = _Sale(col[asset], side, asset in eco.prices)
+        slot = {asset: k for k, asset in enumerate(sales)}
+        return cls(
+            names, np.array([eco.prices.get(t, 0.0) for t in names]),
+            np.array([col[t] for t in sorted(set(eco.prices) | set(eco.claims))], np.int64),
+            np.array([col[t] for t in arrays.tokens], np.int64)[arrays.token_of],
+            [(col[t], col[eco.claims[t][1] or t], issuer[eco.claims[t][0]]) for t in order],
+            issuers, np.array([issuer[v] for v in arrays.venues], np.int64),
+            [(k, col[t], col[a], slot[a]) for k, (t, a) in enumerate(zip(arrays.tokens,
+                                                                          sold_as, strict=True))
+             if a in slot],
+            list(sales.values()))
+
+    def prices(self, base: Vector, solvency: Vector) -> Vector:
+        """Paths × names: a claim is worth what it follows (itself, or its asset) times its
+        issuer's solvency."""
+        price = base.copy()
+        for claim, follows, issuer in self.claims:
+            price[:, claim] = price[:, follows] * solvency[:, issuer]
+        return price
+
+
+def _binned(bins: IntVector, weights: npt.ArrayLike, rows: int, n: int) -> Vector:
+    """rows × n sums of `weights` by their flat bin, row · n + column."""
+    sums = np.bincount(bins, weights, rows * n)
+    return sums.reshape(rows, n).astype(np.float64, copy=False)
+
+
+class _RowSums:
+    """Row-wise bincount: row r's weights go to bins r·n … r·n + n − 1, so one bincount sums
+    every path, each in leg order exactly as a single path would be summed."""
+
+    def __init__(self, index: IntVector, n: int, rows: int) -> None:
+        self.n = n
+        self.flat = index + n * np.arange(rows)[:, None]
+
+    def __call__(self, weights: Vector) -> Vector:
+        rows = len(weights)
+        return _binned(self.flat[:rows].ravel(), weights.ravel(), rows, self.n)
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One round of the paths still running in it, in batch order."""
+
+    prices: Vector  # rows × layout names, after the round
+    liquidated: Vector  # rows × venues
+    seized: Vector
+    touched: BoolVector  # some group of the venue was liquidated
+    bad: Vector  # new bad debt
+    count: IntVector  # groups liquidated
+
+
+def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[str],
+         max_rounds: int, dust_usd: float, tolerance: float,
+         record: list[_Round] | None = None) -> BatchOutcome:
+    """The cascade on every row of `base` (paths × layout names) at once. A path that has
+    settled leaves the arrays, so it cannot change any more and costs nothing after."""
+    arrays = eco.arrays
+    group_of, group_venue, venues = arrays.group_of, arrays.group_venue, arrays.venues
+    is_debt, token_of, bonuses = arrays.is_debt, arrays.token_of, arrays.bonus
+    known_bonus = ~np.isnan(bonuses)
+    own_bonus = np.where(known_bonus, bonuses, 0.0)
+    rules = [eco.rules.get(v, LiquidationRule()) for v in venues]
+    close_factor = np.array([r.close_factor for r in rules])[group_venue]
+    full_close_below = np.array([r.full_close_below for r in rules])[group_venue]
+    rule_bonus = np.array([r.bonus for r in rules])[group_venue]
+    deposits = np.array([eco.deposits_usd.get(v, 0.0) for v in venues])
+    keeps_solvency = np.array([v not in failed_venues for v in venues], bool)
+    n_paths, n_groups, n_venues = len(base), len(group_venue), len(venues)
+    n_tokens = len(arrays.tokens)
+    # every path's health in two passes over its legs: collateral and debt side by side, then
+    # the collateral weighted by its liquidation threshold
+    by_side = _RowSums(group_of + n_groups * is_debt, 2 * n_groups, n_paths)
+    by_group = _RowSums(group_of, n_groups, n_paths)
+    threshold = np.where(is_debt, 0.0, arrays.threshold)
+    # each group's legs, in leg order, to liquidate only the groups that are unhealthy
+    group_legs = np.argsort(group_of, kind="stable")
+    group_size = np.bincount(group_of, minlength=n_groups)
+    group_start = np.cumsum(group_size) - group_size
+
+    ids = np.arange(n_paths)
+    amounts = np.tile(arrays.amount, (n_paths, 1))
+    base = base.copy()
+    reserve0 = np.tile(np.array([p.reserve0 for p in eco.pools]), (n_paths, 1))
+    reserve1 = np.tile(np.array([p.reserve1 for p in eco.pools]), (n_paths, 1))
+    solvency = np.ones((n_paths, len(layout.issuers)))
+    solvency[:, [k for k, v in enumerate(layout.issuers) if v in failed_venues]] = 0.0
+    bad_total = np.zeros((n_paths, n_venues))
+    liquidated_out, seized_out = np.zeros((n_paths, n_venues)), np.zeros((n_paths, n_venues))
+    bad_out = np.zeros((n_paths, n_venues))
+    prices_out = np.zeros((n_paths, len(layout.priced)))
+    rounds_out = np.zeros(n_paths, np.int64)
+    converged = np.zeros(n_paths, bool)
+    price = layout.prices(base, solvency)
+    if record is not None:
+        none = np.zeros((n_paths, n_venues))
+        record.append(_Round(price, none, none, none > 0, none,
+                             np.zeros(n_paths, np.int64)))
+    for number in range(1, max_rounds + 1):
+        if not len(ids):
+            break
+        n = len(ids)
+        unit = price[:, layout.leg_price]
+        value = amounts * unit
+        sides = by_side(value)
+        collateral, debt = sides[:, :n_groups], sides[:, n_groups:]
+        weighted = by_group(value * threshold)
+        unhealthy = (debt > dust_usd) & (weighted < debt * (1 - 1e-12))
+        # the unhealthy (path, group) pairs, and their legs: `pair` of each, in leg order
+        row, group = np.nonzero(unhealthy)
+        size = group_size[group]
+        pair = np.repeat(np.arange(len(row)), size)
+        leg = group_legs[np.repeat(group_start[group] - np.cumsum(size) + size, size)
+                         + np.arange(len(pair))]
+        at_row = row[pair]
+        value_of, amount, unit_of = value[at_row, leg], amounts[at_row, leg], unit[at_row, leg]
+        debt_leg = is_debt[leg]
+        coll_leg = ~debt_leg & (value_of > 0)
+        # the group's bonus: its collateral's own bonuses weighed by value, else the venue's
+        known = coll_leg & known_bonus[leg]
+        weight = np.bincount(pair, np.where(known, value_of, 0.0), len(row))
+        bonus = np.where(weight > 0, np.bincount(pair, np.where(
+            known, value_of * own_bonus[leg], 0.0), len(row)) / np.where(weight > 0, weight, 1.0),
+            rule_bonus[group])
+        owed, held = debt[row, group], collateral[row, group]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            health = np.where(owed > 0, weighted[row, group] / np.where(owed > 0, owed, 1.0),
+                              np.inf)
+        close = np.where(health < full_close_below[group], 1.0, close_factor[group])
+        repay = np.minimum(close * owed, held / bonus)
+        seize = repay * bonus
+        seized_share = np.where(held > 0, seize / np.where(held > 0, held, 1.0), 0.0)
+        taken = np.where(coll_leg, amount * seized_share[pair], 0.0)
+        amount -= taken
+        repaid_share = np.where(owed > 0, repay / np.where(owed > 0, owed, 1.0), 0.0)
+        amount = np.where(debt_leg & (value_of > 0), amount * (1 - repaid_share[pair]), amount)
+        exhausted = (held - seize <= tolerance * np.maximum(1.0, held))[pair]
+        remaining = np.bincount(pair, np.where(exhausted & debt_leg, amount * unit_of, 0.0),
+                                len(row))
+        amounts[at_row, leg] = np.where(exhausted & (~debt_leg | (remaining[pair] > 0)), 0.0,
+                                        amount)
+        venue_bin = row * n_venues + group_venue[group]
+        bad, liquidated, seized = (_binned(venue_bin, x, n, n_venues)
+                                   for x in (remaining, repay, seize))
+        liquidated_out[ids] += liquidated
+        seized_out[ids] += seized
+        # what the liquidators sell: each seized claim as units of its underlying
+        taken_units = _binned(at_row * n_tokens + token_of[leg], taken, n, n_tokens)
+        sold = np.zeros((n, len(layout.sales)))
+        token_sold = taken_units.sum(axis=0) > 0  # most rounds sell few tokens
+        for token, column, asset, slot in layout.sellers:
+            if not token_sold[token]:
+                continue
+            own, underlying = price[:, column], price[:, asset]
+            ratio = np.where(underlying > 0, own / np.where(underlying > 0, underlying, 1.0),
+                             1.0)
+            sold[:, slot] += taken_units[:, token] * ratio
+        moved = np.zeros(n, bool)
+        each = np.arange(n)
+        asset_sold = sold.sum(axis=0) > 0
+        for slot, sale in enumerate(layout.sales):
+            if not asset_sold[slot]:
+                continue
+            # the deepest pool for the asset, path by path (the first of equals)
+            depth = np.where(sale.side == 0, reserve0, np.where(sale.side == 1, reserve1, -1.0))
+            pool = depth.argmax(axis=1)
+            at = np.nonzero((sold[:, slot] > 0) & (depth[each, pool] > 0))[0]
+            pool, units = pool[at], sold[at, slot]
+            first = sale.side[pool] == 0
+            x = np.where(first, reserve0[at, pool], reserve1[at, pool])
+            y = np.where(first, reserve1[at, pool], reserve0[at, pool])
+            paid_in = units * (1 - AMM_FEE)
+            x2, y2 = x + units, y - y * paid_in / (x + paid_in)
+            reserve0[at, pool] = np.where(first, x2, y2)
+            reserve1[at, pool] = np.where(first, y2, x2)
+            if sale.priced:
+                # the pool's price change (y2 / x2) / (y / x), in a form that holds for y = 0
+                ratio = x / (x + paid_in) * (x / x2)
+                base[at, sale.asset] *= ratio
+                moved[at] |= np.abs(ratio - 1) > tolerance
+        new_bad = bad > 0
+        bad_total = np.where(new_bad, bad_total + bad, bad_total)
+        level = np.where(deposits > 0, np.maximum(
+            0.0, 1 - bad_total / np.where(deposits > 0, deposits, 1.0)), 0.0)
+        solvency[:, layout.venue_issuer] = np.where(
+            new_bad & keeps_solvency, level, solvency[:, layout.venue_issuer])
+        count = np.bincount(row, minlength=n)
+        price = layout.prices(base, solvency)
+        if record is not None:
+            touched = _binned(venue_bin, np.ones(len(row)), n, n_venues) > 0
+            record.append(_Round(price, liquidated, seized, touched, bad, count))
+        rounds_out[ids] = number
+        done = (count == 0) & ~moved
+        if done.any():
+            converged[ids[done]] = True
+            prices_out[ids[done]] = price[done][:, layout.priced]
+            bad_out[ids[done]] = bad_total[done]
+            keep = ~done
+            ids, amounts, base, price = ids[keep], amounts[keep], base[keep], price[keep]
+            reserve0, reserve1 = reserve0[keep], reserve1[keep]
+            solvency, bad_total = solvency[keep], bad_total[keep]
+    prices_out[ids] = price[:, layout.priced]
+    bad_out[ids] = bad_total
+    return BatchOutcome(venues, [layout.names[k] for k in layout.priced], bad_out,
+                        liquidated_out, seized_out, prices_out, rounds_out, converged)
+
+
+def cascade_batch(eco: Ecosystem, shocks: npt.ArrayLike, tokens: Sequence[str], *,
+                  failed_venues: Sequence[str] = (), max_rounds: int = 200,
+                  dust_usd: float = 1.0, tolerance: float = 1e-9) -> BatchOutcome:
+    """The cascade on P independent price paths at once: `shocks` is P × len(tokens), the
+    relative change of each token's price on each path. Each path ends exactly as `cascade`
+    with that path's shocks would; the arrays are paths × legs, paths × pools, paths × venues."""
+    changes = np.asarray(shocks, dtype=np.float64)
+    tokens = list(tokens)
+    if changes.ndim != 2 or changes.shape[1] != len(tokens):
+        raise ValueError(f"shocks must be paths × {len(tokens)} (one column per token), "
+                         f"not {changes.shape}")
+    if not np.isfinite(changes).all() or (changes < -1).any():
+        raise ValueError("shocks must be finite and at least -1 (a price falls at most 100 %)")
+    unknown = [t for t in tokens if t not in eco.prices]
+    if unknown:
+        raise ValueError(f"no price for {unknown[0]}: it cannot be shocked")
+    if len(set(tokens)) < len(tokens):
+        raise ValueError("a token is shocked twice: give each token one column")
+    layout = _Layout.of(eco)
+    base = np.tile(layout.base, (len(changes), 1))
+    columns = [layout.names.index(t) for t in tokens]
+    base[:, columns] = layout.base[columns] * (1 + changes)
+    return _run(eco, layout, base, failed_venues, max_rounds, dust_usd, tolerance)
 
 
 def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
@@ -169,100 +450,22 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
     `failed_venues`: venues whose issued claims are worth nothing from the start. Debt below
     `dust_usd` is not worth liquidating. Returns one entry per round, round 0 being the shocked
     starting point."""
-    base = dict(eco.prices)
+    layout = _Layout.of(eco)
+    base = layout.base.copy()
     for token, change in (shocks or {}).items():
-        if token not in base:
+        if token not in eco.prices:
             raise KeyError(f"no price for {token}: it cannot be shocked")
-        base[token] = base[token] * (1 + change)
-    pools = list(eco.pools)
-    solvency = {venue: 0.0 for venue in failed_venues}
-    bad_total: dict[str, float] = {}
-    # legs, groups, venues and tokens as arrays: every round is whole-vector arithmetic
-    arrays = eco.arrays
-    amounts = arrays.amount.copy()
-    group_of, group_venue, venues = arrays.group_of, arrays.group_venue, arrays.venues
-    token_of, tokens, is_debt = arrays.token_of, arrays.tokens, arrays.is_debt
-    thresholds, bonuses = arrays.threshold, arrays.bonus
-    rules = [eco.rules.get(v, LiquidationRule()) for v in venues]
-    close_factor = np.array([r.close_factor for r in rules])
-    full_close_below = np.array([r.full_close_below for r in rules])
-    rule_bonus = np.array([r.bonus for r in rules])
-    asset_of = [(eco.claims[t][1] or t) if t in eco.claims else t for t in tokens]
-    n_groups, n_venues = len(group_venue), len(venues)
+        column = layout.names.index(token)
+        base[column] = base[column] * (1 + change)
+    steps: list[_Round] = []
+    _run(eco, layout, base[None, :], failed_venues, max_rounds, dust_usd, tolerance, steps)
+    venues, priced = eco.arrays.venues, [(layout.names[k], k) for k in layout.priced]
 
-    def price(token: str) -> float:
-        if token in eco.claims:
-            issuer, asset = eco.claims[token]
-            own = base.get(token, 0.0) if asset is None else price(asset)
-            return own * solvency.get(issuer, 1.0)
-        return base.get(token, 0.0)
+    def per_venue(amounts: Vector, where: BoolVector) -> dict[str, float]:
+        return {venues[v]: float(amounts[v]) for v in np.nonzero(where)[0]}
 
-    def per_venue(amounts_by_venue: npt.NDArray[Any], where: npt.NDArray[np.bool_]
-                  ) -> dict[str, float]:
-        return {venues[v]: float(amounts_by_venue[v]) for v in np.nonzero(where)[0]}
-
-    priced = sorted(set(base) | set(eco.claims))
-    rounds = [CascadeRound(0, {t: price(t) for t in priced}, {}, {}, {}, 0)]
-    for number in range(1, max_rounds + 1):
-        token_price = np.array([price(t) for t in tokens])
-        unit = token_price[token_of] if len(tokens) else np.zeros(0)
-        value = amounts * unit
-        debt = np.bincount(group_of, np.where(is_debt, value, 0.0), n_groups)
-        collateral = np.bincount(group_of, np.where(is_debt, 0.0, value), n_groups)
-        weighted = np.bincount(group_of, np.where(is_debt, 0.0, value * thresholds), n_groups)
-        unhealthy = (debt > dust_usd) & (weighted < debt * (1 - 1e-12))
-        in_unhealthy = unhealthy[group_of]
-        coll_leg = in_unhealthy & ~is_debt & (value > 0)
-        debt_leg = in_unhealthy & is_debt & (value > 0)
-        # the group's bonus: its collateral's own bonuses weighed by value, else the venue's
-        known = coll_leg & ~np.isnan(bonuses)
-        weight = np.bincount(group_of, np.where(known, value, 0.0), n_groups)
-        bonus = np.where(weight > 0, np.bincount(group_of, np.where(
-            known, value * np.nan_to_num(bonuses), 0.0), n_groups) / np.where(
-            weight > 0, weight, 1.0), rule_bonus[group_venue])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            health = np.where(debt > 0, weighted / np.where(debt > 0, debt, 1.0), np.inf)
-        close = np.where(health < full_close_below[group_venue], 1.0, close_factor[group_venue])
-        repay = np.where(unhealthy, np.minimum(close * debt, collateral / bonus), 0.0)
-        seize = repay * bonus
-        seized_share = np.where(collateral > 0, seize / np.where(collateral > 0, collateral,
-                                                                  1.0), 0.0)
-        taken = np.where(coll_leg, amounts * seized_share[group_of], 0.0)
-        amounts -= taken
-        repaid_share = np.where(debt > 0, repay / np.where(debt > 0, debt, 1.0), 0.0)
-        amounts = np.where(debt_leg, amounts * (1 - repaid_share[group_of]), amounts)
-        exhausted = unhealthy & (collateral - seize <= tolerance * np.maximum(1.0, collateral))
-        in_exhausted = exhausted[group_of]
-        remaining = np.bincount(group_of, np.where(in_exhausted & is_debt, amounts * unit, 0.0),
-                                n_groups)
-        amounts = np.where(in_exhausted & (~is_debt | (remaining[group_of] > 0)), 0.0, amounts)
-        bad_by_venue = np.bincount(group_venue, remaining, n_venues)
-        touched = np.bincount(group_venue, unhealthy.astype(np.float64), n_venues) > 0
-        liquidated = per_venue(np.bincount(group_venue, repay, n_venues), touched)
-        seized_usd = per_venue(np.bincount(group_venue, seize, n_venues), touched)
-        new_bad = per_venue(bad_by_venue, bad_by_venue > 0)
-        # what the liquidators sell: each seized claim as units of its underlying
-        sold: dict[str, float] = {}
-        by_token = np.bincount(token_of, taken, len(tokens)) if len(tokens) else np.zeros(0)
-        for t in np.nonzero(by_token > 0)[0]:
-            asset = asset_of[t]
-            ratio = token_price[t] / price(asset) if price(asset) > 0 else 1.0
-            sold[asset] = sold.get(asset, 0.0) + float(by_token[t]) * ratio
-        moved = False
-        for asset, units in sorted(sold.items()):
-            impact = _sell(pools, asset, units) if units > 0 else None
-            if impact is not None and asset in base:
-                base[asset] *= impact[1]
-                moved = moved or abs(impact[1] - 1) > tolerance
-        for venue, amount in new_bad.items():
-            bad_total[venue] = bad_total.get(venue, 0.0) + amount
-            deposits = eco.deposits_usd.get(venue, 0.0)
-            if venue not in failed_venues:
-                solvency[venue] = max(0.0, 1 - bad_total[venue] / deposits) if deposits > 0 \
-                    else 0.0
-        count = int(unhealthy.sum())
-        rounds.append(CascadeRound(number, {t: price(t) for t in priced}, liquidated,
-                                   seized_usd, new_bad, count))
-        if not count and not moved:
-            break
-    return rounds
+    return [CascadeRound(number, {t: float(s.prices[0, k]) for t, k in priced},
+                         per_venue(s.liquidated[0], s.touched[0]),
+                         per_venue(s.seized[0], s.touched[0]),
+                         per_venue(s.bad[0], s.bad[0] > 0), int(s.count[0]))
+            for number, s in enumerate(steps)]
