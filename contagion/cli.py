@@ -621,6 +621,31 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
     console.print(f"table: {output}")
 
 
+def print_early_warning(registry: Registry, db: Path) -> None:
+    """Write the early-warning marts; show when the levels changed and what was recommended."""
+    from contagion.risk.marts import write_risk_marts
+
+    with console.status("anomaly scores, ecosystem score, freeze recommendations…"):
+        marts = write_risk_marts(db, registry)
+    eco = marts["fct_ecosystem_score"].to_dicts()
+    changes = [r for k, r in enumerate(eco) if k == 0 or r["level"] != eco[k - 1]["level"]]
+    levels = Table("window ending at block", "level", "score", "driven by",
+                   title="ecosystem level (changes only)")
+    for r in changes[:12]:
+        levels.add_row(str(r["snapshot_block"]), r["level"], f"{r['score']:.1f}",
+                       r["driver"] or "")
+    console.print(levels)
+    acted = [r for r in marts["fct_freeze_recommendations"].to_dicts() if r["action"] != "watch"]
+    recs = Table("block", "venue", "asset", "action", "simulated bad debt before → after",
+                 title="coordinated-freeze recommendations (first 10 actions)")
+    symbols = {t.address.lower(): t.symbol for t in registry.tokens}
+    for r in acted[:10]:
+        recs.add_row(str(r["snapshot_block"]), r["venue"],
+                     symbols.get(r["asset"] or "", r["asset"] or "—"), r["action"],
+                     f"{r['loss_before_usd']:,.0f} → {r['loss_after_usd']:,.0f}")
+    console.print(recs)
+
+
 @app.command("demo")
 def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run."),
          port: int = typer.Option(8545, help="Port on 127.0.0.1."),
@@ -644,10 +669,12 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
         result = run_scenario(spec, path, info.url, workdir, progress=True)
         print_summary(result.summary)
         registry = load_registry(workdir / "registry.yaml")
-        print_index_summary(run_index(info.url, registry, str(workdir / "lake"), width=500))
+        # one partition per early-warning window
+        print_index_summary(run_index(info.url, registry, str(workdir / "lake"), width=25))
         run_build(registry, str(workdir / "lake"), workdir / "contagion.duckdb")
         print_truth_check(info.url, registry, workdir / "contagion.duckdb")
         print_contagion(registry, workdir / "contagion.duckdb")
+        print_early_warning(registry, workdir / "contagion.duckdb")
         if keep or data_dir is not None:
             console.print(f"manifest: {result.manifest_path}")
             console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))
