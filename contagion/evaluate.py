@@ -10,7 +10,8 @@ events say when harm began. Two detectors are read off the same run:
 
 Our first freeze is the first window with a recommended action beyond `watch`.
 Calm windows are those that close before the scenario's first injected shock (every window of a
-scenario without one and without bad debt); an alert there is a false alert. Lead time counts
+scenario without shocks, unless it replays real prices, whose crisis is in the data and whose
+calm is therefore not known); an alert there is a false alert. Lead time counts
 from the first alert at or after the first shock (or the first alert, without shocks) to the
 first bad debt; a detector that alerts only after it has a negative lead.
 """
@@ -73,15 +74,15 @@ class ScenarioEvaluation:
         return a / b
 
 
-def detect(levels: pl.DataFrame, *, first_shock: int | None, first_bad_debt: int | None,
-           seconds_per_block: float, freezes: list[int] | None = None) -> Detection:
-    """Read a detector off its per-window levels (columns snapshot_block, level)."""
+def detect(levels: pl.DataFrame, *, first_shock: int | None, calm_until: int | None,
+           first_bad_debt: int | None, seconds_per_block: float,
+           freezes: list[int] | None = None) -> Detection:
+    """Read a detector off its per-window levels (columns snapshot_block, level). Windows
+    closing before `calm_until` are calm (None: none is known to be)."""
     frame = levels.sort("snapshot_block")
     blocks = frame["snapshot_block"].to_list()
     alert = [lvl != "green" for lvl in frame["level"]]
-    calm_end = first_shock if first_shock is not None else (
-        None if first_bad_debt is not None else max(blocks, default=0) + 1)
-    calm = [b < calm_end for b in blocks] if calm_end is not None else [False] * len(blocks)
+    calm = [calm_until is not None and b < calm_until for b in blocks]
     start = first_shock or 0
 
     def first(when: list[bool]) -> int | None:
@@ -149,9 +150,15 @@ def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 
             "select distinct snapshot_block from fct_freeze_recommendations "
             "where action <> 'watch'").fetchall()]
         base = baseline_alerts(con)
+    # calm: before the first shock; without shocks, everything unless real prices are replayed
+    # (their crisis is in the data, not in the scenario file)
+    replayed = any(p.replay is not None for p in spec.prices.values())
+    calm_until = first_shock if first_shock is not None else None if replayed else 2**63
+
     def read(levels: pl.DataFrame, freezes: list[int] | None = None) -> Detection:
-        return detect(levels, first_shock=first_shock, first_bad_debt=first_bad,
-                      seconds_per_block=spec.seconds_per_block, freezes=freezes)
+        return detect(levels, first_shock=first_shock, calm_until=calm_until,
+                      first_bad_debt=first_bad, seconds_per_block=spec.seconds_per_block,
+                      freezes=freezes)
 
     return ScenarioEvaluation(
         scenario=spec.name, windows=ours.height, window_blocks=window,

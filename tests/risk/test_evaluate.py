@@ -46,16 +46,21 @@ def _levels(pairs: list[tuple[int, str]]) -> pl.DataFrame:
 def test_detect_counts_calm_alerts_and_lead_from_the_first_shock() -> None:
     levels = _levels([(10, "green"), (20, "amber"), (30, "green"), (40, "green"),
                       (50, "amber"), (60, "red"), (70, "red")])
-    d = detect(levels, first_shock=35, first_bad_debt=65, seconds_per_block=12,
+    d = detect(levels, first_shock=35, calm_until=35, first_bad_debt=65, seconds_per_block=12,
                freezes=[20, 60])
     assert (d.first_amber, d.first_red, d.first_freeze) == (50, 60, 60)
     assert d.lead_blocks == 15 and d.lead_minutes == pytest.approx(3.0)
     assert (d.false_alerts, d.calm_windows) == (1, 3)  # the amber at 20 was a false alert
-    late = detect(levels, first_shock=55, first_bad_debt=58, seconds_per_block=12)
+    late = detect(levels, first_shock=55, calm_until=55, first_bad_debt=58,
+                  seconds_per_block=12)
     assert late.lead_blocks == -2  # alerted only after the bad debt
-    calm = detect(_levels([(10, "green"), (20, "green")]), first_shock=None,
-                  first_bad_debt=None, seconds_per_block=12)
-    assert (calm.first_amber, calm.lead_blocks, calm.calm_windows) == (None, None, 2)
+    calm = detect(_levels([(10, "green"), (20, "amber")]), first_shock=None,
+                  calm_until=2**63, first_bad_debt=None, seconds_per_block=12)
+    assert (calm.first_amber, calm.lead_blocks, calm.false_alerts, calm.calm_windows) \
+        == (20, None, 1, 2)
+    replay = detect(levels, first_shock=None, calm_until=None, first_bad_debt=65,
+                    seconds_per_block=600)
+    assert (replay.first_amber, replay.lead_minutes, replay.calm_windows) == (20, 450.0, 0)
 
 
 def test_the_static_floor_is_fixed_at_the_first_window_with_debt() -> None:
