@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -18,6 +19,7 @@ from contagion.graph.load import ecosystem_at
 from contagion.policy.model import Policy, load_policy
 from contagion.policy.recommend import Anomaly, Market, recommend
 from contagion.registry import Registry
+from contagion.risk.insolvency import insolvency_probability
 from contagion.risk.scores import ScoreSettings, ecosystem_scores, venue_scores
 from contagion.risk.state import state_vectors
 
@@ -25,6 +27,9 @@ __all__ = ["RISK_MARTS", "compute_risk_marts", "write_risk_marts"]
 
 RISK_MARTS = ("fct_anomaly_scores", "fct_ecosystem_score", "fct_freeze_recommendations")
 RATE_WINDOWS = 4  # the recent borrowing rate: mean over this many windows
+CORRELATION_WINDOWS = 20  # assets' return correlation: over this many windows
+INSOLVENCY_HORIZON_DAYS = 1.0
+INSOLVENCY_PATHS = 1_000
 
 
 def _weights(con: duckdb.DuckDBPyConnection
@@ -116,10 +121,69 @@ def freeze_recommendations(con: duckdb.DuckDBPyConnection, registry: Registry,
     return pl.DataFrame(rows, schema=schema)
 
 
+def _vols_and_correlation(con: duckdb.DuckDBPyConnection, snapshot: int
+                          ) -> tuple[dict[str, float], np.ndarray]:
+    """Each asset's implied vol (realised where it has no feed) and the correlation of their
+    oracle returns over the last windows (0 where a series did not move)."""
+    signals = con.execute(
+        "select token, coalesce(implied_vol, realised_vol) from int_token_signals "
+        "where snapshot_block = ?", [snapshot]).fetchall()
+    vols = {t: float(v) for t, v in signals if v is not None and v > 0}
+    tokens = list(vols)
+    prices = con.sql(
+        "pivot (select snapshot_block, token, ln(oracle_price_usd) as p from int_token_signals "
+        f"where snapshot_block <= {int(snapshot)} qualify row_number() over (partition by "
+        f"token order by snapshot_block desc) <= {CORRELATION_WINDOWS + 1}) "
+        "on token using any_value(p) order by snapshot_block").pl()
+    if len(tokens) < 2 or prices.height < 3:
+        return vols, np.eye(len(tokens))
+    returns = np.diff(prices.select(tokens).to_numpy(), axis=0)
+    returns = returns[np.isfinite(returns).all(axis=1)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(returns, rowvar=False) if len(returns) >= 3 \
+            else np.eye(len(tokens))
+    corr = np.nan_to_num(np.atleast_2d(corr), nan=0.0)
+    np.fill_diagonal(corr, 1.0)
+    return vols, corr
+
+
+def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry) -> pl.DataFrame:
+    """Per snapshot and lending venue: the Monte Carlo probability that the next day's prices,
+    through the DeFi cascade, leave it more bad debt than its buffer (contagion.risk.insolvency),
+    with the mean and 99 % quantile of that bad debt."""
+    rows = []
+    lenders = [v.id for v in registry.venues if v.kind == "lending"]
+    for (block,) in con.execute("select snapshot_block from ref_snapshots order by 1"
+                                ).fetchall():
+        eco = ecosystem_at(con, registry, int(block))
+        vols, corr = _vols_and_correlation(con, int(block))
+        buffers = {v: float(b) for v, b in con.execute(
+            "select venue, buffer_usd from fct_venue_balance_sheet where snapshot_block = ?",
+            [block]).fetchall()}
+        moving = {t: v for t, v in vols.items() if t in eco.prices}
+        index = [list(vols).index(t) for t in moving]
+        result = insolvency_probability(
+            eco, vols=moving, correlation=corr[np.ix_(index, index)] if index else None,
+            horizon_days=INSOLVENCY_HORIZON_DAYS, paths=INSOLVENCY_PATHS, seed=int(block),
+            buffers_usd=buffers)
+        # a lending venue with no borrower yet cannot be left with bad debt
+        rows += [{"snapshot_block": block, "venue": v,
+                  "insolvency_probability": result.probability.get(v, 0.0),
+                  "expected_bad_debt_usd": result.mean_bad_debt_usd.get(v, 0.0),
+                  "bad_debt_q99_usd": result.q99_bad_debt_usd.get(v, 0.0)} for v in lenders]
+    return pl.DataFrame(rows, schema={"snapshot_block": pl.UInt64(), "venue": pl.Utf8(),
+                                      "insolvency_probability": pl.Float64(),
+                                      "expected_bad_debt_usd": pl.Float64(),
+                                      "bad_debt_q99_usd": pl.Float64()})
+
+
 def compute_risk_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
                        settings: ScoreSettings = ScoreSettings(),
                        policy: Policy | None = None) -> dict[str, pl.DataFrame]:
-    scores = venue_scores(state_vectors(con), settings)
+    scores = venue_scores(state_vectors(con), settings).join(
+        insolvency(con, registry), on=["snapshot_block", "venue"], how="left").with_columns(
+        insolvency_horizon_days=pl.lit(INSOLVENCY_HORIZON_DAYS),
+        insolvency_paths=pl.lit(INSOLVENCY_PATHS))
     importance, reach = _weights(con)
     ecosystem = ecosystem_scores(scores, importance, reach, settings)
     return {"fct_anomaly_scores": scores, "fct_ecosystem_score": ecosystem,

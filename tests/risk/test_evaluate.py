@@ -110,6 +110,18 @@ def test_a_small_crisis_is_alerted_before_its_bad_debt(tmp_path: Path) -> None:
                           "from unnest(features) as t(f)))) from fct_anomaly_scores "
                           "where method <> 'none'").fetchall()[0][0]
         assert gap < 1e-6
+        for kind, probability, paths in con.execute(
+                "select venue_kind, insolvency_probability, insolvency_paths "
+                "from fct_anomaly_scores").fetchall():
+            assert (probability is not None) == (kind == "lending") and paths == 1_000
+            assert probability is None or 0 <= probability <= 1
+        # the crisis raised some lending venue's probability of insolvency above its calm level
+        calm_p, crisis_p = con.execute(
+            "select max(insolvency_probability) filter (where snapshot_block < ?), "
+            "max(insolvency_probability) filter (where snapshot_block >= ?) "
+            "from fct_anomaly_scores where baseline_windows >= 8",
+            [result.first_shock_block, result.first_shock_block]).fetchall()[0]
+        assert crisis_p > calm_p
         evidence = con.execute("select evidence from fct_freeze_recommendations "
                                "where action <> 'watch' limit 1").fetchall()[0][0]
         assert '"contributions"' in evidence and '"paths"' in evidence
