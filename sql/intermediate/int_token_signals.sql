@@ -3,13 +3,7 @@
 -- the AMM's price against the oracle's, the order flow through the AMM in the window, realised
 -- and implied volatility and the skew. A window is the span since the previous snapshot.
 -- Definitions and units: docs/schema.md (int_token_signals).
-with windows as (
-    select chain_id, snapshot_block,
-           coalesce(lag(snapshot_block) over (partition by chain_id order by snapshot_block),
-                    0) as window_start
-    from ref_snapshots
-),
-assets as (
+with assets as (
     select p.chain_id, p.snapshot_block, p.token, t.symbol, t.underlying, p.price_usd,
            b.block_time as snapshot_time
     from int_oracle_prices as p
@@ -45,7 +39,7 @@ deepest as (
 swaps as (
     select w.chain_id, w.snapshot_block, s.token, s.amount
     from stg_amm_swaps as x
-    join windows as w
+    join int_windows as w
         on w.chain_id = x.chain_id and x.block_number > w.window_start
         and x.block_number <= w.snapshot_block
     cross join lateral (select x.token0 as token, x.amount0 as amount
@@ -60,7 +54,7 @@ flow as (
 ),
 marks as (
     select w.chain_id, w.snapshot_block, f.base, f.kind, f.value
-    from windows as w
+    from int_windows as w
     join (select distinct chain_id, base, kind from stg_vol_marks) as k
         on k.chain_id = w.chain_id
     asof join stg_vol_marks as f

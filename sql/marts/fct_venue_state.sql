@@ -4,13 +4,7 @@
 -- from int_token_signals); each kind adds its own: the lending book, perps open interest,
 -- options are completed with their greeks in Python (contagion.risk.state). Definitions, units
 -- and sources: docs/schema.md.
-with windows as (
-    select chain_id, snapshot_block,
-           coalesce(lag(snapshot_block) over (partition by chain_id order by snapshot_block),
-                    0) as window_start
-    from ref_snapshots
-),
-sheet as (
+with sheet as (
     select * from fct_venue_balance_sheet
 ),
 held as (  -- what each venue holds, as the asset each position is priced as
@@ -117,7 +111,7 @@ window_flows as (
            sum(f.amount * p.price_usd) filter (where f.action = 'margin_in') as margin_in_usd,
            sum(f.amount * p.price_usd) filter (where f.action = 'margin_out') as margin_out_usd
     from stg_flows as f
-    join windows as w
+    join int_windows as w
         on w.chain_id = f.chain_id and f.block_number > w.window_start
         and f.block_number <= w.snapshot_block
     left join int_token_prices as p
@@ -194,25 +188,13 @@ state as (
         coalesce(m.exposure_return, 0) as exposure_return,
         s.unpriced_positions
     from sheet as s
-    join windows as w on w.chain_id = s.chain_id and w.snapshot_block = s.snapshot_block
-    left join health as h
-        on h.snapshot_block = s.snapshot_block and h.chain_id = s.chain_id
-        and h.venue = s.venue
-    left join liquidation_distance as d
-        on d.snapshot_block = s.snapshot_block and d.chain_id = s.chain_id
-        and d.venue = s.venue
-    left join window_flows as f
-        on f.snapshot_block = s.snapshot_block and f.chain_id = s.chain_id
-        and f.venue = s.venue
-    left join concentration as c
-        on c.snapshot_block = s.snapshot_block and c.chain_id = s.chain_id
-        and c.venue = s.venue
-    left join open_interest as oi
-        on oi.snapshot_block = s.snapshot_block and oi.chain_id = s.chain_id
-        and oi.venue = s.venue
-    left join market as m
-        on m.snapshot_block = s.snapshot_block and m.chain_id = s.chain_id
-        and m.venue = s.venue
+    join int_windows as w using (chain_id, snapshot_block)
+    left join health as h using (snapshot_block, chain_id, venue)
+    left join liquidation_distance as d using (snapshot_block, chain_id, venue)
+    left join window_flows as f using (snapshot_block, chain_id, venue)
+    left join concentration as c using (snapshot_block, chain_id, venue)
+    left join open_interest as oi using (snapshot_block, chain_id, venue)
+    left join market as m using (snapshot_block, chain_id, venue)
 )
 select
     snapshot_block,
