@@ -351,3 +351,20 @@ def test_token_signals_recomputed_from_the_pools(world: World) -> None:
     expected = (float(r_usdc) / 1e6) / (float(r_weth) / 1e18) * usdc_price
     assert amm == pytest.approx(expected, rel=1e-9)
     assert drift == pytest.approx(math.log(expected / oracle), abs=1e-12)
+
+
+@pytest.mark.devnet
+def test_options_book_greeks_join_the_state_vectors(world: World) -> None:
+    """The written oTokens' greeks per USD of margin: only at the options venue, gamma and
+    vega as non-negative magnitudes, and a book that exists has some."""
+    from contagion.risk.state import FEATURES, state_vectors
+
+    with connect_readonly(world.db) as con:
+        state = state_vectors(con)
+    options = state.filter(state["venue_kind"] == "options")
+    others = state.filter(state["venue_kind"] != "options")
+    assert options.height and others["book_gamma"].null_count() == others.height
+    assert (options["book_gamma"] >= 0).all() and (options["book_vega"] >= 0).all()
+    assert (options["book_vega"] > 0).any()
+    for kind, features in FEATURES.items():
+        assert {f.name for f in features} <= set(state.columns), kind
