@@ -89,11 +89,13 @@ def _asset(eco: Ecosystem, token: str) -> str:
     return claim[1] if claim is not None and claim[1] is not None else token
 
 
-def _group_assets(eco: Ecosystem) -> dict[tuple[str, str], set[str]]:
-    held: dict[tuple[str, str], set[str]] = defaultdict(set)
+def _group_assets(eco: Ecosystem) -> dict[tuple[str, str], dict[str, float]]:
+    """Per borrower group, the USD of collateral it holds in each asset."""
+    held: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for leg in eco.legs:
         if leg.side == "collateral" and leg.amount > 0:
-            held[(leg.venue, leg.group)].add(_asset(eco, leg.token))
+            held[(leg.venue, leg.group)][_asset(eco, leg.token)] += \
+                leg.amount * eco.prices.get(leg.token, 0.0)
     return held
 
 
@@ -116,7 +118,8 @@ def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon:
     moved: dict[str, float] = defaultdict(float)
     for key, usd in debt_usd.items():
         if blocked(key) and held.get(key):
-            moved[min(held[key])] += growth[key] * usd
+            largest = max(held[key].items(), key=lambda item: (item[1], item[0]))[0]
+            moved[largest] += growth[key] * usd
             growth[key] = 0.0
     for asset, usd in moved.items():
         open_groups = [k for k in debt_usd if not blocked(k) and asset in held.get(k, ())]
@@ -180,7 +183,7 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
     held = _group_assets(eco)
     venue_assets: dict[str, set[str]] = defaultdict(set)
     for (venue, _), assets in held.items():
-        venue_assets[venue] |= assets
+        venue_assets[venue] |= set(assets)
     for anomaly in sorted(anomalies, key=lambda a: -a.score):
         rules = [r for r in policy.rules if _holds(r, anomaly, ecosystem_level)]
         if not rules:
