@@ -572,7 +572,8 @@ def print_contagion(registry: Registry, db: Path) -> None:
 
 
 def _ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}×"
+    return "—" if value is None else "∞ (floor silent)" if value == float("inf") \
+        else f"{value:.1f}×"
 
 
 @app.command("evaluate")

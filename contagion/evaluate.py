@@ -67,11 +67,12 @@ class ScenarioEvaluation:
 
     @property
     def lead_ratio(self) -> float | None:
-        """Our lead over the baseline's; None when either has no lead to compare."""
+        """Our lead over the baseline's: infinite when we alerted before the bad debt and the
+        baseline did not; None when there is no bad debt or we had no lead."""
         a, b = self.ours.lead_blocks, self.baseline.lead_blocks
-        if a is None or b is None or b <= 0:
+        if a is None or a <= 0:
             return None
-        return a / b
+        return a / b if b is not None and b > 0 else float("inf")
 
 
 def detect(levels: pl.DataFrame, *, first_shock: int | None, calm_until: int | None,
@@ -169,7 +170,9 @@ def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 
 
 def write_table(results: list[ScenarioEvaluation], path: Path) -> None:
     """The evaluation as JSON (one object per scenario, with the lead ratio)."""
-    rows = [{**asdict(r), "lead_ratio": r.lead_ratio} for r in results]
+    rows = [{**asdict(r), "lead_ratio": r.lead_ratio if r.lead_ratio != float("inf") else None,
+             "baseline_alerted_before_bad_debt": r.baseline.lead_blocks is not None
+             and r.baseline.lead_blocks > 0} for r in results]
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(rows, indent=2))
     tmp.replace(path)

@@ -90,6 +90,7 @@ def test_a_small_crisis_is_alerted_before_its_bad_debt(tmp_path: Path) -> None:
     assert result.first_shock_block <= ours.first_amber < result.first_bad_debt_block
     assert ours.first_freeze is not None and ours.first_freeze < result.first_bad_debt_block
     assert ours.lead_blocks is not None and ours.lead_blocks > 0
+    assert result.lead_ratio is not None and result.lead_ratio >= 1  # never later than the floor
 
     with duckdb.connect(str(tmp_path / "run" / "contagion.duckdb"), read_only=True) as con:
         doc = (ROOT / "docs" / "schema.md").read_text()
