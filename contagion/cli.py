@@ -583,6 +583,9 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
              port: int = typer.Option(8645, help="First port for the fresh devnets."),
              output: Path = typer.Option(Path("evaluation.json"), help="Where the table is "
                                          "written (JSON)."),
+             floor_margin: float = typer.Option(1.10, help="The static baseline's floor: "
+                                                "this × the collateral ratio at the "
+                                                "liquidation threshold."),
              keep: bool = typer.Option(False, help="Keep each run's data folder.")) -> None:
     """Run each scenario on a fresh devnet, run the pipeline, and measure the early warning
     against a static collateral-ratio floor: first amber/red, first freeze, first bad debt,
@@ -596,7 +599,7 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
         try:
             console.print(f"[bold]{name}[/] — {workdir}")
             results.append(evaluate_scenario(name, workdir, port + k, window=window,
-                                             progress=True))
+                                             floor_margin=floor_margin, progress=True))
         except (ScenarioError, NodeError) as exc:
             raise _fail(f"{name}: {exc}") from None
         finally:
