@@ -593,15 +593,16 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
     from contagion.evaluate import evaluate_scenario, write_table
 
     names = scenarios or sorted(p.stem for p in BUNDLED_SCENARIOS.glob("*.yaml"))
-    results = []
+    results, failed = [], []
     for k, name in enumerate(names):
         workdir = Path(tempfile.mkdtemp(prefix=f"contagion-eval-{Path(name).stem}-"))
         try:
             console.print(f"[bold]{name}[/] — {workdir}")
             results.append(evaluate_scenario(name, workdir, port + k, window=window,
                                              floor_margin=floor_margin, progress=True))
-        except (ScenarioError, NodeError) as exc:
-            raise _fail(f"{name}: {exc}") from None
+        except (ScenarioError, NodeError) as exc:  # the others still run and are reported
+            err.print(f"[bold red]error:[/] {name}: {exc}")
+            failed.append(name)
         finally:
             if not keep:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -623,6 +624,8 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
     console.print(table)
     write_table(results, output)
     console.print(f"table: {output}")
+    if failed:
+        raise _fail(f"{len(failed)} scenario(s) could not run: {', '.join(failed)}")
 
 
 def print_early_warning(registry: Registry, db: Path) -> None:
