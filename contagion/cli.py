@@ -21,6 +21,7 @@ from contagion.registry import Registry, RegistryError, load_registry
 if TYPE_CHECKING:
     from contagion.devnet.runner import RunSummary
     from contagion.indexing import IndexSummary
+    from contagion.policy.model import Policy
 
 app = typer.Typer(help="Systemic-risk pipeline for DeFi.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -576,6 +577,30 @@ def _ratio(value: float | None) -> str:
         else f"{value:.1f}×"
 
 
+@app.command("warn")
+def warn(registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
+                                             "network (default: <data-dir>/registry.yaml)."),
+         db: Path | None = typer.Option(None, "--db", help="Database file (default: "
+                                        "<data-dir>/contagion.duckdb)."),
+         policy: str = typer.Option("default", help="Policy file, or a bundled policy's name."),
+         data_dir: Path = DATA_DIR) -> None:
+    """Early warning on a built database: the contagion marts, then anomaly scores per venue
+    and window, the ecosystem score and level, and the policy's coordinated-freeze
+    recommendations (docs/policy.md), written into the database."""
+    from contagion.policy.model import PolicyError, load_policy
+
+    reg = _registry(registry, data_dir)
+    path = db or data_dir / "contagion.duckdb"
+    if not path.exists():
+        raise _fail(f"no database at {path}: run `contagion build` first")
+    try:
+        rules = load_policy(policy)
+    except PolicyError as exc:
+        raise _fail(str(exc)) from None
+    print_contagion(reg, path)
+    print_early_warning(reg, path, rules)
+
+
 @app.command("evaluate")
 def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or YAML files "
                                                    "(default: every bundled scenario)."),
@@ -586,11 +611,19 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
              floor_margin: float = typer.Option(1.10, help="The static baseline's floor: "
                                                 "this × the collateral ratio at the "
                                                 "liquidation threshold."),
+             policy: str = typer.Option("default", help="Policy file, or a bundled "
+                                        "policy's name."),
              keep: bool = typer.Option(False, help="Keep each run's data folder.")) -> None:
     """Run each scenario on a fresh devnet, run the pipeline, and measure the early warning
     against a static collateral-ratio floor: first amber/red, first freeze, first bad debt,
     lead time and false alerts on calm windows."""
     from contagion.evaluate import evaluate_scenario, write_table
+    from contagion.policy.model import PolicyError, load_policy
+
+    try:
+        rules = load_policy(policy)
+    except PolicyError as exc:
+        raise _fail(str(exc)) from None
 
     names = scenarios or sorted(p.stem for p in BUNDLED_SCENARIOS.glob("*.yaml"))
     results, failed = [], []
@@ -599,7 +632,8 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
         try:
             console.print(f"[bold]{name}[/] — {workdir}")
             results.append(evaluate_scenario(name, workdir, port + k, window=window,
-                                             floor_margin=floor_margin, progress=True))
+                                             floor_margin=floor_margin, policy=rules,
+                                             progress=True))
         except (ScenarioError, NodeError) as exc:  # the others still run and are reported
             err.print(f"[bold red]error:[/] {name}: {exc}")
             failed.append(name)
@@ -628,12 +662,12 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
         raise _fail(f"{len(failed)} scenario(s) could not run: {', '.join(failed)}")
 
 
-def print_early_warning(registry: Registry, db: Path) -> None:
+def print_early_warning(registry: Registry, db: Path, policy: Policy | None = None) -> None:
     """Write the early-warning marts; show when the levels changed and what was recommended."""
     from contagion.risk.marts import write_risk_marts
 
     with console.status("anomaly scores, ecosystem score, freeze recommendations…"):
-        marts = write_risk_marts(db, registry)
+        marts = write_risk_marts(db, registry, policy=policy)
     eco = marts["fct_ecosystem_score"].to_dicts()
     changes = [r for k, r in enumerate(eco) if k == 0 or r["level"] != eco[k - 1]["level"]]
     levels = Table("window ending at block", "level", "score", "driven by",

@@ -35,6 +35,7 @@ from contagion.devnet.scenario import load_scenario
 from contagion.graph.marts import write_graph_marts
 from contagion.indexing import index_range
 from contagion.lake import Lake
+from contagion.policy.model import Policy
 from contagion.registry import load_registry
 from contagion.risk.marts import write_risk_marts
 from contagion.warehouse import build_database
@@ -124,7 +125,7 @@ def baseline_alerts(con: duckdb.DuckDBPyConnection, margin: float = BASELINE_MAR
 
 
 def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 25,
-                      floor_margin: float = BASELINE_MARGIN,
+                      floor_margin: float = BASELINE_MARGIN, policy: Policy | None = None,
                       progress: bool = False) -> ScenarioEvaluation:
     """Run one scenario on a fresh devnet in `workdir` and measure both detectors."""
     spec, path = load_scenario(scenario)
@@ -140,7 +141,7 @@ def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 
     db = workdir / "contagion.duckdb"
     build_database(db, Lake(str(workdir / "lake")), registry)
     write_graph_marts(db, registry)
-    write_risk_marts(db, registry)
+    write_risk_marts(db, registry, policy=policy)
     manifest = json.loads(run.manifest_path.read_text())
     shocks = [int(i["block"]) for i in manifest["injections"]]
     first_shock = min(shocks) if shocks else None

@@ -126,3 +126,20 @@ def test_a_small_crisis_is_alerted_before_its_bad_debt(tmp_path: Path) -> None:
         evidence = con.execute("select evidence from fct_freeze_recommendations "
                                "where action <> 'watch' limit 1").fetchall()[0][0]
         assert '"contributions"' in evidence and '"paths"' in evidence
+
+    # the same database through the command line, with the bundled policy and a broken one
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+
+    run_dir = tmp_path / "run"
+    args = ["warn", "--db", str(run_dir / "contagion.duckdb"), "--registry",
+            str(run_dir / "registry.yaml")]
+    shown = CliRunner().invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert "ecosystem level" in shown.output and "red" in shown.output
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("version: 1\nhorizon_windows: 12\nstress_quantile: 2\n"
+                      "min_transmission: 0.1\nmin_loss_cut_usd: 0\nrules: []\n")
+    refused = CliRunner().invoke(app, [*args, "--policy", str(broken)])
+    assert refused.exit_code == 1 and "stress_quantile" in refused.output
