@@ -573,7 +573,7 @@ def print_contagion(registry: Registry, db: Path) -> None:
 
 
 def _ratio(value: float | None) -> str:
-    return "—" if value is None else "∞ (floor silent)" if value == float("inf") \
+    return "—" if value is None else "∞ (no floor alert before)" if value == float("inf") \
         else f"{value:.1f}×"
 
 
