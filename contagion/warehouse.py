@@ -47,6 +47,7 @@ __all__ = [
     "default_snapshots",
     "load_checks",
     "load_models",
+    "replace_table",
     "run_checks",
 ]
 
@@ -189,6 +190,15 @@ def _local_root(lake: Lake) -> str:
     return str(os.path.abspath(root))
 
 
+def replace_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Write an Arrow table into the database as table `name`, replacing any of that name."""
+    con.register("_arrow", table)
+    try:
+        con.execute(f"create or replace table {name} as select * from _arrow")
+    finally:
+        con.unregister("_arrow")
+
+
 def _register_sources(con: duckdb.DuckDBPyConnection, lake: Lake, chain_id: int) -> None:
     root = _local_root(lake)
     for table, schema in lake_schemas().items():
@@ -197,10 +207,7 @@ def _register_sources(con: duckdb.DuckDBPyConnection, lake: Lake, chain_id: int)
             con.execute(f"create or replace view src_{table} as select * from read_parquet("
                         f"'{pattern}', hive_partitioning = false)")
         else:  # no file yet: the same columns, no rows
-            empty = schema.empty_table()
-            con.register("_empty", empty)
-            con.execute(f"create or replace table src_{table} as select * from _empty")
-            con.unregister("_empty")
+            replace_table(con, f"src_{table}", schema.empty_table())
 
 
 # ---------------------------------------------------------------- reference tables
@@ -298,9 +305,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
         try:
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
-                con.register("_ref", table)
-                con.execute(f"create table {name} as select * from _ref")
-                con.unregister("_ref")
+                replace_table(con, name, table)
             for model in models:
                 try:
                     con.execute(f"create {model.materialized} {model.name} as\n{model.sql}")

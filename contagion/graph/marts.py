@@ -17,6 +17,7 @@ from contagion.graph.load import ecosystem_at, graph_at
 from contagion.graph.paths import strongest_paths
 from contagion.graph.stress import standard_scenarios, stress_suite
 from contagion.registry import Registry
+from contagion.warehouse import replace_table
 
 __all__ = ["GRAPH_MARTS", "GRAPH_MIN_ACCOUNT_USD", "GraphMarts", "compute_graph_marts",
            "write_graph_marts"]
@@ -108,7 +109,5 @@ def write_graph_marts(db_path: Path, registry: Registry, **options: object) -> G
     with duckdb.connect(str(db_path)) as con:
         marts = compute_graph_marts(con, registry, **options)  # type: ignore[arg-type]
         for name, table in marts.tables.items():
-            con.register("_mart", table)
-            con.execute(f"create or replace table {name} as select * from _mart")
-            con.unregister("_mart")
+            replace_table(con, name, table)
     return marts

@@ -13,7 +13,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from contagion.graph.load import ecosystem_at
 from contagion.policy.model import Policy, load_policy
@@ -22,6 +21,7 @@ from contagion.registry import Registry
 from contagion.risk.insolvency import insolvency_probability
 from contagion.risk.scores import ScoreSettings, ecosystem_scores, venue_scores
 from contagion.risk.state import state_vectors
+from contagion.warehouse import replace_table
 
 __all__ = ["RISK_MARTS", "compute_risk_marts", "write_risk_marts"]
 
@@ -199,8 +199,5 @@ def write_risk_marts(db_path: Path, registry: Registry, *,
     with duckdb.connect(str(db_path)) as con:
         marts = compute_risk_marts(con, registry, settings=settings, policy=policy)
         for name, frame in marts.items():
-            table: pa.Table = frame.to_arrow()
-            con.register("_mart", table)
-            con.execute(f"create or replace table {name} as select * from _mart")
-            con.unregister("_mart")
+            replace_table(con, name, frame.to_arrow())
     return marts
