@@ -7,6 +7,7 @@ policy's coordinated actions with their evidence). Columns: docs/schema.md."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from contagion.graph.cascade import Ecosystem
 from contagion.graph.load import ecosystem_at
 from contagion.policy.model import Policy, load_policy
 from contagion.policy.recommend import Anomaly, Market, recommend
@@ -50,7 +52,8 @@ def _weights(con: duckdb.DuckDBPyConnection
     return importance, reach
 
 
-def _market(con: duckdb.DuckDBPyConnection, snapshot: int) -> Market:
+def _market(con: duckdb.DuckDBPyConnection, snapshot: int, window_seconds: float,
+            symbols: dict[str, str]) -> Market:
     volatility = {t: float(v) for t, v in con.execute(
         "select token, volatility from int_token_signals where snapshot_block = ? "
         "and volatility is not null", [snapshot]).fetchall()}
@@ -76,6 +79,14 @@ def _market(con: duckdb.DuckDBPyConnection, snapshot: int) -> Market:
     paths = [(s, t, float(x), list(p)) for s, t, x, p in con.execute(
         "select source, target, transmission, path from fct_contagion_paths "
         "where snapshot_block = ? order by transmission desc", [snapshot]).fetchall()]
+    return Market(volatility, borrow_rate, paths, window_seconds, symbols)
+
+
+def freeze_recommendations(con: duckdb.DuckDBPyConnection, ecosystems: Mapping[int, Ecosystem],
+                           scores: pl.DataFrame, ecosystem: pl.DataFrame,
+                           policy: Policy) -> pl.DataFrame:
+    """The policy's recommendations at every window where a venue is at amber or above; an
+    action issued at a market is not proposed again within the policy's cooldown."""
     seconds = con.execute(
         "select median(date_diff('second', a.block_time, b.block_time)) "
         "from fct_venue_state as s join stg_blocks as a on a.block_number = s.window_start "
@@ -83,14 +94,6 @@ def _market(con: duckdb.DuckDBPyConnection, snapshot: int) -> Market:
         "where s.window_start > 0").fetchall()
     window_seconds = float(seconds[0][0]) if seconds and seconds[0][0] is not None else 300.0
     symbols = dict(con.execute("select token, symbol from int_tokens").fetchall())
-    return Market(volatility, borrow_rate, paths, window_seconds, symbols)
-
-
-def freeze_recommendations(con: duckdb.DuckDBPyConnection, registry: Registry,
-                           scores: pl.DataFrame, ecosystem: pl.DataFrame,
-                           policy: Policy) -> pl.DataFrame:
-    """The policy's recommendations at every window where a venue is at amber or above; an
-    action issued at a market is not proposed again within the policy's cooldown."""
     rows: list[dict[str, object]] = []
     issued: dict[tuple[str, str, str | None], int] = {}  # -> window index of the last issue
     level_of = dict(zip(ecosystem["snapshot_block"], ecosystem["level"], strict=True))
@@ -104,8 +107,8 @@ def freeze_recommendations(con: duckdb.DuckDBPyConnection, registry: Registry,
                      for r in at.iter_rows(named=True)]
         cooling = frozenset(k for k, i in issued.items()
                             if index - i <= policy.guardrails.cooldown_windows)
-        for rec in recommend(ecosystem_at(con, registry, int(block)), anomalies,
-                             str(level_of[block]), _market(con, int(block)), policy,
+        for rec in recommend(ecosystems[int(block)], anomalies, str(level_of[block]),
+                             _market(con, int(block), window_seconds, symbols), policy,
                              cooling=cooling):
             issued[(rec.action, rec.venue, rec.asset)] = index
             rows.append({"snapshot_block": block, **asdict(rec)})
@@ -147,15 +150,14 @@ def _vols_and_correlation(con: duckdb.DuckDBPyConnection, snapshot: int
     return vols, corr
 
 
-def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry) -> pl.DataFrame:
+def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry,
+               ecosystems: Mapping[int, Ecosystem]) -> pl.DataFrame:
     """Per snapshot and lending venue: the Monte Carlo probability that the next day's prices,
     through the DeFi cascade, leave it more bad debt than its buffer (contagion.risk.insolvency),
     with the mean and 99 % quantile of that bad debt."""
     rows = []
     lenders = [v.id for v in registry.venues if v.kind == "lending"]
-    for (block,) in con.execute("select snapshot_block from ref_snapshots order by 1"
-                                ).fetchall():
-        eco = ecosystem_at(con, registry, int(block))
+    for block, eco in sorted(ecosystems.items()):
         vols, corr = _vols_and_correlation(con, int(block))
         buffers = {v: float(b) for v, b in con.execute(
             "select venue, buffer_usd from fct_venue_balance_sheet where snapshot_block = ?",
@@ -180,15 +182,19 @@ def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry) -> pl.DataFra
 def compute_risk_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
                        settings: ScoreSettings = ScoreSettings(),
                        policy: Policy | None = None) -> dict[str, pl.DataFrame]:
+    # the ecosystem at each snapshot, read once: the insolvency paths and the policy share it
+    ecosystems = {int(b): ecosystem_at(con, registry, int(b)) for (b,) in con.execute(
+        "select snapshot_block from ref_snapshots order by 1").fetchall()}
     scores = venue_scores(state_vectors(con), settings).join(
-        insolvency(con, registry), on=["snapshot_block", "venue"], how="left").with_columns(
+        insolvency(con, registry, ecosystems), on=["snapshot_block", "venue"],
+        how="left").with_columns(
         insolvency_horizon_days=pl.lit(INSOLVENCY_HORIZON_DAYS),
         insolvency_paths=pl.lit(INSOLVENCY_PATHS))
     importance, reach = _weights(con)
     ecosystem = ecosystem_scores(scores, importance, reach, settings)
     return {"fct_anomaly_scores": scores, "fct_ecosystem_score": ecosystem,
             "fct_freeze_recommendations": freeze_recommendations(
-                con, registry, scores, ecosystem, policy or load_policy())}
+                con, ecosystems, scores, ecosystem, policy or load_policy())}
 
 
 def write_risk_marts(db_path: Path, registry: Registry, *,
