@@ -3,7 +3,7 @@
 -- from int_balances; perps margin from int_perp_margin (USD, with the token the margin is held
 -- in as backing_token); options margin and written oTokens from int_options_vaults, summed
 -- over each owner's vaults; Morpho supply and debt also carry the shares the contract keeps
--- (shares_raw).
+-- (shares_raw). priced_as is the token whose price values it (an aToken: its underlying).
 with from_flows as (
     select snapshot_block, chain_id, venue, protocol, market, account, token, side,
            amount_raw, null::varchar as backing_token
@@ -73,6 +73,7 @@ select
     j.shares_raw,
     j.backing_token,
     j.amount_raw::double / power(10, t.decimals) as amount,
+    p.priced_as,
     p.price_usd,
     p.price_block,
     p.price_age_blocks,

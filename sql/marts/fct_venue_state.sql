@@ -9,11 +9,8 @@ with sheet as (
 ),
 held as (  -- what each venue holds, as the asset each position is priced as
     select p.snapshot_block, p.chain_id, p.venue,
-           coalesce(p.backing_token, tp.priced_as, p.token) as asset, p.amount_usd as usd
+           coalesce(p.backing_token, p.priced_as, p.token) as asset, p.amount_usd as usd
     from int_positions as p
-    left join int_token_prices as tp
-        on tp.chain_id = p.chain_id and tp.snapshot_block = p.snapshot_block
-        and tp.token = p.token
     where p.side in ('collateral', 'margin', 'supply') and p.amount_usd > 0
     union all  -- pools and staking: the tokens of their markets, in equal parts
     select s.snapshot_block, s.chain_id, m.venue, m.token, 1.0
@@ -60,11 +57,8 @@ health as (
 group_collateral as (  -- each borrower group's largest collateral, as units of its asset
     select p.snapshot_block, p.chain_id, p.venue, p.account,
            case when p.protocol = 'morpho_blue' then p.market end as isolated_market,
-           coalesce(tp.priced_as, p.token) as asset, p.amount_usd
+           coalesce(p.priced_as, p.token) as asset, p.amount_usd
     from int_positions as p
-    left join int_token_prices as tp
-        on tp.chain_id = p.chain_id and tp.snapshot_block = p.snapshot_block
-        and tp.token = p.token
     where p.venue_kind = 'lending' and p.side = 'collateral' and p.amount_usd > 0
     qualify row_number() over (
         partition by p.snapshot_block, p.chain_id, p.venue, p.account, isolated_market
