@@ -37,6 +37,10 @@ console = Console()
 err = Console(stderr=True)
 
 DATA_DIR = typer.Option(Path("data"), "--data-dir", help="Where the node, registry and runs live.")
+REGISTRY = typer.Option(None, "--registry", help="Registry file or bundled network (default: "
+                        "<data-dir>/registry.yaml).")
+DATABASE = typer.Option(None, "--db", help="Database file (default: "
+                        "<data-dir>/contagion.duckdb).")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -158,6 +162,11 @@ def _registry(registry: str | None, data_dir: Path) -> Registry:
         raise _fail(str(exc)) from None
 
 
+def _database(db: Path | None, data_dir: Path) -> Path:
+    """The database file a command names, else the data dir's."""
+    return db or data_dir / "contagion.duckdb"
+
+
 def _node_url(data_dir: Path) -> str:
     info = NodeInfo.load(data_dir)
     return info.url if info is not None else "http://127.0.0.1:8545"
@@ -166,8 +175,7 @@ def _node_url(data_dir: Path) -> str:
 @app.command("index")
 def index(rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC URL (default: the data "
                                          "dir's devnet node)."),
-          registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
-                                              "network (default: <data-dir>/registry.yaml)."),
+          registry: str | None = REGISTRY,
           lake: str | None = typer.Option(None, "--lake", help="Lake root, path or URL "
                                           "(default: <data-dir>/lake)."),
           from_block: int | None = typer.Option(None, "--from-block",
@@ -249,12 +257,10 @@ def print_index_summary(summary: IndexSummary) -> None:
 
 
 @app.command("build")
-def build(registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
-                                              "network (default: <data-dir>/registry.yaml)."),
+def build(registry: str | None = REGISTRY,
           lake: str | None = typer.Option(None, "--lake", help="Lake root (default: "
                                           "<data-dir>/lake)."),
-          db: Path | None = typer.Option(None, "--db", help="Database file (default: "
-                                         "<data-dir>/contagion.duckdb)."),
+          db: Path | None = DATABASE,
           snapshot: list[int] = typer.Option([], "--snapshot", help="Another snapshot block "
                                              "(repeatable); the end of every partition always "
                                              "is one."),
@@ -264,7 +270,7 @@ def build(registry: str | None = typer.Option(None, "--registry", help="Registry
     """Build the analysts' DuckDB database from the lake: staging views, marts, snapshots; then
     run the checks of sql/checks (a failing error-severity check exits 1)."""
     reg = _registry(registry, data_dir)
-    run_build(reg, lake or str(data_dir / "lake"), db or data_dir / "contagion.duckdb",
+    run_build(reg, lake or str(data_dir / "lake"), _database(db, data_dir),
               snapshot, max_price_age=max_price_age)
 
 
@@ -297,8 +303,7 @@ def run_build(reg: Registry, lake: str, db: Path, snapshots: Sequence[int] = (),
 
 @app.command("sql")
 def sql(query: str = typer.Argument(..., help="A SELECT over the marts (docs/schema.md)."),
-        db: Path | None = typer.Option(None, "--db", help="Database file (default: "
-                                       "<data-dir>/contagion.duckdb)."),
+        db: Path | None = DATABASE,
         fmt: str = typer.Option("table", "--format", help="table, csv, json or parquet."),
         output: Path | None = typer.Option(None, "--output", help="Write to this file (needed "
                                            "for parquet)."),
@@ -314,7 +319,7 @@ def sql(query: str = typer.Argument(..., help="A SELECT over the marts (docs/sch
     if fmt == "parquet" and output is None:
         raise _fail("--format parquet writes a file: give --output FILE")
     try:
-        con = connect_readonly(db or data_dir / "contagion.duckdb")
+        con = connect_readonly(_database(db, data_dir))
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
     try:
@@ -387,11 +392,8 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
            write: bool = typer.Option(False, help="Also write fct_systemic_risk, "
                                       "fct_contagion_paths and fct_stress_results into the "
                                       "database."),
-           registry: str | None = typer.Option(None, "--registry", help="Registry file or "
-                                               "bundled network (default: "
-                                               "<data-dir>/registry.yaml)."),
-           db: Path | None = typer.Option(None, "--db", help="Database file (default: "
-                                          "<data-dir>/contagion.duckdb)."),
+           registry: str | None = REGISTRY,
+           db: Path | None = DATABASE,
            data_dir: Path = DATA_DIR) -> None:
     """Run the DeFi cascade on a shock: prices, liquidations and bad debt round by round, then
     the strongest contagion paths from what was shocked."""
@@ -402,7 +404,7 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
     from contagion.warehouse import connect_readonly
 
     reg = _registry(registry, data_dir)
-    path = db or data_dir / "contagion.duckdb"
+    path = _database(db, data_dir)
     if not shock and not fail:
         raise _fail("give at least one --shock TOKEN:CHANGE or --fail VENUE")
     by_symbol = {t.symbol.lower(): t.address.lower() for t in reg.tokens}
@@ -578,10 +580,8 @@ def _ratio(value: float | None) -> str:
 
 
 @app.command("warn")
-def warn(registry: str | None = typer.Option(None, "--registry", help="Registry file or bundled "
-                                             "network (default: <data-dir>/registry.yaml)."),
-         db: Path | None = typer.Option(None, "--db", help="Database file (default: "
-                                        "<data-dir>/contagion.duckdb)."),
+def warn(registry: str | None = REGISTRY,
+         db: Path | None = DATABASE,
          policy: str = typer.Option("default", help="Policy file, or a bundled policy's name."),
          data_dir: Path = DATA_DIR) -> None:
     """Early warning on a built database: the contagion marts, then anomaly scores per venue
@@ -590,7 +590,7 @@ def warn(registry: str | None = typer.Option(None, "--registry", help="Registry 
     from contagion.policy.model import PolicyError, load_policy
 
     reg = _registry(registry, data_dir)
-    path = db or data_dir / "contagion.duckdb"
+    path = _database(db, data_dir)
     if not path.exists():
         raise _fail(f"no database at {path}: run `contagion build` first")
     try:
