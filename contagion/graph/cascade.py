@@ -101,6 +101,11 @@ class Ecosystem:
         """The legs as arrays, built once for every scenario run on this ecosystem."""
         return LegArrays.of(self)
 
+    def asset_of(self, token: str) -> str:
+        """What a token is worth and sold as: an aToken's underlying asset, else itself."""
+        claim = self.claims.get(token)
+        return claim[1] if claim is not None and claim[1] is not None else token
+
 
 @dataclass(frozen=True)
 class LegArrays:
@@ -204,7 +209,7 @@ class _Layout:
             visit(token, ())
         issuers = sorted(set(arrays.venues) | {i for i, _ in eco.claims.values()})
         issuer = {v: k for k, v in enumerate(issuers)}
-        sold_as = [(eco.claims[t][1] or t) if t in eco.claims else t for t in arrays.tokens]
+        sold_as = [eco.asset_of(t) for t in arrays.tokens]
         sales: dict[str, _Sale] = {}
         for asset in sorted(set(sold_as)):
             side = np.array([0 if p.token0 == asset else 1 if p.token1 == asset else -1
@@ -216,7 +221,7 @@ class _Layout:
             names, np.array([eco.prices.get(t, 0.0) for t in names]),
             np.array([col[t] for t in sorted(set(eco.prices) | set(eco.claims))], np.int64),
             np.array([col[t] for t in arrays.tokens], np.int64)[arrays.token_of],
-            [(col[t], col[eco.claims[t][1] or t], issuer[eco.claims[t][0]]) for t in order],
+            [(col[t], col[eco.asset_of(t)], issuer[eco.claims[t][0]]) for t in order],
             issuers, np.array([issuer[v] for v in arrays.venues], np.int64),
             [(k, col[t], col[a], slot[a]) for k, (t, a) in enumerate(zip(arrays.tokens,
                                                                           sold_as, strict=True))

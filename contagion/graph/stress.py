@@ -78,7 +78,7 @@ def _initial_loss(eco: Ecosystem, scenario: Scenario) -> float:
     arrays = eco.arrays
     collateral = ~arrays.is_debt
     if scenario.kind == "venue_failure":  # its claims: aTokens valued as their asset
-        unit = np.array([eco.prices.get(eco.claims[t][1] or t, 0.0)
+        unit = np.array([eco.prices.get(eco.asset_of(t), 0.0)
                          if t in eco.claims and eco.claims[t][0] == scenario.target else 0.0
                          for t in arrays.tokens])
     else:

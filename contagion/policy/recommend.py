@@ -84,17 +84,12 @@ class Recommendation:
     evidence: str  # JSON: features and contributions, paths
 
 
-def _asset(eco: Ecosystem, token: str) -> str:
-    claim = eco.claims.get(token)
-    return claim[1] if claim is not None and claim[1] is not None else token
-
-
 def _group_assets(eco: Ecosystem) -> dict[tuple[str, str], dict[str, float]]:
     """Per borrower group, the USD of collateral it holds in each asset."""
     held: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for leg in eco.legs:
         if leg.side == "collateral" and leg.amount > 0:
-            held[(leg.venue, leg.group)][_asset(eco, leg.token)] += \
+            held[(leg.venue, leg.group)][eco.asset_of(leg.token)] += \
                 leg.amount * eco.prices.get(leg.token, 0.0)
     return held
 
@@ -130,7 +125,7 @@ def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon:
     legs = []
     for leg in eco.legs:
         scale = 1.0 + growth.get((leg.venue, leg.group), 0.0)
-        cut = cuts.get((leg.venue, _asset(eco, leg.token)), 0.0) if leg.side == "collateral" \
+        cut = cuts.get((leg.venue, eco.asset_of(leg.token)), 0.0) if leg.side == "collateral" \
             else 0.0
         legs.append(replace(leg, amount=leg.amount * scale,
                             threshold=max(leg.threshold - cut, 0.0)))
@@ -188,7 +183,7 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
         rules = [r for r in policy.rules if _holds(r, anomaly, ecosystem_level)]
         if not rules:
             continue
-        issued = {_asset(eco, t) for t, (issuer, _) in eco.claims.items()
+        issued = {eco.asset_of(t) for t, (issuer, _) in eco.claims.items()
                   if issuer == anomaly.venue}
         implicated = (venue_assets.get(anomaly.venue, set()) | issued) - exempt
         sources = {f"venue:{anomaly.venue}"} | {f"token:{a}" for a in implicated}
