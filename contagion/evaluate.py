@@ -129,17 +129,17 @@ def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 
                       progress: bool = False) -> ScenarioEvaluation:
     """Run one scenario on a fresh devnet in `workdir` and measure both detectors."""
     spec, path = load_scenario(scenario)
+    lake = Lake(str(workdir / "lake"))
     info = start_node(workdir, port)
     try:
         deploy_ecosystem(info.url, workdir)
         run = run_scenario(spec, path, info.url, workdir, progress=progress)
         registry = load_registry(workdir / "registry.yaml")
-        client = RpcClient(info.url)
-        index_range(client, Lake(str(workdir / "lake")), registry, width=window)
+        index_range(RpcClient(info.url), lake, registry, width=window)
     finally:
         stop_node(workdir)
     db = workdir / "contagion.duckdb"
-    build_database(db, Lake(str(workdir / "lake")), registry)
+    build_database(db, lake, registry)
     write_graph_marts(db, registry)
     write_risk_marts(db, registry, policy=policy)
     manifest = json.loads(run.manifest_path.read_text())

@@ -93,10 +93,6 @@ def _options_book(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         where v.side = 'debt' and v.amount_raw > 0 and g.implied_vol > 0
     """).pl()
     keys = ["snapshot_block", "chain_id", "venue"]
-    if book.is_empty():
-        return pl.DataFrame(schema={**dict.fromkeys(keys, pl.Utf8), "book_delta_usd": pl.Float64,
-                                    "book_gamma_usd": pl.Float64, "book_vega_usd": pl.Float64}
-                            ).cast({"snapshot_block": pl.UInt64, "chain_id": pl.UInt64})
     spot, strike = book["spot"].to_numpy(), book["strike"].to_numpy()
     put = book["is_put"].to_numpy()
     otm = np.where(put, strike < spot, strike > spot)
