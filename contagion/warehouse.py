@@ -324,6 +324,13 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
     return models
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database has a table or view of that name (marts written after the build
+    may be missing)."""
+    return bool(con.execute("select count(*) from information_schema.tables "
+                            "where table_name = ?", [name]).fetchall()[0][0])
+
+
 def connect_readonly(db_path: Path) -> duckdb.DuckDBPyConnection:
     """The analysts' connection: read-only, so nothing but the pipeline changes the file."""
     if not db_path.exists():

@@ -9,9 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from contagion.checks import (
+    Outcome,
+    actions_carry_evidence,
+    scores_add_up,
+    stress_losses_consistent,
+)
 from contagion.graph.marts import write_graph_marts
 from contagion.policy.model import load_policy
 from contagion.risk.marts import write_risk_marts
@@ -41,14 +46,14 @@ def contagion_marts(context: dg.AssetExecutionContext, chain: ChainResource,
     for name, table in _MARTS.items():
         yield dg.MaterializeResult(asset_key=name,
                                    metadata={"rows": marts.tables[table].num_rows})
-    stress = marts.tables["fct_stress_results"].to_pylist()
-    broken = [r["scenario"] for r in stress
-              if r["total_loss_usd"] < r["initial_loss_usd"] - 1e-6
-              or (r["amplification"] is not None and r["amplification"] < 1 - 1e-9)]
-    context.log.info(f"{len(stress)} stress scenarios")
-    yield dg.AssetCheckResult(check_name="stress_losses_consistent", asset_key="stress_results",
-                              passed=not broken, metadata={"scenarios": len(stress),
-                                                           "inconsistent": ", ".join(broken[:10])})
+    outcome = stress_losses_consistent(marts.tables["fct_stress_results"].to_pylist())
+    context.log.info(f"{outcome.metadata['scenarios']} stress scenarios")
+    yield _check_result(outcome, "stress_results")
+
+
+def _check_result(outcome: Outcome, asset: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=outcome.name, asset_key=asset, passed=outcome.passed,
+                               metadata=outcome.metadata)
 
 
 _RISK = {"anomaly_scores": "fct_anomaly_scores", "ecosystem_score": "fct_ecosystem_score",
@@ -86,19 +91,5 @@ def early_warning(context: dg.AssetExecutionContext, chain: ChainResource,
     if latest:
         context.log.info(f"ecosystem level {latest[0]['level']} (score "
                          f"{latest[0]['score']:.1f}, driven by {latest[0]['driver']})")
-    gaps = [abs(r["distance"] ** 2 - sum(f["contribution"] for f in r["features"]))
-            for r in scores.iter_rows(named=True) if r["method"] != "none"]
-    per_window = scores.group_by("snapshot_block").len()["len"].unique().to_list()
-    yield dg.AssetCheckResult(
-        check_name="scores_add_up", asset_key="anomaly_scores",
-        passed=bool(scores.is_empty() or (scores["p_value"].is_between(0, 1).all()
-                                          and max(gaps, default=0.0) < 1e-6
-                                          and len(per_window) == 1)),
-        metadata={"largest_gap": max(gaps, default=0.0), "venues_per_window": str(per_window)})
-    acted = recs.filter(pl.col("action") != "watch")
-    weak = [f"{r['snapshot_block']}:{r['venue']}:{r['action']}"
-            for r in acted.iter_rows(named=True)
-            if r["loss_cut_usd"] < policy.min_loss_cut_usd or '"paths"' not in r["evidence"]]
-    yield dg.AssetCheckResult(check_name="actions_carry_evidence",
-                              asset_key="freeze_recommendations", passed=not weak,
-                              metadata={"actions": acted.height, "weak": ", ".join(weak[:10])})
+    yield _check_result(scores_add_up(scores), "anomaly_scores")
+    yield _check_result(actions_carry_evidence(recs, policy), "freeze_recommendations")

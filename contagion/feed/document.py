@@ -1,0 +1,244 @@
+"""The signed risk feed: the document, its JSON Schema, its EIP-712 signature and its verifier.
+
+A document is the state of one snapshot: the ecosystem level, each venue's score, level and
+actions, and a commitment to the venue's positions. Its content hash is keccak256 of the RFC 8785
+canonical JSON of everything but the signature, so any language can recompute it; the EIP-712
+struct binds that hash to the snapshot, the nonce and the validity end, and the domain binds it
+to one chain id and one oracle contract (contagion.feed.domain).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal
+
+import rfc8785
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contagion.feed.domain import eip712_domain
+
+__all__ = [
+    "FEED_FORMAT",
+    "METHODOLOGY_VERSION",
+    "Commitment",
+    "EcosystemState",
+    "FeedBody",
+    "FeedSignature",
+    "Finding",
+    "Methodology",
+    "SignedFeed",
+    "VenueAction",
+    "VenueState",
+    "content_hash",
+    "feed_json_schema",
+    "feed_typed_data",
+    "sign_feed",
+    "verify_feed",
+]
+
+FEED_FORMAT: Final = "contagion-risk-feed/1"
+# What the numbers mean: the scoring (contagion/risk/scores.py), the insolvency model
+# (contagion/risk/insolvency.py) and the policy semantics (docs/policy.md). A change to any of
+# them that changes a published number bumps it.
+METHODOLOGY_VERSION = "1.0"
+
+Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Hash32 = Annotated[str, Field(pattern=r"^0x[0-9a-f]{64}$")]
+# Exact integers that can exceed 2^53 travel as decimal strings, which every JSON reader keeps.
+BigInt = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]*)$")]
+Level = Literal["green", "amber", "red"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Methodology(_Model):
+    version: str = Field(description="Methodology version: scoring, insolvency model, policy")
+    policy_version: int
+    amber_score: float = Field(description="−log10 p at which a level turns amber")
+    red_score: float
+    insolvency_horizon_days: float
+    insolvency_paths: int
+    reference: str = Field(description="Where the methodology is written down")
+
+
+class EcosystemState(_Model):
+    score: float = Field(ge=0)
+    level: Level
+    driver: str | None = Field(description="The venue whose anomaly drives the score")
+
+
+class VenueAction(_Model):
+    action: Literal["watch", "raise_margin", "freeze_market", "halt"]
+    asset: Address | None = Field(description="Token acted on; null for the whole venue")
+    symbol: str | None
+    rule: str = Field(description="The policy rule that proposed it")
+    params: dict[str, float] = Field(description="raise_margin: threshold_cut (a fraction)")
+    loss_before_usd: float
+    loss_after_usd: float
+    coordinated_with: list[str]
+
+
+class Commitment(_Model):
+    root: Hash32 = Field(description="Merkle sum tree root over the venue's account positions")
+    collateral_total: BigInt
+    debt_total: BigInt
+    leaves: int = Field(ge=0)
+    unit: str = Field(description="What one unit of the totals is worth, e.g. 1e-6 USD")
+
+
+class VenueState(_Model):
+    venue: str
+    address: Address
+    kind: str
+    score: float | None = Field(description="−log10 p of the venue's state; null before "
+                                            "there is a baseline")
+    level: Level
+    insolvency_probability: float | None = Field(ge=0, le=1)
+    actions: list[VenueAction]
+    commitment: Commitment | None
+
+
+class FeedBody(_Model):
+    format: Literal["contagion-risk-feed/1"]
+    methodology: Methodology
+    network: str
+    chain_id: int = Field(gt=0)
+    oracle: Address = Field(description="The RiskOracle contract the signature is bound to")
+    snapshot_block: int = Field(ge=0)
+    snapshot_block_hash: Hash32
+    snapshot_time: int = Field(description="Unix seconds of the snapshot block")
+    generated_at: int = Field(description="Unix seconds, chain time of the head when signed")
+    valid_until: int = Field(description="Unix seconds; consumers reject the document after it")
+    nonce: int = Field(gt=0, description="Strictly increasing per signer")
+    ecosystem: EcosystemState
+    venues: list[VenueState]
+
+
+class FeedSignature(_Model):
+    scheme: Literal["EIP-712"]
+    primary_type: Literal["RiskFeed"]
+    signer: Address
+    content_hash: Hash32
+    signature: Annotated[str, Field(pattern=r"^0x[0-9a-f]{130}$")]
+
+
+class SignedFeed(FeedBody):
+    signature: FeedSignature
+
+
+def feed_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a signed document (docs/feed.schema.json)."""
+    schema = SignedFeed.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": FEED_FORMAT, **schema}
+
+
+def content_hash(body: FeedBody) -> bytes:
+    """keccak256 of the RFC 8785 (JCS) canonical JSON of the body."""
+    return keccak(rfc8785.dumps(body.model_dump(mode="json")))
+
+
+_RISK_FEED_TYPE = [
+    {"name": "snapshotBlock", "type": "uint256"},
+    {"name": "snapshotHash", "type": "bytes32"},
+    {"name": "generatedAt", "type": "uint256"},
+    {"name": "validUntil", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "contentHash", "type": "bytes32"},
+    {"name": "methodology", "type": "string"},
+]
+_DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}]
+
+
+def feed_typed_data(body: FeedBody, chain_id: int, oracle: str) -> dict[str, Any]:
+    """The EIP-712 message for a body, in the domain of (chain_id, oracle) — which the verifier
+    pins from its own configuration, never from the document."""
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "RiskFeed": _RISK_FEED_TYPE},
+        "primaryType": "RiskFeed",
+        "domain": eip712_domain(chain_id, oracle),
+        "message": {"snapshotBlock": body.snapshot_block,
+                    "snapshotHash": bytes.fromhex(body.snapshot_block_hash[2:]),
+                    "generatedAt": body.generated_at, "validUntil": body.valid_until,
+                    "nonce": body.nonce, "contentHash": content_hash(body),
+                    "methodology": body.methodology.version},
+    }
+
+
+def sign_feed(body: FeedBody, signer: LocalAccount) -> SignedFeed:
+    """Sign a body in its own domain (its chain id and oracle)."""
+    if body.valid_until <= body.generated_at:
+        raise ValueError("a feed document must be valid for some time after it is generated")
+    signed = signer.sign_message(encode_typed_data(
+        full_message=feed_typed_data(body, body.chain_id, body.oracle)))
+    signature = FeedSignature(scheme="EIP-712", primary_type="RiskFeed",
+                              signer=str(signer.address),
+                              content_hash="0x" + content_hash(body).hex(),
+                              signature="0x" + bytes(signed.signature).hex())
+    return SignedFeed(**body.model_dump(), signature=signature)
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    passed: bool
+    detail: str
+
+
+def _body(feed: SignedFeed) -> FeedBody:
+    return FeedBody(**feed.model_dump(exclude={"signature"}))
+
+
+def verify_feed(document: Mapping[str, Any] | str | bytes, *, chain_id: int, oracle: str,
+                signers: Iterable[str], now: int, after_nonce: int | None = None
+                ) -> tuple[SignedFeed | None, list[Finding]]:
+    """Finding a document against what the consumer pins (chain id, oracle, allowed signers, the
+    current time and the last nonce it accepted). Returns the parsed feed (None when it does not
+    even parse) and every check with its outcome; the document is good iff all passed."""
+    try:
+        raw = json.loads(document) if isinstance(document, str | bytes) else document
+        feed = SignedFeed.model_validate(raw)
+    except (ValueError, ValidationError) as exc:
+        return None, [Finding("schema", False, f"not a {FEED_FORMAT} document: {exc}")]
+    checks = [Finding("schema", True, FEED_FORMAT)]
+    body = _body(feed)
+    digest = content_hash(body)
+    checks.append(Finding("content_hash", "0x" + digest.hex() == feed.signature.content_hash,
+                        "the body hashes to the signed content hash" if
+                        "0x" + digest.hex() == feed.signature.content_hash else
+                        "the body was changed after signing"))
+    oracle = to_checksum_address(oracle)
+    domain_ok = feed.chain_id == chain_id and to_checksum_address(feed.oracle) == oracle
+    checks.append(Finding("domain", domain_ok,
+                        f"chain {chain_id}, oracle {oracle}" if domain_ok else
+                        f"document is for chain {feed.chain_id}, oracle {feed.oracle}; "
+                        f"expected chain {chain_id}, oracle {oracle}"))
+    try:  # recovered in the pinned domain: a signature for another domain recovers elsewhere
+        recovered = Account.recover_message(
+            encode_typed_data(full_message=feed_typed_data(body, chain_id, oracle)),
+            signature=bytes.fromhex(feed.signature.signature[2:]))
+    except ValueError as exc:
+        recovered = f"unrecoverable ({exc})"
+    allowed = {to_checksum_address(s) for s in signers}
+    checks.append(Finding("signature", recovered == to_checksum_address(feed.signature.signer),
+                        f"signed by {recovered}"))
+    checks.append(Finding("signer_allowed", recovered in allowed,
+                        f"{recovered} is " + ("allowed" if recovered in allowed else
+                                              "not among the allowed signers")))
+    fresh = feed.generated_at <= now <= feed.valid_until
+    checks.append(Finding("expiry", fresh, f"valid from {feed.generated_at} until "
+                                         f"{feed.valid_until}; now {now}"))
+    if after_nonce is not None:
+        checks.append(Finding("nonce", feed.nonce > after_nonce,
+                            f"nonce {feed.nonce}, last accepted {after_nonce}"))
+    return feed, checks

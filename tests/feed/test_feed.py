@@ -1,0 +1,230 @@
+"""The signed risk feed: the document, its signature and verifier, the keys, and the publisher
+that refuses to sign data it cannot vouch for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jsonschema
+import pytest
+from conftest import World
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from contagion.feed.document import (
+    FeedBody,
+    SignedFeed,
+    feed_json_schema,
+    sign_feed,
+    verify_feed,
+)
+from contagion.feed.keys import (
+    KEY_ENV,
+    KEYSTORE_ENV,
+    PASSWORD_ENV,
+    SigningKeyError,
+    create_keystore,
+    load_signer,
+)
+from contagion.feed.publisher import (
+    ChainHead,
+    FeedRefused,
+    FeedSettings,
+    FeedStore,
+    chain_head,
+    latest_snapshot,
+    publish_feed,
+    refusals,
+)
+from contagion.graph.marts import write_graph_marts
+from contagion.policy.model import load_policy
+from contagion.registry import Registry
+from contagion.risk.marts import write_risk_marts
+
+ROOT = Path(__file__).resolve().parents[2]
+ORACLE = "0x00000000000000000000000000000000000000aa"
+# anvil's well-known default-mnemonic account #1: a public devnet test key, never a real one
+TEST_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+SIGNER: LocalAccount = Account.from_key(TEST_KEY)
+
+
+def _body(**changes: Any) -> FeedBody:
+    body: dict[str, Any] = {
+        "format": "contagion-risk-feed/1",
+        "methodology": {"version": "1.0", "policy_version": 1, "amber_score": 4.0,
+                        "red_score": 8.0, "insolvency_horizon_days": 1.0,
+                        "insolvency_paths": 1000, "reference": "docs/feed.md"},
+        "network": "devnet", "chain_id": 31337, "oracle": ORACLE, "snapshot_block": 100,
+        "snapshot_block_hash": "0x" + "ab" * 32, "snapshot_time": 1_000,
+        "generated_at": 1_012, "valid_until": 4_612, "nonce": 7,
+        "ecosystem": {"score": 9.5, "level": "red", "driver": "aave"},
+        "venues": [{"venue": "aave", "address": "0x" + "11" * 20, "kind": "lending",
+                    "score": 9.5, "level": "red", "insolvency_probability": 0.25,
+                    "actions": [{"action": "freeze_market", "asset": "0x" + "22" * 20,
+                                 "symbol": "stETH", "rule": "freeze-exposed-markets",
+                                 "params": {}, "loss_before_usd": 2.5e6,
+                                 "loss_after_usd": 1.2e6, "coordinated_with": ["compound"]}],
+                    "commitment": {"root": "0x" + "33" * 32,
+                                   "collateral_total": str(2**200), "debt_total": "12",
+                                   "leaves": 3, "unit": "1e-6 USD"}}],
+    }
+    body.update(changes)
+    return FeedBody.model_validate(body)
+
+
+def _verify(document: Any, **pins: Any) -> dict[str, bool]:
+    options: dict[str, Any] = {"chain_id": 31337, "oracle": ORACLE,
+                               "signers": [SIGNER.address], "now": 2_000, **pins}
+    _, findings = verify_feed(document, **options)
+    return {f.name: f.passed for f in findings}
+
+
+def test_a_signed_document_verifies_and_every_forgery_fails() -> None:
+    signed = sign_feed(_body(), SIGNER)
+    document = json.loads(signed.model_dump_json())
+    assert all(_verify(document).values())
+    # big integers stay exact, as strings
+    assert document["venues"][0]["commitment"]["collateral_total"] == str(2**200)
+
+    tampered = json.loads(json.dumps(document))
+    tampered["ecosystem"]["level"] = "green"
+    result = _verify(tampered)
+    assert not result["content_hash"] and not result["signature"]
+
+    assert not _verify(document, chain_id=1)["domain"]
+    assert not _verify(document, chain_id=1)["signer_allowed"]  # recovers to someone else
+    other = "0x00000000000000000000000000000000000000bb"
+    assert not _verify(document, oracle=other)["signer_allowed"]
+    assert not _verify(document, signers=[Account.create().address])["signer_allowed"]
+    assert not _verify(document, now=4_613)["expiry"]
+    assert not _verify(document, now=1_000)["expiry"]  # before it was generated
+    assert not _verify(document, after_nonce=7)["nonce"]
+    assert _verify(document, after_nonce=6)["nonce"]
+
+    impostor = Account.create()
+    forged = json.loads(sign_feed(_body(), impostor).model_dump_json())
+    forged["signature"]["signer"] = SIGNER.address  # claims to be the real signer
+    result = _verify(forged)
+    assert not result["signature"] and not result["signer_allowed"]
+
+    del document["nonce"]
+    assert _verify(document) == {"schema": False}
+
+
+def test_sign_refuses_a_document_without_validity() -> None:
+    with pytest.raises(ValueError, match="valid for some time"):
+        sign_feed(_body(valid_until=1_012), SIGNER)
+
+
+def test_the_published_schema_is_the_models_and_accepts_a_signed_document() -> None:
+    published = json.loads((ROOT / "docs" / "feed.schema.json").read_text())
+    assert published == feed_json_schema(), "regenerate docs/feed.schema.json"
+    document = json.loads(sign_feed(_body(), SIGNER).model_dump_json())
+    jsonschema.validate(document, published)
+    document["venues"][0]["level"] = "purple"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, published)
+
+
+def test_the_key_comes_from_the_environment_or_a_keystore(tmp_path: Path) -> None:
+    assert load_signer(env={KEY_ENV: TEST_KEY}).address == SIGNER.address
+    with pytest.raises(SigningKeyError, match="no feed-signing key"):
+        load_signer(env={})
+    with pytest.raises(SigningKeyError, match="not a valid private key") as bad:
+        load_signer(env={KEY_ENV: "0x1234"})
+    assert "0x1234" not in str(bad.value)  # a key is never echoed
+    keystore = tmp_path / "feed.keystore"
+    address = create_keystore(keystore, "correct horse")
+    assert (keystore.stat().st_mode & 0o777) == 0o600
+    env = {KEYSTORE_ENV: str(keystore), PASSWORD_ENV: "correct horse"}
+    assert load_signer(env=env).address == address
+    with pytest.raises(SigningKeyError, match="wrong password"):
+        load_signer(env={**env, PASSWORD_ENV: "wrong"})
+    with pytest.raises(FileExistsError):
+        create_keystore(keystore, "another")
+
+
+# -- the publisher, on the devnet crisis warehouse ------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the crisis database with the contagion and early-warning marts written."""
+    db = tmp_path_factory.mktemp("feed") / "contagion.duckdb"
+    shutil.copy(world.db, db)
+    write_graph_marts(db, world.registry)
+    write_risk_marts(db, world.registry)
+    yield db
+
+
+def _registry(world: World) -> Registry:
+    registry: Registry = world.registry
+    return registry if registry.risk_oracle else registry.model_copy(
+        update={"risk_oracle": ORACLE})
+
+
+@pytest.mark.devnet
+def test_the_publisher_signs_the_latest_snapshot(world: World, scored: Path,
+                                                 tmp_path: Path) -> None:
+    registry = _registry(world)
+    store = FeedStore(tmp_path / "feed")
+    feed = publish_feed(scored, registry, SIGNER, store, world.client)
+    assert feed.nonce == 1 and store.next_nonce() == 2
+    with duckdb.connect(str(scored), read_only=True) as con:
+        last = con.execute("select max(snapshot_block) from ref_snapshots").fetchone()
+        eco = con.execute("select level, score from fct_ecosystem_score "
+                          "order by snapshot_block desc limit 1").fetchone()
+    assert last and eco and feed.snapshot_block == last[0] == latest_snapshot(scored)
+    assert feed.ecosystem.level == eco[0] and feed.ecosystem.score == pytest.approx(eco[1])
+    assert {v.venue for v in feed.venues} == {v.id for v in registry.venues}
+    block = world.client.call("eth_getBlockByNumber", [hex(feed.snapshot_block), False])
+    assert feed.snapshot_block_hash == block["hash"]
+    head = world.client.call("eth_getBlockByNumber", ["latest", False])
+    assert feed.generated_at == int(head["timestamp"], 16)  # chain time, not the wall clock
+    assert feed.valid_until == feed.generated_at + FeedSettings().validity_seconds
+    document = (tmp_path / "feed" / "feed-000000000001.json").read_text()
+    assert SignedFeed.model_validate_json(document) == feed == store.latest()
+    _, findings = verify_feed(document, chain_id=registry.chain_id,
+                              oracle=str(registry.risk_oracle), signers=[SIGNER.address],
+                              now=feed.generated_at)
+    assert all(f.passed for f in findings), findings
+    second = publish_feed(scored, registry, SIGNER, store, world.client)
+    assert second.nonce == 2 and [d.nonce for d in store.documents()] == [2, 1]
+
+
+@pytest.mark.devnet
+def test_the_publisher_fails_closed(world: World, scored: Path, tmp_path: Path) -> None:
+    registry = _registry(world)
+    policy = load_policy()
+    settings = FeedSettings(max_data_age_seconds=600)
+    snapshot = latest_snapshot(scored)
+    assert snapshot is not None
+    head = chain_head(world.client, snapshot)
+    with duckdb.connect(str(scored), read_only=True) as con:
+        assert refusals(con, head, settings, policy, registry) == []
+        row = con.execute("select timestamp from src_blocks where block_number = ?",
+                          [snapshot]).fetchone()
+        assert row
+        stale = ChainHead(head.number + 1000, int(row[0]) + 601, head.hash_at_snapshot)
+        assert any("old" in r for r in refusals(con, stale, settings, policy, registry))
+        reorged = ChainHead(head.number, head.time, "0x" + "00" * 32)
+        assert any("reorg" in r for r in refusals(con, reorged, settings, policy, registry))
+        no_oracle = registry.model_copy(update={"risk_oracle": None})
+        assert any("risk oracle" in r for r in refusals(con, head, settings, policy, no_oracle))
+
+    broken = tmp_path / "broken.duckdb"  # a blocking check fails: p-values out of [0, 1]
+    shutil.copy(scored, broken)
+    with duckdb.connect(str(broken)) as con:
+        con.execute("update fct_anomaly_scores set p_value = 2")
+    store = FeedStore(tmp_path / "feed")
+    with pytest.raises(FeedRefused, match="scores_add_up"):
+        publish_feed(broken, registry, SIGNER, store, world.client)
+    unscored = tmp_path / "unscored.duckdb"  # the early-warning marts were never written
+    shutil.copy(world.db, unscored)
+    with pytest.raises(FeedRefused, match="no scored snapshot"):
+        publish_feed(unscored, registry, SIGNER, store, world.client)
+    assert store.latest() is None  # nothing was signed
