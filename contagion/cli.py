@@ -32,7 +32,10 @@ registry_app = typer.Typer(help="Network registries (venues, tokens, feeds).",
                            no_args_is_help=True)
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(scenario_app, name="scenario")
+feed_app = typer.Typer(help="The signed risk feed: sign, serve, verify, publish on chain.",
+                       no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+app.add_typer(feed_app, name="feed")
 console = Console()
 err = Console(stderr=True)
 
@@ -41,6 +44,8 @@ REGISTRY = typer.Option(None, "--registry", help="Registry file or bundled netwo
                         "<data-dir>/registry.yaml).")
 DATABASE = typer.Option(None, "--db", help="Database file (default: "
                         "<data-dir>/contagion.duckdb).")
+FEED_DIR = typer.Option(None, "--feed-dir", help="Signed documents (default: <data-dir>/feed).")
+RPC = typer.Option(None, "--rpc", help="JSON-RPC URL (default: the data dir's devnet node).")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -685,6 +690,170 @@ def print_early_warning(registry: Registry, db: Path, policy: Policy | None = No
                      symbols.get(r["asset"] or "", r["asset"] or "—"), r["action"],
                      f"{r['loss_before_usd']:,.0f} → {r['loss_after_usd']:,.0f}")
     console.print(recs)
+
+
+@feed_app.command("new-key")
+def feed_new_key(keystore: Path = typer.Argument(..., help="Keystore file to create."),
+                 password_env: str = typer.Option(
+                     "CONTAGION_FEED_KEYSTORE_PASSWORD", help="Read the password from this "
+                     "environment variable instead of asking.")) -> None:
+    """Create a signing key in an encrypted keystore file (never overwrites one)."""
+    import os
+
+    from contagion.feed.keys import SigningKeyError, create_keystore
+
+    password = os.environ.get(password_env) or typer.prompt(
+        "keystore password", hide_input=True, confirmation_prompt=True)
+    try:
+        address = create_keystore(keystore, password)
+    except (SigningKeyError, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"signer {address}; keystore {keystore} (allowlist the address on the oracle)")
+
+
+@feed_app.command("sign")
+def feed_sign(registry: str | None = REGISTRY, db: Path | None = DATABASE,
+              feed_dir: Path | None = FEED_DIR, rpc: str | None = RPC,
+              keystore: Path | None = typer.Option(None, help="Encrypted keystore (default: "
+                                                   "$CONTAGION_FEED_KEYSTORE, else "
+                                                   "$CONTAGION_FEED_KEY)."),
+              validity: int = typer.Option(3_600, help="Seconds a document stays valid."),
+              max_age: int = typer.Option(3_600, help="Refuse data older than this (seconds "
+                                          "of chain time behind the head)."),
+              data_dir: Path = DATA_DIR) -> None:
+    """Sign the latest snapshot's feed document into the feed folder — or refuse and say why
+    (a blocking check failed, the data is stale, the chain reorganised)."""
+    reg = _registry(registry, data_dir)
+    path = sign_feed_document(reg, _database(db, data_dir), feed_dir or data_dir / "feed",
+                              rpc or _node_url(data_dir), keystore, validity, max_age)
+    console.print(f"signed: {path}")
+
+
+def sign_feed_document(reg: Registry, db: Path, feed_dir: Path, url: str,
+                       keystore: Path | None = None, validity: int = 3_600,
+                       max_age: int = 3_600) -> Path:
+    from contagion.chain.rpc import RpcClient
+    from contagion.feed.keys import SigningKeyError, load_signer
+    from contagion.feed.publisher import FeedRefused, FeedSettings, FeedStore, publish_feed
+
+    try:
+        signer = load_signer(keystore)
+    except SigningKeyError as exc:
+        raise _fail(str(exc)) from None
+    if not db.exists():
+        raise _fail(f"no database at {db}: run `contagion build` and `contagion warn` first")
+    store = FeedStore(feed_dir)
+    client = RpcClient(url)
+    try:
+        feed = publish_feed(db, reg, signer, store, client,
+                            settings=FeedSettings(validity_seconds=validity,
+                                                  max_data_age_seconds=max_age))
+    except FeedRefused as exc:
+        raise _fail("refusing to sign:\n  " + "\n  ".join(exc.reasons)) from None
+    finally:
+        client.close()
+    acted = [f"{a.action} {a.symbol or a.asset or ''} at {v.venue}".replace("  ", " ")
+             for v in feed.venues for a in v.actions if a.action != "watch"]
+    console.print(f"feed #{feed.nonce}: snapshot {feed.snapshot_block}, ecosystem "
+                  f"{feed.ecosystem.level} ({feed.ecosystem.score:.1f}), signer "
+                  f"{feed.signature.signer}, valid until {feed.valid_until}"
+                  + (f"; actions: {', '.join(acted)}" if acted else ""))
+    return feed_dir / f"feed-{feed.nonce:012d}.json"
+
+
+@feed_app.command("serve")
+def feed_serve(feed_dir: Path | None = FEED_DIR,
+               host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+               port: int = typer.Option(8000, help="Port."),
+               rpc: str | None = typer.Option(None, "--rpc", help="Tell /health the time from "
+                                              "this chain's head (a devnet's clock is not the "
+                                              "wall clock); default: the wall clock."),
+               data_dir: Path = DATA_DIR) -> None:
+    """Serve the signed documents over HTTP (latest, history, per venue, schema, health;
+    OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from contagion.feed.publisher import FeedStore
+    from contagion.feed.server import create_app
+
+    store = FeedStore(feed_dir or data_dir / "feed")
+    app_ = create_app(store, clock=_chain_clock(rpc)) if rpc else create_app(store)
+    console.print(f"serving {store.root} on http://{host}:{port} (OpenAPI: /openapi.json)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _chain_clock(url: str) -> Any:
+    from contagion.chain.rpc import RpcClient
+
+    def now() -> int:
+        client = RpcClient(url)
+        try:
+            return int(client.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        finally:
+            client.close()
+    return now
+
+
+@feed_app.command("verify")
+def feed_verify(source: str = typer.Argument(..., help="A document file or an http(s) URL."),
+                registry: str | None = typer.Option(None, "--registry", help="Pin the chain id "
+                                                    "and oracle from this registry."),
+                chain_id: int | None = typer.Option(None, help="The chain id you expect."),
+                oracle: str | None = typer.Option(None, help="The RiskOracle you expect."),
+                signer: list[str] = typer.Option([], "--signer", help="An allowed signer "
+                                                 "(repeatable)."),
+                rpc: str | None = typer.Option(None, "--rpc", help="Take the time from this "
+                                               "chain's head (default: the wall clock)."),
+                after_nonce: int | None = typer.Option(None, help="The last nonce you "
+                                                       "accepted: replays are rejected."),
+                data_dir: Path = DATA_DIR) -> None:
+    """Verify a signed feed document: schema, content hash, EIP-712 signature in the domain you
+    pin, allowed signer, expiry and nonce. Exit status 1 when any check fails."""
+    import time
+
+    import requests
+
+    from contagion.feed.document import verify_feed
+
+    if registry is not None:
+        reg = _registry(registry, data_dir)
+        chain_id = chain_id or reg.chain_id
+        oracle = oracle or reg.risk_oracle
+    if chain_id is None or oracle is None:
+        raise _fail("pin the domain: --registry, or --chain-id and --oracle (never taken from "
+                    "the document itself)")
+    if not signer:
+        raise _fail("name the allowed signer(s) with --signer")
+    try:
+        if source.startswith(("http://", "https://")):
+            response = requests.get(source, timeout=30)
+            response.raise_for_status()
+            document = response.text
+        else:
+            document = Path(source).read_text()
+    except (OSError, requests.RequestException) as exc:
+        raise _fail(f"cannot read {source}: {exc}") from None
+    now = _chain_clock(rpc)() if rpc else int(time.time())
+    feed, findings = verify_feed(document, chain_id=chain_id, oracle=oracle, signers=signer,
+                                 now=now, after_nonce=after_nonce)
+    table = Table("check", "result", "detail", title=f"feed {source}")
+    for finding in findings:
+        table.add_row(finding.name, "[green]ok[/]" if finding.passed else "[red]FAILED[/]",
+                      finding.detail)
+    console.print(table)
+    if not all(f.passed for f in findings):
+        raise _fail("the document does not verify; do not act on it")
+    assert feed is not None
+    console.print(f"verified: feed #{feed.nonce}, snapshot {feed.snapshot_block}, ecosystem "
+                  f"{feed.ecosystem.level}")
+
+
+@feed_app.command("schema")
+def feed_schema() -> None:
+    """Print the JSON Schema of a signed document (also docs/feed.schema.json)."""
+    from contagion.feed.document import feed_json_schema
+
+    sys.stdout.write(json.dumps(feed_json_schema(), indent=2) + "\n")
 
 
 @app.command("demo")

@@ -228,3 +228,122 @@ def test_the_publisher_fails_closed(world: World, scored: Path, tmp_path: Path) 
     with pytest.raises(FeedRefused, match="no scored snapshot"):
         publish_feed(unscored, registry, SIGNER, store, world.client)
     assert store.latest() is None  # nothing was signed
+
+
+# -- the HTTP API and the command line ------------------------------------------------------
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, FeedStore]]:
+    """A real server on a free loopback port over a feed folder with two documents."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from contagion.devnet.node import free_port
+    from contagion.feed.server import create_app
+
+    store = FeedStore(tmp_path / "feed")
+    now = int(time.time())  # valid now by the wall clock, which `feed verify` reads
+    for nonce in (1, 2):
+        store.save(sign_feed(_body(nonce=nonce, generated_at=now - 10, valid_until=now + 3_600),
+                             SIGNER))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(store),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}", store
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_api_serves_what_was_signed(served: tuple[str, FeedStore]) -> None:
+    import time
+
+    import requests
+
+    url, store = served
+    now = int(time.time())
+    latest = requests.get(f"{url}/v1/latest", timeout=10).json()
+    assert latest["nonce"] == 2 and all(_verify(latest, now=now).values())
+    assert SignedFeed.model_validate(latest) == store.latest()
+    history = requests.get(f"{url}/v1/history", timeout=10).json()
+    assert [h["nonce"] for h in history] == [2, 1]
+    assert [h["nonce"] for h in requests.get(f"{url}/v1/history?before_nonce=2",
+                                             timeout=10).json()] == [1]
+    first = requests.get(f"{url}{history[1]['url']}", timeout=10).json()
+    assert first["nonce"] == 1 and all(_verify(first, now=now).values())
+    venue = requests.get(f"{url}/v1/venues/aave", timeout=10).json()
+    assert venue["venue"]["actions"][0]["action"] == "freeze_market"
+    assert venue["document"] == "/v1/feeds/2"
+    assert requests.get(f"{url}/v1/venues/nowhere", timeout=10).status_code == 404
+    assert requests.get(f"{url}/v1/feeds/9", timeout=10).status_code == 404
+    assert requests.get(f"{url}/v1/schema", timeout=10).json() == feed_json_schema()
+    health = requests.get(f"{url}/health", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    paths = requests.get(f"{url}/openapi.json", timeout=10).json()["paths"]
+    assert {"/v1/latest", "/v1/history", "/v1/feeds/{nonce}", "/v1/venues/{venue}",
+            "/v1/schema", "/health"} <= set(paths)
+
+
+def test_health_reports_an_expired_or_empty_feed(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import requests
+    import uvicorn
+
+    from contagion.devnet.node import free_port
+    from contagion.feed.server import create_app
+
+    store = FeedStore(tmp_path / "feed")
+    port = free_port()
+    clock = [2_000]
+    server = uvicorn.Server(uvicorn.Config(create_app(store, clock=lambda: clock[0]),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        empty = requests.get(f"{url}/health", timeout=10)
+        assert empty.status_code == 503 and empty.json()["status"] == "empty"
+        assert requests.get(f"{url}/v1/latest", timeout=10).status_code == 404
+        store.save(sign_feed(_body(), SIGNER))
+        clock[0] = 10_000
+        expired = requests.get(f"{url}/health", timeout=10)
+        assert expired.status_code == 503 and expired.json()["status"] == "expired"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_feed_verify_checks_a_url_against_the_pinned_domain(
+        served: tuple[str, FeedStore]) -> None:
+    from typer.testing import CliRunner
+
+    from contagion import cli
+
+    url, _ = served
+    runner = CliRunner()
+    pins = ["--chain-id", "31337", "--oracle", ORACLE, "--signer", SIGNER.address]
+    good = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest", *pins])
+    assert good.exit_code == 0, good.output
+    assert "verified: feed #2" in good.output
+    replay = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest", *pins,
+                                     "--after-nonce", "2"])
+    assert replay.exit_code == 1 and "nonce" in replay.output
+    wrong = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest", "--chain-id", "1",
+                                    "--oracle", ORACLE, "--signer", SIGNER.address])
+    assert wrong.exit_code == 1 and "do not act on it" in wrong.output
+    unpinned = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest",
+                                       "--signer", SIGNER.address])
+    assert unpinned.exit_code == 1 and "pin the domain" in unpinned.output
