@@ -35,34 +35,42 @@ BLOCK_RANGES = "block_ranges"
 block_ranges = dg.DynamicPartitionsDefinition(name=BLOCK_RANGES)
 
 
-def _window_part(context: dg.AssetExecutionContext, chain: ChainResource, chain_id: int,
-                 first_block: int) -> tuple[PartitionFile, int]:
-    """The blocks of this run's window that exist (clipped to the safe head), and its width."""
-    start, stop = parse_window_key(context.partition_key)
+def _window_parts(context: dg.AssetExecutionContext, chain: ChainResource, chain_id: int,
+                  first_block: int) -> Iterator[tuple[PartitionFile, int]]:
+    """Each window of this run (one, or a backfill range run at once) clipped to the blocks that
+    exist at or below the safe head, with its width."""
     client = chain.client()
     try:
         safe = safe_head(client, chain.confirmations)
     finally:
         client.close()
-    part = PartitionFile(chain_id, max(start, first_block), min(stop, safe + 1))
-    if part.stop <= part.start:
-        raise dg.Failure(f"window {context.partition_key} holds no block at or below the safe "
-                         f"head {safe} from block {first_block}")
-    return part, stop - start
+    for key in context.partition_keys:
+        start, stop = parse_window_key(key)
+        part = PartitionFile(chain_id, max(start, first_block), min(stop, safe + 1))
+        if part.stop <= part.start:
+            raise dg.Failure(f"window {key} holds no block at or below the safe head {safe} "
+                             f"from block {first_block}")
+        yield part, stop - start
 
 
-def _stored_window(context: dg.AssetExecutionContext, store: Lake, chain_id: int,
-                   upstream: str) -> tuple[PartitionFile, int]:
-    """The partition file `upstream` holds for this run's window, and the window's width."""
-    start, stop = parse_window_key(context.partition_key)
-    part = stored_part(store, upstream, chain_id, start, stop)
-    if part is None:
-        raise dg.Failure(f"no {upstream} for window {context.partition_key}: materialize it "
-                         "first")
-    return part, stop - start
+def _stored_windows(context: dg.AssetExecutionContext, store: Lake, chain_id: int,
+                    upstream: str) -> Iterator[tuple[PartitionFile, int]]:
+    """The partition file `upstream` holds for each window of this run, and the width."""
+    for key in context.partition_keys:
+        start, stop = parse_window_key(key)
+        part = stored_part(store, upstream, chain_id, start, stop)
+        if part is None:
+            raise dg.Failure(f"no {upstream} for window {key}: materialize it first")
+        yield part, stop - start
+
+
+# A backfill of many windows runs as one run: Dagster's per-run overhead (seconds) would
+# otherwise dwarf indexing a window (a fraction of a second).
+_SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 @dg.multi_asset(
+    backfill_policy=_SINGLE_RUN,
     specs=[dg.AssetSpec(RAW_LOGS, deps=["registry"], partitions_def=block_ranges,
                         group_name="indexing",
                         description="Logs of the registry's contracts with known topic0s "
@@ -81,27 +89,31 @@ def _stored_window(context: dg.AssetExecutionContext, store: Lake, chain_id: int
 def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
                lake: LakeResource) -> Iterator[Result]:
     registry = chain.load_registry()
-    part, width = _window_part(context, chain, registry.chain_id, registry.deployed_at_block)
     store = lake.lake()
+    logs = headers = duplicates = 0
+    meta: dict[str, int | str] = {}
+    parts = list(_window_parts(context, chain, registry.chain_id, registry.deployed_at_block))
     client = chain.client()
-    try:
-        created = discover_children(client, registry, part.stop - 1,
+    try:  # discovered once for the run, as `contagion index` does for its range
+        created = discover_children(client, registry, parts[-1][0].stop - 1,
                                     chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight)
         addresses = sorted({*contract_addresses(registry), *child_addresses(created)})
-        stats = index_partition(client, store, registry.chain_id, part, addresses,
-                                list(TOPIC0S), chunk_blocks=chain.chunk_blocks,
-                                max_in_flight=chain.max_in_flight)
+        for part, width in parts:
+            stats = index_partition(client, store, registry.chain_id, part, addresses,
+                                    list(TOPIC0S), chunk_blocks=chain.chunk_blocks,
+                                    max_in_flight=chain.max_in_flight)
+            supersede(store, (RAW_LOGS, BLOCKS), part, width)
+            logs, headers = logs + stats.logs, headers + stats.headers
+            meta = {"first_block": meta.get("first_block", part.start),
+                    "last_block": part.stop - 1, "last_block_hash": stats.last_block_hash}
+            stored = store.read(RAW_LOGS, part)
+            duplicates += stored.num_rows - stored.group_by(
+                ["chain_id", "block_number", "log_index"]).aggregate([]).num_rows
     finally:
         client.close()
-    supersede(store, (RAW_LOGS, BLOCKS), part, width)
-    meta: dict[str, int | str] = {"first_block": part.start, "last_block": part.stop - 1,
-                                  "last_block_hash": stats.last_block_hash}
-    yield dg.MaterializeResult(asset_key=RAW_LOGS, metadata={**meta, "rows": stats.logs})
-    yield dg.MaterializeResult(asset_key=BLOCKS, metadata={**meta, "rows": stats.headers})
-    logs = store.read(RAW_LOGS, part)
-    duplicates = logs.num_rows - logs.group_by(["chain_id", "block_number", "log_index"]
-                                                ).aggregate([]).num_rows
+    yield dg.MaterializeResult(asset_key=RAW_LOGS, metadata={**meta, "rows": logs})
+    yield dg.MaterializeResult(asset_key=BLOCKS, metadata={**meta, "rows": headers})
     yield dg.AssetCheckResult(check_name="raw_logs_unique_log_keys", asset_key=RAW_LOGS,
                               passed=duplicates == 0, metadata={"duplicates": duplicates})
     yield _coverage_check(store, registry.chain_id, registry.deployed_at_block)
@@ -127,6 +139,7 @@ def _coverage_check(store: Lake, chain_id: int, first_block: int) -> dg.AssetChe
 
 
 @dg.multi_asset(
+    backfill_policy=_SINGLE_RUN,
     specs=[dg.AssetSpec(name, deps=[RAW_LOGS, BLOCKS], partitions_def=block_ranges,
                         group_name="decoded") for name in (*DECODED_TABLES, QUARANTINE)],
     check_specs=[dg.AssetCheckSpec("quarantine_reconciles", asset=QUARANTINE, blocking=True,
@@ -135,22 +148,33 @@ def _coverage_check(store: Lake, chain_id: int, first_block: int) -> dg.AssetChe
 def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
                    lake: LakeResource) -> Iterator[Result]:
     registry, store = chain.load_registry(), lake.lake()
-    part, width = _stored_window(context, store, registry.chain_id, RAW_LOGS)
-    result = decode_partition(store, registry, part)
-    supersede(store, (*DECODED_TABLES, QUARANTINE), part, width)
-    for name, table in result.tables.items():
-        yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})
+    rows = dict.fromkeys((*DECODED_TABLES, QUARANTINE), 0)
+    counts = {"input": 0, "decoded": 0, "quarantined": 0, "ignored": 0}
+    ignored: dict[str, int] = {}
+    reconciles = True
+    for part, width in _stored_windows(context, store, registry.chain_id, RAW_LOGS):
+        result = decode_partition(store, registry, part)
+        supersede(store, (*DECODED_TABLES, QUARANTINE), part, width)
+        for name, table in result.tables.items():
+            rows[name] += table.num_rows
+        rows[QUARANTINE] += result.quarantine.num_rows
+        for reason, n in result.ignored.items():
+            ignored[reason] = ignored.get(reason, 0) + n
+        reconciles &= result.reconciles
+        for key, n in (("input", result.input_rows), ("decoded", result.decoded_rows),
+                       ("quarantined", result.quarantine.num_rows),
+                       ("ignored", result.ignored_rows)):
+            counts[key] += n
+    for name in DECODED_TABLES:
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": rows[name]})
     yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={
-        "rows": result.quarantine.num_rows, "ignored": json.dumps(result.ignored)})
+        "rows": rows[QUARANTINE], "ignored": json.dumps(ignored)})
     yield dg.AssetCheckResult(check_name="quarantine_reconciles", asset_key=QUARANTINE,
-                              passed=result.reconciles,
-                              metadata={"input": result.input_rows,
-                                        "decoded": result.decoded_rows,
-                                        "quarantined": result.quarantine.num_rows,
-                                        "ignored": result.ignored_rows})
+                              passed=reconciles, metadata=dict(counts))
 
 
 @dg.multi_asset(
+    backfill_policy=_SINGLE_RUN,
     specs=[dg.AssetSpec(name, deps=[*DECODED_TABLES], partitions_def=block_ranges,
                         group_name="canonical") for name in CANONICAL_TABLES],
     check_specs=[dg.AssetCheckSpec("prices_valid", asset="prices", blocking=True,
@@ -160,19 +184,25 @@ def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
 def canonical(context: dg.AssetExecutionContext, chain: ChainResource,
               lake: LakeResource) -> Iterator[Result]:
     registry, store = chain.load_registry(), lake.lake()
-    part, width = _stored_window(context, store, registry.chain_id, QUARANTINE)
+    rows = dict.fromkeys(CANONICAL_TABLES, 0)
+    prices: list[pa.Table] = []
+    parts = list(_stored_windows(context, store, registry.chain_id, QUARANTINE))
     client = chain.client()
-    try:  # the claims created before this window (oTokens) are claims here too
-        created = discover_children(client, registry, part.stop - 1,
+    try:  # the claims created up to the run's last window (oTokens) are claims here too
+        created = discover_children(client, registry, parts[-1][0].stop - 1,
                                     chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight)
+        for part, width in parts:
+            tables = canonical_partition(store, registry, part, created=created)
+            supersede(store, CANONICAL_TABLES, part, width)
+            for name, table in tables.items():
+                rows[name] += table.num_rows
+            prices.append(tables["prices"])
     finally:
         client.close()
-    tables = canonical_partition(store, registry, part, created=created)
-    supersede(store, CANONICAL_TABLES, part, width)
-    for name, table in tables.items():
-        yield dg.MaterializeResult(asset_key=name, metadata={"rows": table.num_rows})
-    yield _prices_check(tables["prices"])
+    for name in CANONICAL_TABLES:
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": rows[name]})
+    yield _prices_check(pa.concat_tables(prices))
 
 
 def _prices_check(prices: pa.Table) -> dg.AssetCheckResult:

@@ -68,6 +68,20 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
             assert parts == cli_lake.partitions(table, registry.chain_id)
             for part in parts:
                 assert dagster_lake.read(table, part).equals(cli_lake.read(table, part))
+        # A backfill of the whole range runs as one run and writes the same partitions.
+        ranged = LakeResource(root=str(tmp_path / "lake_range"))
+        run = dg.materialize([registry_asset, chain_logs, decoded_events, canonical],
+                             instance=instance, resources={"chain": chain, "lake": ranged},
+                             selection=[chain_logs, decoded_events, canonical],
+                             tags={"dagster/asset_partition_range_start": keys[0],
+                                   "dagster/asset_partition_range_end": keys[-1]})
+        assert run.success and all(c.passed for c in run.get_asset_check_evaluations())
+        range_lake = Lake(tmp_path / "lake_range")
+        for table in ("raw_logs", "blocks", "erc20__transfer", "flows", "prices"):
+            parts = range_lake.partitions(table, registry.chain_id)
+            assert parts == cli_lake.partitions(table, registry.chain_id)
+            for part in parts:
+                assert range_lake.read(table, part).equals(cli_lake.read(table, part))
         created = sum(cli_lake.read("morpho_blue__create_market", p).num_rows
                       for p in cli_lake.partitions("morpho_blue__create_market",
                                                    registry.chain_id))
