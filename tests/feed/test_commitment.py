@@ -8,7 +8,7 @@ import json
 import math
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contagion.chain.rpc import RpcError
+from contagion.devnet.driver import DevnetDriver
+from contagion.devnet.node import GENESIS_TIMESTAMP
 from contagion.feed.commitment import (
     COMMITMENTS_TABLE,
     EMPTY,
@@ -385,6 +388,43 @@ def test_prove_account_defaults_and_errors(committed: Path, tmp_path: Path) -> N
                     "where venue = ? and snapshot_block = ?", [venue, last])
     with pytest.raises(ValueError, match=f"stale for {venue} at {last}"):
         prove_account(stale, account, venue=venue)
+
+
+def _call_args(proof: Mapping[str, Any]) -> tuple[Any, ...]:
+    leaf = proof["leaf"]
+    return (leaf["account"], int(leaf["collateral"]), int(leaf["debt"]),
+            [(s["side"] == "left", bytes.fromhex(s["hash"][2:]), int(s["collateral"]),
+              int(s["debt"])) for s in proof["siblings"]])
+
+
+@pytest.mark.devnet
+def test_a_vyper_verifier_redoes_the_proofs(devnet: DevnetDriver, committed: Path) -> None:
+    verifier = devnet.deploy("SolvencyVerifier")
+    devnet.mine_all(GENESIS_TIMESTAMP + 12)
+    tree = tree_of(A, B, C, D, E)
+    totals = trusted(tree)[1]
+    for account in (A, B, C, D, E):
+        call = _call_args(proof_of(tree, account))
+        assert verifier.call("root_of", *call) == (tree.root.hash, *totals)
+        assert verifier.call("verify", *call, tree.root.hash, *totals)
+    forged = proof_of(tree, C)
+    _shift_to_sibling(forged)
+    assert not verifier.call("verify", *_call_args(forged), tree.root.hash, *totals)
+    forged = proof_of(tree, C)
+    forged["siblings"][0]["collateral"] = str(UINT256_MAX)
+    with pytest.raises(RpcError, match="revert"):  # the sum overflows: the contract reverts
+        verifier.call("root_of", *_call_args(forged))
+    # the devnet crisis: the first and the last leaf of every venue at every snapshot
+    with connect_readonly(committed) as con:
+        trees = [t for (b,) in con.execute("select snapshot_block from ref_snapshots")
+                 .fetchall() for t in venue_trees(con, b) if t.tree.leaves]
+    assert len(trees) >= 25
+    for t in trees:
+        c = t.commitment
+        for leaf in {t.tree.leaves[0], t.tree.leaves[-1]}:
+            on_chain = verifier.call("verify", *_call_args(t.prove(leaf.account)),
+                                     bytes.fromhex(c.root[2:]), c.collateral, c.debt)
+            assert on_chain, (t.venue, t.snapshot_block, leaf.account)
 
 
 def test_commitments_of_a_database_without_snapshots(tmp_path: Path) -> None:
