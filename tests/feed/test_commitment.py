@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 from conftest import World
+from eth_abi import encode
 from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,28 +39,19 @@ from contagion.feed.commitment import (
 )
 from contagion.warehouse import connect_readonly
 
-# -- the encoding written out byte by byte, independently of eth_abi
-
-
-def word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
-def leaf_hash(account: str, collateral: int, debt: int) -> bytes:
-    return keccak(b"\x00" + bytes(12) + bytes.fromhex(account[2:]) + word(collateral)
-                  + word(debt))
+# -- the encoding as the spec states it, with eth_abi (the module writes the words itself)
 
 
 Sums = tuple[bytes, int, int]
 
 
 def leaf(account: str, collateral: int, debt: int) -> Sums:
-    return leaf_hash(account, collateral, debt), collateral, debt
+    return (keccak(b"\x00" + encode(["address", "uint256", "uint256"],
+                                    [account, collateral, debt])), collateral, debt)
 
 
 def node(left: Sums, right: Sums) -> Sums:
-    return (keccak(b"\x01" + left[0] + word(left[1]) + word(left[2])
-                   + right[0] + word(right[1]) + word(right[2])),
+    return (keccak(b"\x01" + encode(["bytes32", "uint256", "uint256"] * 2, [*left, *right])),
             left[1] + right[1], left[2] + right[2])
 
 
