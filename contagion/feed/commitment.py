@@ -365,7 +365,7 @@ def _unit_prices(con: duckdb.DuckDBPyConnection, snapshot_block: int
                  ) -> dict[tuple[int, str], Fraction]:
     """USD per smallest unit of every priced token at the snapshot, exactly: the oracle answer
     / 10^(feed decimals + token decimals); an LP share (r0 × p0 + r1 × p1) / shares, with p0
-    and p1 the same for the pair's tokens (int_lp_share_prices' inputs)."""
+    and p1 the exact prices of the pair's tokens (the inputs of int_lp_share_prices)."""
     prices: dict[tuple[int, str], Fraction] = {}
     for chain, token, feed, answer, answer_decimals, decimals in con.execute(
             "select p.chain_id, p.token, p.feed_id, p.answer_raw, p.answer_decimals, t.decimals "
@@ -397,9 +397,9 @@ def venue_trees(con: duckdb.DuckDBPyConnection, snapshot_block: int,
     scale = 10**UNIT_DECIMALS
     sums: dict[tuple[int, str], dict[str, list[Fraction]]] = {}
     unpriced: dict[tuple[int, str], int] = {}
-    for chain, venue, account, token, side, amount in con.execute(
-            "select chain_id, venue, account, token, side, amount_raw from fct_positions "
-            "where snapshot_block = ?", [snapshot_block]).fetchall():
+    for chain, venue, account, token, side, amount, priced in con.execute(
+            "select chain_id, venue, account, token, side, amount_raw, price_usd is not null "
+            "from fct_positions where snapshot_block = ?", [snapshot_block]).fetchall():
         if venues is not None and venue not in venues:
             continue
         if side not in COLLATERAL_SIDES | DEBT_SIDES:
@@ -408,6 +408,9 @@ def venue_trees(con: duckdb.DuckDBPyConnection, snapshot_block: int,
         # every account gets a leaf, even one whose positions are all unpriced
         totals = sums.setdefault(key, {}).setdefault(account, [Fraction(0), Fraction(0)])
         price = prices.get((int(chain), token))
+        if (price is None) == priced:  # the float and the exact route must agree on it
+            raise ValueError(f"{token} at snapshot {snapshot_block}: fct_positions and the "
+                             "exact prices disagree on whether it has a price")
         if price is None:
             unpriced[key] = unpriced.get(key, 0) + 1
         else:
@@ -460,6 +463,8 @@ def write_commitments(db: Path, snapshots: Iterable[int] | None = None
                       ) -> list[VenueCommitment]:
     """Compute every venue's commitment at every snapshot of the database (or those given) and
     write them as fct_solvency_commitments (docs/schema.md), replacing the table."""
+    if not db.exists():
+        raise FileNotFoundError(f"no database at {db}: build it with `contagion build` first")
     with duckdb.connect(str(db)) as con:
         blocks = ([int(b) for (b,) in con.execute(
             "select snapshot_block from ref_snapshots order by 1").fetchall()]

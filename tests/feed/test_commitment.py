@@ -427,6 +427,8 @@ def test_commitments_of_a_database_without_snapshots(tmp_path: Path) -> None:
     db = tmp_path / "contagion.duckdb"
     build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"))
     assert write_commitments(db) == []
+    with pytest.raises(FileNotFoundError, match="no database at"):
+        write_commitments(tmp_path / "elsewhere.duckdb")
     assert _rows(db, f"select count(*) from {COMMITMENTS_TABLE}") == [(0,)]
     with pytest.raises(ValueError, match="has no snapshot to prove at"):
         prove_account(db, A)
