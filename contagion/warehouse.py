@@ -5,7 +5,7 @@
 - `src_<table>`: one view per lake table (every file of every partition, read where it lies),
   or an empty table with the table's schema while the lake holds no file of it;
 - `ref_*`: reference tables from the registry and the pipeline's constants (tokens, venues,
-  markets with their liquidation thresholds, claims, flow signs, snapshots);
+  markets with their liquidation thresholds, claims, oracle feeds, flow signs, snapshots);
 - the models of `sql/staging`, `sql/intermediate` and `sql/marts`, one per file, run in
   dependency order. A model's header says its grain and, optionally, `materialized: view`
   (staging models are views by default, the others tables).
@@ -256,6 +256,10 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
                                 "liquidation_threshold": threshold})
     claims = [{"chain_id": chain, "token": address(c.token), "issuer": c.issuer,
                "claim_kind": c.kind} for c in registry.claims]
+    feeds = [{"chain_id": chain, "feed_id": f.id, "feed": f.address.lower(),
+              "decimals": f.decimals, "feed_kind": f.kind,
+              "base_token": address(f.base) if f.kind == "price" else None}
+             for f in registry.feeds]
     signs = [{"action": a, "side": s, "sign": sign} for (a, s), sign in FLOW_SIGNS.items()]
     snaps = [{"chain_id": chain, "snapshot_block": b} for b in sorted(set(snapshots))]
     schemas = {
@@ -272,11 +276,15 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
                         "loan_token": pa.string(), "liquidation_threshold": pa.float64()},
         "ref_claims": {"chain_id": pa.uint64(), "token": pa.string(), "issuer": pa.string(),
                        "claim_kind": pa.string()},
+        "ref_feeds": {"chain_id": pa.uint64(), "feed_id": pa.string(), "feed": pa.string(),
+                      "decimals": pa.int32(), "feed_kind": pa.string(),
+                      "base_token": pa.string()},
         "ref_flow_signs": {"action": pa.string(), "side": pa.string(), "sign": pa.int8()},
         "ref_snapshots": {"chain_id": pa.uint64(), "snapshot_block": pa.uint64()},
     }
     rows = {"ref_tokens": tokens, "ref_venues": venues, "ref_venue_contracts": contracts,
-            "ref_markets": markets, "ref_claims": claims, "ref_flow_signs": signs,
+            "ref_markets": markets, "ref_claims": claims, "ref_feeds": feeds,
+            "ref_flow_signs": signs,
             "ref_snapshots": snaps}
     return {name: pa.Table.from_pylist(rows[name], schema=pa.schema(schemas[name]))
             for name in schemas}

@@ -2,7 +2,8 @@
 -- An LP share is worth its part of the pair's reserves: (reserve0 × price0 + reserve1 × price1)
 -- / shares outstanding, with the reserves of the latest Sync at or before the snapshot, the
 -- oracle prices of both tokens as of the snapshot and the shares from the holdings
--- (int_amm_reserves). The age is the older of the two prices.
+-- (int_amm_reserves). The age is the older of the two prices. The exact inputs (tokens,
+-- reserves, shares) come along for what must be valued without floats.
 with reserves as (
     select * from int_amm_reserves
 ),
@@ -23,7 +24,12 @@ select
     least(p0.price_block, p1.price_block) as price_block,
     greatest(p0.price_age_blocks, p1.price_age_blocks) as price_age_blocks,
     greatest(p0.price_age_seconds, p1.price_age_seconds) as price_age_seconds,
-    'reserves' as feed_id
+    'reserves' as feed_id,
+    r.token0,
+    r.token1,
+    r.reserve0,
+    r.reserve1,
+    s.shares as shares_raw
 from reserves as r
 join supply as s
     on s.chain_id = r.chain_id and s.snapshot_block = r.snapshot_block and s.pair = r.pair

@@ -2,7 +2,9 @@
 -- The USD price of each token as of the snapshot: the latest oracle answer at or before the
 -- snapshot block (ASOF join) for the token itself, else for the asset an aToken or debt token
 -- is a claim on (1:1 on the devnet; on mainnet interest makes the claim worth slightly more);
--- the USD unit is 1. The price's age is carried along, in blocks and seconds.
+-- the USD unit is 1. The price's age is carried along, in blocks and seconds, and the exact
+-- answer with the feed's decimals (price = answer_raw / 10^answer_decimals; the unit: 1 / 10^0)
+-- for what must be valued without floats (the solvency commitment).
 with priced as (
     select distinct chain_id, token from stg_prices
 ),
@@ -34,20 +36,22 @@ wanted as (
 oracle as (
     select
         w.chain_id, w.snapshot_block, w.snapshot_time, w.token, w.priced_as,
-        pr.price_usd, pr.block_number as price_block, pr.block_time as price_time, pr.feed_id
+        pr.price_usd, pr.block_number as price_block, pr.block_time as price_time, pr.feed_id,
+        pr.answer_raw, f.decimals as answer_decimals
     from wanted as w
     asof join stg_prices as pr
         on pr.chain_id = w.chain_id and pr.token = w.priced_as
         and pr.block_number <= w.snapshot_block
+    left join ref_feeds as f on f.chain_id = pr.chain_id and f.feed_id = pr.feed_id
     where not w.is_unit
 )
 select
     chain_id, snapshot_block, token, priced_as, price_usd, price_block,
     (snapshot_block - price_block)::bigint as price_age_blocks,
     date_diff('second', price_time, snapshot_time) as price_age_seconds,
-    feed_id
+    feed_id, answer_raw, answer_decimals
 from oracle
 union all
-select chain_id, snapshot_block, token, token, 1.0, null, 0, 0, 'unit'
+select chain_id, snapshot_block, token, token, 1.0, null, 0, 0, 'unit', 1::decimal(38, 0), 0
 from wanted
 where is_unit

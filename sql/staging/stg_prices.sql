@@ -9,6 +9,7 @@ select
     token,
     symbol,
     price_usd,
+    answer_raw,
     source as feed_id
 from src_prices
 where isfinite(price_usd) and price_usd >= 0
