@@ -806,6 +806,9 @@ def feed_verify(source: str = typer.Argument(..., help="A document file or an ht
                                                "chain's head (default: the wall clock)."),
                 after_nonce: int | None = typer.Option(None, help="The last nonce you "
                                                        "accepted: replays are rejected."),
+                proof: list[Path] = typer.Option([], "--proof", help="An inclusion proof "
+                                                 "(`contagion prove`) to check against the "
+                                                 "document's commitment (repeatable)."),
                 data_dir: Path = DATA_DIR) -> None:
     """Verify a signed feed document: schema, content hash, EIP-712 signature in the domain you
     pin, allowed signer, expiry and nonce. Exit status 1 when any check fails."""
@@ -833,9 +836,13 @@ def feed_verify(source: str = typer.Argument(..., help="A document file or an ht
             document = Path(source).read_text()
     except (OSError, requests.RequestException) as exc:
         raise _fail(f"cannot read {source}: {exc}") from None
+    try:
+        proofs = [p for path in proof for p in _proofs(json.loads(path.read_text()))]
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot read the proofs: {exc}") from None
     now = _chain_clock(rpc)() if rpc else int(time.time())
     feed, findings = verify_feed(document, chain_id=chain_id, oracle=oracle, signers=signer,
-                                 now=now, after_nonce=after_nonce)
+                                 now=now, after_nonce=after_nonce, proofs=proofs)
     table = Table("check", "result", "detail", title=f"feed {source}")
     for finding in findings:
         table.add_row(finding.name, "[green]ok[/]" if finding.passed else "[red]FAILED[/]",
@@ -846,6 +853,41 @@ def feed_verify(source: str = typer.Argument(..., help="A document file or an ht
     assert feed is not None
     console.print(f"verified: feed #{feed.nonce}, snapshot {feed.snapshot_block}, ecosystem "
                   f"{feed.ecosystem.level}")
+
+
+def _proofs(data: Any) -> list[dict[str, Any]]:
+    """A proof file holds one proof or a list of them (`contagion prove` writes a list)."""
+    return [data] if isinstance(data, dict) else list(data)
+
+
+@app.command("prove")
+def prove(account: str = typer.Argument(..., help="The account (0x address)."),
+          venue: str | None = typer.Option(None, help="Only this venue (default: every venue "
+                                           "the account is in)."),
+          snapshot: int | None = typer.Option(None, help="Snapshot block (default: latest)."),
+          output: Path | None = typer.Option(None, "--output", "-o", help="Write the proofs "
+                                             "here (default: print them)."),
+          db: Path | None = DATABASE, data_dir: Path = DATA_DIR) -> None:
+    """Inclusion proofs of an account's positions in each venue's Merkle sum tree: anyone can
+    check them against the root and totals the signed feed carries (`contagion feed verify
+    DOC --proof FILE`)."""
+    from contagion.feed.commitment import prove_account
+
+    path = _database(db, data_dir)
+    try:
+        proofs = prove_account(path, account, venue=venue, snapshot_block=snapshot)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    text = json.dumps(proofs, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text)
+    for p in proofs:
+        console.print(f"{p['venue']}: collateral {p['leaf']['collateral']} debt "
+                      f"{p['leaf']['debt']} {p['unit']} at block {p['snapshot_block']}, under "
+                      f"root {p['root']}")
+    console.print(f"proofs: {output}")
 
 
 @feed_app.command("schema")

@@ -10,7 +10,7 @@ to one chain id and one oracle contract (contagion.feed.domain).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contagion.feed.commitment import ProofError, check_proof
 from contagion.feed.domain import eip712_domain
 
 __all__ = [
@@ -91,7 +92,9 @@ class Commitment(_Model):
     collateral_total: BigInt
     debt_total: BigInt
     leaves: int = Field(ge=0)
-    unit: str = Field(description="What one unit of the totals is worth, e.g. 1e-6 USD")
+    unpriced_positions: int = Field(ge=0, description="Positions left out of the sums for "
+                                                      "want of a price (their leaves remain)")
+    unit: str = Field(description="What one unit of the totals is worth (micro-USD: 1e-6 USD)")
 
 
 class VenueState(_Model):
@@ -199,46 +202,74 @@ def _body(feed: SignedFeed) -> FeedBody:
     return FeedBody(**feed.model_dump(exclude={"signature"}))
 
 
+def _commitment_findings(feed: SignedFeed, proofs: Sequence[Mapping[str, Any]]
+                         ) -> list[Finding]:
+    """Every venue commits to its positions; each inclusion proof given verifies against the
+    root and totals this document signs."""
+    missing = [v.venue for v in feed.venues if v.commitment is None]
+    findings = [Finding("commitment", not missing,
+                        "every venue commits to its positions" if not missing else
+                        f"no commitment for {', '.join(missing)}")]
+    by_venue = {v.venue: v.commitment for v in feed.venues}
+    for proof in proofs:
+        venue = str(proof.get("venue"))
+        name = f"proof {venue}:{(proof.get('leaf') or {}).get('account')}"
+        commitment = by_venue.get(venue)
+        if commitment is None:
+            findings.append(Finding(name, False, f"the document has no commitment for {venue}"))
+        elif proof.get("snapshot_block") != feed.snapshot_block:
+            findings.append(Finding(name, False, f"the proof is for block "
+                                    f"{proof.get('snapshot_block')}, the document for "
+                                    f"{feed.snapshot_block}"))
+        else:
+            try:
+                check_proof(proof, commitment.root, (int(commitment.collateral_total),
+                                                     int(commitment.debt_total)))
+                findings.append(Finding(name, True, "included under the signed root and totals"))
+            except ProofError as exc:
+                findings.append(Finding(name, False, str(exc)))
+    return findings
+
+
 def verify_feed(document: Mapping[str, Any] | str | bytes, *, chain_id: int, oracle: str,
-                signers: Iterable[str], now: int, after_nonce: int | None = None
+                signers: Iterable[str], now: int, after_nonce: int | None = None,
+                proofs: Sequence[Mapping[str, Any]] = ()
                 ) -> tuple[SignedFeed | None, list[Finding]]:
-    """Finding a document against what the consumer pins (chain id, oracle, allowed signers, the
-    current time and the last nonce it accepted). Returns the parsed feed (None when it does not
-    even parse) and every check with its outcome; the document is good iff all passed."""
+    """Check a document against what the consumer pins (chain id, oracle, allowed signers, the
+    current time and the last nonce it accepted), and any inclusion proofs (`contagion prove`)
+    against its commitments. Returns the parsed feed (None when it does not even parse) and
+    every finding; the document is good iff all passed."""
     try:
         raw = json.loads(document) if isinstance(document, str | bytes) else document
         feed = SignedFeed.model_validate(raw)
     except (ValueError, ValidationError) as exc:
         return None, [Finding("schema", False, f"not a {FEED_FORMAT} document: {exc}")]
-    checks = [Finding("schema", True, FEED_FORMAT)]
     body = _body(feed)
-    digest = content_hash(body)
-    checks.append(Finding("content_hash", "0x" + digest.hex() == feed.signature.content_hash,
-                        "the body hashes to the signed content hash" if
-                        "0x" + digest.hex() == feed.signature.content_hash else
-                        "the body was changed after signing"))
+    hashed = "0x" + content_hash(body).hex() == feed.signature.content_hash
     oracle = to_checksum_address(oracle)
     domain_ok = feed.chain_id == chain_id and to_checksum_address(feed.oracle) == oracle
-    checks.append(Finding("domain", domain_ok,
-                        f"chain {chain_id}, oracle {oracle}" if domain_ok else
-                        f"document is for chain {feed.chain_id}, oracle {feed.oracle}; "
-                        f"expected chain {chain_id}, oracle {oracle}"))
     try:  # recovered in the pinned domain: a signature for another domain recovers elsewhere
         recovered = Account.recover_message(
             encode_typed_data(full_message=feed_typed_data(body, chain_id, oracle)),
             signature=bytes.fromhex(feed.signature.signature[2:]))
     except ValueError as exc:
         recovered = f"unrecoverable ({exc})"
-    allowed = {to_checksum_address(s) for s in signers}
-    checks.append(Finding("signature", recovered == to_checksum_address(feed.signature.signer),
-                        f"signed by {recovered}"))
-    checks.append(Finding("signer_allowed", recovered in allowed,
-                        f"{recovered} is " + ("allowed" if recovered in allowed else
-                                              "not among the allowed signers")))
-    fresh = feed.generated_at <= now <= feed.valid_until
-    checks.append(Finding("expiry", fresh, f"valid from {feed.generated_at} until "
-                                         f"{feed.valid_until}; now {now}"))
+    allowed = recovered in {to_checksum_address(s) for s in signers}
+    findings = [
+        Finding("schema", True, FEED_FORMAT),
+        Finding("content_hash", hashed, "the body hashes to the signed content hash" if hashed
+                else "the body was changed after signing"),
+        Finding("domain", domain_ok, f"chain {chain_id}, oracle {oracle}" if domain_ok else
+                f"the document is for chain {feed.chain_id}, oracle {feed.oracle}; expected "
+                f"chain {chain_id}, oracle {oracle}"),
+        Finding("signature", recovered == to_checksum_address(feed.signature.signer),
+                f"signed by {recovered}"),
+        Finding("signer_allowed", allowed, f"{recovered} is "
+                + ("allowed" if allowed else "not among the allowed signers")),
+        Finding("expiry", feed.generated_at <= now <= feed.valid_until,
+                f"valid from {feed.generated_at} until {feed.valid_until}; now {now}"),
+    ]
     if after_nonce is not None:
-        checks.append(Finding("nonce", feed.nonce > after_nonce,
-                            f"nonce {feed.nonce}, last accepted {after_nonce}"))
-    return feed, checks
+        findings.append(Finding("nonce", feed.nonce > after_nonce,
+                                f"nonce {feed.nonce}, last accepted {after_nonce}"))
+    return feed, findings + _commitment_findings(feed, proofs)

@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from contagion.chain.rpc import RpcClient
 from contagion.checks import blocking_failures
+from contagion.feed.commitment import COMMITMENTS_TABLE
 from contagion.feed.document import (
     FEED_FORMAT,
     METHODOLOGY_VERSION,
@@ -105,6 +106,11 @@ def refusals(con: duckdb.DuckDBPyConnection, head: ChainHead, settings: FeedSett
     if snapshot is None:
         return [*reasons, "no scored snapshot in the database"]
     block, block_hash, block_time = snapshot
+    committed = set(_commitments(con, block))
+    uncommitted = sorted({v.id for v in registry.venues} - committed)
+    if uncommitted:
+        reasons.append(f"no solvency commitment at snapshot {block} for "
+                       f"{', '.join(uncommitted)} (write fct_solvency_commitments)")
     age = head.time - block_time
     if age > settings.max_data_age_seconds:
         reasons.append(f"the data is {age} s old (snapshot {block}, head {head.number}), more "
@@ -145,13 +151,13 @@ def _venue_states(con: duckdb.DuckDBPyConnection, registry: Registry, block: int
 
 
 def _commitments(con: duckdb.DuckDBPyConnection, block: int) -> dict[str, Commitment]:
-    if not table_exists(con, "fct_solvency_commitments"):
+    if not table_exists(con, COMMITMENTS_TABLE):
         return {}
     return {venue: Commitment(root=root, collateral_total=str(coll), debt_total=str(debt),
-                              leaves=int(leaves), unit=unit)
-            for venue, root, coll, debt, leaves, unit in con.execute(
-                "select venue, root, collateral_total, debt_total, leaves, unit "
-                "from fct_solvency_commitments where snapshot_block = ?", [block]).fetchall()}
+                              leaves=int(leaves), unpriced_positions=int(unpriced), unit=unit)
+            for venue, root, coll, debt, leaves, unpriced, unit in con.execute(
+                "select venue, root, collateral_raw, debt_raw, leaves, unpriced_positions, unit "
+                f"from {COMMITMENTS_TABLE} where snapshot_block = ?", [block]).fetchall()}
 
 
 def build_feed_body(con: duckdb.DuckDBPyConnection, registry: Registry, *, nonce: int,

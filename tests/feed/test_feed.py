@@ -16,6 +16,7 @@ from conftest import World
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from contagion.feed.commitment import prove_account, write_commitments
 from contagion.feed.document import (
     FeedBody,
     SignedFeed,
@@ -71,7 +72,8 @@ def _body(**changes: Any) -> FeedBody:
                                  "loss_after_usd": 1.2e6, "coordinated_with": ["compound"]}],
                     "commitment": {"root": "0x" + "33" * 32,
                                    "collateral_total": str(2**200), "debt_total": "12",
-                                   "leaves": 3, "unit": "1e-6 USD"}}],
+                                   "leaves": 3, "unpriced_positions": 0,
+                                   "unit": "micro-USD"}}],
     }
     body.update(changes)
     return FeedBody.model_validate(body)
@@ -158,6 +160,7 @@ def scored(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     shutil.copy(world.db, db)
     write_graph_marts(db, world.registry)
     write_risk_marts(db, world.registry)
+    write_commitments(db)
     yield db
 
 
@@ -192,6 +195,25 @@ def test_the_publisher_signs_the_latest_snapshot(world: World, scored: Path,
                               oracle=str(registry.risk_oracle), signers=[SIGNER.address],
                               now=feed.generated_at)
     assert all(f.passed for f in findings), findings
+    # the commitments are the database's, and an account's proof checks against them
+    with duckdb.connect(str(scored), read_only=True) as con:
+        roots = dict(con.execute("select venue, root from fct_solvency_commitments where "
+                                 "snapshot_block = ?", [feed.snapshot_block]).fetchall())
+    assert {v.venue: v.commitment.root for v in feed.venues if v.commitment} == roots
+    with duckdb.connect(str(scored), read_only=True) as con:
+        (borrower,) = con.execute("select account from fct_positions where side = 'debt' and "
+                                  "snapshot_block = ? order by amount_usd desc limit 1",
+                                  [feed.snapshot_block]).fetchall()[0]
+    proofs = prove_account(scored, borrower)
+    pins: dict[str, Any] = {"chain_id": registry.chain_id, "oracle": str(registry.risk_oracle),
+            "signers": [SIGNER.address], "now": feed.generated_at}
+    _, findings = verify_feed(document, proofs=[dict(p) for p in proofs], **pins)
+    assert len(proofs) >= 1 and all(f.passed for f in findings), findings
+    forged = json.loads(json.dumps(proofs[0]))
+    forged["leaf"]["debt"] = "0"  # a borrower claiming no debt
+    _, findings = verify_feed(document, proofs=[forged], **pins)
+    assert [f.name for f in findings if not f.passed] == [f"proof {forged['venue']}:{borrower}"]
+
     second = publish_feed(scored, registry, SIGNER, store, world.client)
     assert second.nonce == 2 and [d.nonce for d in store.documents()] == [2, 1]
 
@@ -223,6 +245,12 @@ def test_the_publisher_fails_closed(world: World, scored: Path, tmp_path: Path) 
     store = FeedStore(tmp_path / "feed")
     with pytest.raises(FeedRefused, match="scores_add_up"):
         publish_feed(broken, registry, SIGNER, store, world.client)
+    uncommitted = tmp_path / "uncommitted.duckdb"  # positions not committed to
+    shutil.copy(scored, uncommitted)
+    with duckdb.connect(str(uncommitted)) as con:
+        con.execute("drop table fct_solvency_commitments")
+    with pytest.raises(FeedRefused, match="no solvency commitment"):
+        publish_feed(uncommitted, registry, SIGNER, store, world.client)
     unscored = tmp_path / "unscored.duckdb"  # the early-warning marts were never written
     shutil.copy(world.db, unscored)
     with pytest.raises(FeedRefused, match="no scored snapshot"):
