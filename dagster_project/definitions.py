@@ -1,6 +1,7 @@
 """The one Definitions object: the registry, the indexing assets with their checks, the SQL
-models and database with theirs, the jobs and the sensor that follows the safe head. Resources
-come from the environment (resources.py)."""
+models and database with theirs, the contagion and early-warning marts, the outputs (solvency
+commitments, signed feed, health report, oracle updates), the jobs, the sensor that follows the
+safe head and the daily schedule. Resources come from the environment (resources.py)."""
 
 
 import dagster as dg
@@ -8,8 +9,10 @@ from dagster_duckdb import DuckDBResource
 
 from dagster_project.assets import canonical, chain_logs, decoded_events
 from dagster_project.contagion import contagion_marts, early_warning
+from dagster_project.outputs import risk_feed, solvency_commitments
 from dagster_project.resources import (
     ChainResource,
+    FeedResource,
     LakeResource,
     WarehouseResource,
     database_path,
@@ -28,14 +31,23 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
     })
 
 
+# Everything downstream of the lake: the database, its marts, and what people receive.
+build_job = dg.define_asset_job("build_warehouse", selection=dg.AssetSelection.assets(
+    warehouse, contagion_marts, early_warning, solvency_commitments, risk_feed))
+daily = dg.ScheduleDefinition(name="daily_health_report", job=build_job,
+                              cron_schedule="0 6 * * *", execution_timezone="UTC",
+                              default_status=dg.DefaultScheduleStatus.RUNNING,
+                              description="Every day: rebuild the database from the lake, score, "
+                                          "sign the feed and write the health report")
+
 defs = dg.Definitions(
     assets=[registry, chain_logs, decoded_events, canonical, warehouse, contagion_marts,
-            early_warning],
-    jobs=[index_job, dg.define_asset_job("build_warehouse", selection=dg.AssetSelection.assets(
-        warehouse, contagion_marts, early_warning))],
+            early_warning, solvency_commitments, risk_feed],
+    jobs=[index_job, build_job],
+    schedules=[daily],
     sensors=[block_range_sensor],
     resources={"chain": ChainResource(), "lake": LakeResource(),
-               "warehouse_settings": WarehouseResource(),
+               "warehouse_settings": WarehouseResource(), "feed": FeedResource(),
                # analysts' access and the checks: read-only; only build_database writes the file
                "duckdb": DuckDBResource(database=database_path(),
                                         connection_config={"access_mode": "READ_ONLY"})},

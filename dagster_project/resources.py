@@ -15,14 +15,14 @@ from contagion.lake import Lake
 from contagion.registry import Registry, load_registry
 
 
-def _data_dir() -> Path:
+def data_dir() -> Path:
     return Path(os.environ.get("CONTAGION_DATA_DIR", "data"))
 
 
 def _default_rpc() -> str:
     if "CONTAGION_RPC_URL" in os.environ:
         return os.environ["CONTAGION_RPC_URL"]
-    info = NodeInfo.load(_data_dir())
+    info = NodeInfo.load(data_dir())
     return info.url if info is not None else "http://127.0.0.1:8545"
 
 
@@ -30,7 +30,7 @@ class ChainResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """An EVM JSON-RPC endpoint and the registry describing the network behind it."""
 
     rpc_url: str = _default_rpc()
-    registry: str = os.environ.get("CONTAGION_REGISTRY", str(_data_dir() / "registry.yaml"))
+    registry: str = os.environ.get("CONTAGION_REGISTRY", str(data_dir() / "registry.yaml"))
     confirmations: int = int(os.environ.get("CONTAGION_CONFIRMATIONS", "0"))
     reorg_window: int = int(os.environ.get("CONTAGION_REORG_WINDOW", "128"))
     partition_width: int = int(os.environ.get("CONTAGION_PARTITION_WIDTH", "1000"))
@@ -47,7 +47,7 @@ class ChainResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 class LakeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Parquet lake's root: a folder here, an object-store URL in production."""
 
-    root: str = os.environ.get("CONTAGION_LAKE", str(_data_dir() / "lake"))
+    root: str = os.environ.get("CONTAGION_LAKE", str(data_dir() / "lake"))
 
     def lake(self) -> Lake:
         return Lake(self.root)
@@ -62,5 +62,14 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     snapshot_every: int = int(os.environ.get("CONTAGION_SNAPSHOT_EVERY", "0"))
 
 
+class FeedResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where signed documents go and how long they are good for. The key is never
+    configuration: it comes from CONTAGION_FEED_KEY or CONTAGION_FEED_KEYSTORE (docs/feed.md)."""
+
+    feed_dir: str = os.environ.get("CONTAGION_FEED_DIR", str(data_dir() / "feed"))
+    validity_seconds: int = int(os.environ.get("CONTAGION_FEED_VALIDITY", "3600"))
+    max_data_age_seconds: int = int(os.environ.get("CONTAGION_FEED_MAX_AGE", "3600"))
+
+
 def database_path() -> str:
-    return os.environ.get("CONTAGION_DB", str(_data_dir() / "contagion.duckdb"))
+    return os.environ.get("CONTAGION_DB", str(data_dir() / "contagion.duckdb"))

@@ -20,6 +20,8 @@ from contagion.registry import Registry
 from contagion.warehouse import build_database, connect_readonly
 
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+# anvil's well-known default-mnemonic account #1: a public devnet test key, never a real one
+FEED_TEST_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import World
+from conftest import FEED_TEST_KEY, World
 from dagster_duckdb import DuckDBResource
 
 from dagster_project.resources import ChainResource, LakeResource, WarehouseResource
@@ -53,24 +53,41 @@ def test_materializing_builds_the_database_and_every_check_passes(world: World,
 
 
 @pytest.mark.devnet
-def test_contagion_and_early_warning_materialize_after_the_database(world: World,
-                                                                   tmp_path: Path) -> None:
+def test_marts_and_outputs_materialize_after_the_database(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
+    from contagion.feed.keys import KEY_ENV
+    from contagion.feed.publisher import FeedStore
+    from contagion.registry import save_registry
     from dagster_project.contagion import contagion_marts, early_warning
+    from dagster_project.outputs import risk_feed, solvency_commitments
+    from dagster_project.resources import FeedResource
 
     db = tmp_path / "contagion.duckdb"
     shutil.copy(world.db, db)
-    run = dg.materialize(
-        [contagion_marts, early_warning],
-        resources={
-            "chain": ChainResource(rpc_url=world.client.url,
-                                   registry=str(world.data / "registry.yaml")),
-            "duckdb": DuckDBResource(database=str(db)),
-        })
+    registry = world.registry if world.registry.risk_oracle else world.registry.model_copy(
+        update={"risk_oracle": "0x00000000000000000000000000000000000000aa"})
+    save_registry(registry, tmp_path / "registry.yaml")
+    resources = {
+        "chain": ChainResource(rpc_url=world.client.url,
+                               registry=str(tmp_path / "registry.yaml")),
+        "duckdb": DuckDBResource(database=str(db)),
+        "feed": FeedResource(feed_dir=str(tmp_path / "feed")),
+    }
+    assets = [contagion_marts, early_warning, solvency_commitments, risk_feed]
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    unsigned = dg.materialize(assets, resources=resources, raise_on_error=False)
+    assert not unsigned.success  # no key: the feed asset fails, saying so
+    assert FeedStore(tmp_path / "feed").latest() is None
+    monkeypatch.setenv(KEY_ENV, FEED_TEST_KEY)
+    run = dg.materialize(assets, resources=resources)
     assert run.success
     assert all(c.passed for c in run.get_asset_check_evaluations())
     materialized = {str(e.asset_key.to_user_string()) for e in
                     run.get_asset_materialization_events() if e.asset_key is not None}
     assert materialized == {"systemic_risk", "contagion_paths", "stress_results",
-                            "anomaly_scores", "ecosystem_score", "freeze_recommendations"}
+                            "anomaly_scores", "ecosystem_score", "freeze_recommendations",
+                            "solvency_commitments", "risk_feed"}
+    feed = FeedStore(tmp_path / "feed").latest()
+    assert feed is not None and all(v.commitment for v in feed.venues)

@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import jsonschema
 import pytest
-from conftest import World
+from conftest import FEED_TEST_KEY, World
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -49,8 +49,7 @@ from contagion.risk.marts import write_risk_marts
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = "0x00000000000000000000000000000000000000aa"
-# anvil's well-known default-mnemonic account #1: a public devnet test key, never a real one
-TEST_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+TEST_KEY = FEED_TEST_KEY
 SIGNER: LocalAccount = Account.from_key(TEST_KEY)
 
 
