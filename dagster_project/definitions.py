@@ -32,8 +32,9 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 
 # Everything downstream of the lake: the database, its marts, and what people receive.
-build_job = dg.define_asset_job("build_warehouse", selection=dg.AssetSelection.assets(
-    warehouse, contagion_marts, early_warning, solvency_commitments, risk_feed))
+BUILD_ASSETS = [warehouse, contagion_marts, early_warning, solvency_commitments, risk_feed]
+build_job = dg.define_asset_job("build_warehouse",
+                                selection=dg.AssetSelection.assets(*BUILD_ASSETS))
 daily = dg.ScheduleDefinition(name="daily_health_report", job=build_job,
                               cron_schedule="0 6 * * *", execution_timezone="UTC",
                               default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -41,8 +42,7 @@ daily = dg.ScheduleDefinition(name="daily_health_report", job=build_job,
                                           "sign the feed and write the health report")
 
 defs = dg.Definitions(
-    assets=[registry, chain_logs, decoded_events, canonical, warehouse, contagion_marts,
-            early_warning, solvency_commitments, risk_feed],
+    assets=[registry, chain_logs, decoded_events, canonical, *BUILD_ASSETS],
     jobs=[index_job, build_job],
     schedules=[daily],
     sensors=[block_range_sensor],
