@@ -560,21 +560,32 @@ def print_contagion(registry: Registry, db: Path) -> None:
     from contagion.graph.marts import write_graph_marts
 
     with console.status("systemic risk, contagion paths, stress suite…"):
-        marts = write_graph_marts(db, registry)
-    risks = marts.tables["fct_systemic_risk"].to_pylist()
-    stresses = marts.tables["fct_stress_results"].to_pylist()  # a row set per snapshot
-    latest = max((r["snapshot_block"] for r in stresses), default=None)
+        write_graph_marts(db, registry)
+    show_contagion(db)
+
+
+def _rows(db: Path, query: str) -> list[dict[str, Any]]:
+    from contagion.warehouse import connect_readonly
+
+    with connect_readonly(db) as con:
+        relation = con.sql(query)
+        return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def show_contagion(db: Path) -> None:
+    """The most important venues and the worst stresses at the latest snapshot."""
+    latest = "(select max(snapshot_block) from fct_stress_results)"
     risk = Table("venue", "DebtRank of its failure", "nodes reached", "betweenness",
                  title="systemic importance (latest snapshot)")
-    for row in [r for r in risks if r["snapshot_block"] == latest][:5]:
+    for row in _rows(db, f"select * from fct_systemic_risk where snapshot_block = {latest} "
+                         "order by rank limit 5"):
         risk.add_row(row["name"], f"{row['debtrank']:.4f}", str(row["reached"]),
                      f"{row['betweenness']:.3f}")
     console.print(risk)
-    stress = sorted((r for r in stresses if r["snapshot_block"] == latest),
-                    key=lambda r: -r["total_loss_usd"])[:8]
     worst = Table("scenario", "initial loss", "bad debt", "total loss", "amplification",
                   "failed venues", title="stress suite at the latest snapshot (worst first)")
-    for r in stress:
+    for r in _rows(db, f"select * from fct_stress_results where snapshot_block = {latest} "
+                       "order by total_loss_usd desc limit 8"):
         worst.add_row(r["scenario"], f"{r['initial_loss_usd']:,.0f}",
                       f"{r['bad_debt_usd']:,.0f}", f"{r['total_loss_usd']:,.0f}",
                       "" if r["amplification"] is None else f"{r['amplification']:.2f}",
@@ -675,8 +686,13 @@ def print_early_warning(registry: Registry, db: Path, policy: Policy | None = No
     from contagion.risk.marts import write_risk_marts
 
     with console.status("anomaly scores, ecosystem score, freeze recommendations…"):
-        marts = write_risk_marts(db, registry, policy=policy)
-    eco = marts["fct_ecosystem_score"].to_dicts()
+        write_risk_marts(db, registry, policy=policy)
+    show_early_warning(registry, db)
+
+
+def show_early_warning(registry: Registry, db: Path) -> None:
+    """When the ecosystem level changed, and the first actions the policy recommended."""
+    eco = _rows(db, "select * from fct_ecosystem_score order by snapshot_block")
     changes = [r for k, r in enumerate(eco) if k == 0 or r["level"] != eco[k - 1]["level"]]
     levels = Table("window ending at block", "level", "score", "driven by",
                    title="ecosystem level (changes only)")
@@ -684,11 +700,11 @@ def print_early_warning(registry: Registry, db: Path, policy: Policy | None = No
         levels.add_row(str(r["snapshot_block"]), r["level"], f"{r['score']:.1f}",
                        r["driver"] or "")
     console.print(levels)
-    acted = [r for r in marts["fct_freeze_recommendations"].to_dicts() if r["action"] != "watch"]
     recs = Table("block", "venue", "asset", "action", "simulated bad debt before → after",
                  title="coordinated-freeze recommendations (first 10 actions)")
     symbols = {t.address.lower(): t.symbol for t in registry.tokens}
-    for r in acted[:10]:
+    for r in _rows(db, "select * from fct_freeze_recommendations where action != 'watch' "
+                       "order by snapshot_block, venue limit 10"):
         recs.add_row(str(r["snapshot_block"]), r["venue"],
                      symbols.get(r["asset"] or "", r["asset"] or "—"), r["action"],
                      f"{r['loss_before_usd']:,.0f} → {r['loss_after_usd']:,.0f}")
