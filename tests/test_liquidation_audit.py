@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,30 @@ def _aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------- tests
+
+def test_exact_arithmetic_rounds_as_the_contracts_and_goes_past_128_bits() -> None:
+    import duckdb
+
+    from contagion.exact import mul_div, register
+
+    assert mul_div(7, 3, 2, "down") == 10 and mul_div(7, 3, 2, "up") == 11
+    assert mul_div(5, 1, 2, "half_up") == 3 and mul_div(5, 1, 3, "half_up") == 2
+    assert mul_div(1, 1, 0, "down") is None
+    with pytest.raises(ValueError, match="non-negative"):
+        mul_div(-1, 1, 1, "down")
+    with duckdb.connect() as con:
+        register(con)
+        # a Morpho WBTC/USDC oracle price (scale 10^34) passes 38 digits; the borrow does not
+        price = con.execute("select exact_mul_div('1' || repeat('0', 34), '1800000000000', "
+                            "'100000000', 'down')").fetchall()[0][0]
+        assert price == str(18 * 10**37)
+        got = con.execute("select mul_div_down(134048131, ?, '1' || repeat('0', 36)), "
+                          "mul_div_up(10, 20, 3), mul_div_half_up(5, 1, 2), "
+                          "mul_div_down(1, 1, 0), mul_div_down(10::decimal(38, 0), 10, 1), "
+                          "mul_div_down('1' || repeat('0', 38), 1, 1)", [price]).fetchall()
+        assert got == [(Decimal(134048131 * 18 * 10**37 // 10**36), Decimal(67), Decimal(3), None,
+                        Decimal(100), None)]
+
 
 @pytest.mark.devnet
 @pytest.mark.parametrize("crisis", ["world", "every_venue"])
