@@ -5,10 +5,12 @@
 - `src_<table>`: one view per lake table (every file of every partition, read where it lies),
   or an empty table with the table's schema while the lake holds no file of it;
 - `ref_*`: reference tables from the registry and the pipeline's constants (tokens, venues,
-  markets with their liquidation thresholds, claims, oracle feeds, flow signs, snapshots);
+  markets with their liquidation thresholds, risk parameters verbatim, feeds, claims, flow
+  signs, snapshots);
 - the models of `sql/staging`, `sql/intermediate` and `sql/marts`, one per file, run in
   dependency order. A model's header says its grain and, optionally, `materialized: view`
-  (staging models are views by default, the others tables).
+  (staging models are views by default, the others tables). The models may use the exact
+  integer functions of `contagion.exact` (`mul_div_down`, …), registered for the build.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
 block asked for. The database is built under a temporary name and renamed into place, so a crash
@@ -29,6 +31,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from contagion import exact
 from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
 from contagion.ingest import BLOCKS, RAW_LOGS
 from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake
@@ -266,9 +269,14 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
     claims = [{"chain_id": chain, "token": address(c.token), "issuer": c.issuer,
                "claim_kind": c.kind} for c in registry.claims]
     feeds = [{"chain_id": chain, "feed_id": f.id, "feed": f.address.lower(),
-              "decimals": f.decimals, "feed_kind": f.kind,
-              "base_token": address(f.base) if f.kind == "price" else None}
-             for f in registry.feeds]
+              "decimals": f.decimals, "feed_kind": f.kind, "base_token": address(f.base),
+              "quote": f.quote} for f in registry.feeds]
+    # risk parameters verbatim (exact integers as text); market_id null: the venue's own
+    params = [{"chain_id": chain, "venue": v.id, "market_id": m_id, "param": key,
+               "value": str(value).lower() if isinstance(value, bool) else str(value)}
+              for v in registry.venues
+              for m_id, values in [(None, v.risk), *((m.id, m.params) for m in v.markets)]
+              for key, value in values.items()]
     signs = [{"action": a, "side": s, "sign": sign} for (a, s), sign in FLOW_SIGNS.items()]
     snaps = [{"chain_id": chain, "snapshot_block": b} for b in sorted(set(snapshots))]
     schemas = {
@@ -287,13 +295,16 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
                        "claim_kind": pa.string()},
         "ref_feeds": {"chain_id": pa.uint64(), "feed_id": pa.string(), "feed": pa.string(),
                       "decimals": pa.int32(), "feed_kind": pa.string(),
-                      "base_token": pa.string()},
+                      "base_token": pa.string(), "quote": pa.string()},
+        "ref_risk_params": {"chain_id": pa.uint64(), "venue": pa.string(),
+                            "market_id": pa.string(), "param": pa.string(),
+                            "value": pa.string()},
         "ref_flow_signs": {"action": pa.string(), "side": pa.string(), "sign": pa.int8()},
         "ref_snapshots": {"chain_id": pa.uint64(), "snapshot_block": pa.uint64()},
     }
     rows = {"ref_tokens": tokens, "ref_venues": venues, "ref_venue_contracts": contracts,
             "ref_markets": markets, "ref_claims": claims, "ref_feeds": feeds,
-            "ref_flow_signs": signs,
+            "ref_risk_params": params, "ref_flow_signs": signs,
             "ref_snapshots": snaps}
     return {name: pa.Table.from_pylist(rows[name], schema=pa.schema(schemas[name]))
             for name in schemas}
@@ -320,6 +331,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
     try:
         con = duckdb.connect(str(tmp))
         try:
+            exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
                 replace_table(con, name, table)

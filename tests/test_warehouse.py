@@ -17,7 +17,8 @@ from contagion.warehouse import SQL_DIR, build_database, connect_readonly, load_
 
 ROOT = Path(__file__).resolve().parents[1]
 MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_balance_sheet",
-         "fct_exposure_edges", "fct_cross_protocol_links", "fct_venue_state")
+         "fct_exposure_edges", "fct_cross_protocol_links", "fct_venue_state",
+         "fct_liquidation_audit")
 
 
 @pytest.mark.devnet

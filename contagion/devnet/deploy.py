@@ -11,7 +11,7 @@ from pathlib import Path
 
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.base import TOKEN_SPECS, VOL_FEEDS, BaseWorld, deploy_base
-from contagion.devnet.driver import DevnetDriver
+from contagion.devnet.driver import Contract, DevnetDriver
 from contagion.devnet.node import DEVNET_CHAIN_ID
 from contagion.devnet.venues.aave_v3 import deploy_aave_v3
 from contagion.devnet.venues.compound_v3 import deploy_compound_v3
@@ -42,6 +42,10 @@ COMET_COLLATERAL: dict[str, tuple[float, float, float]] = {
 MORPHO_MARKETS: dict[str, float] = {"stETH/WETH": 0.945, "WETH/USDC": 0.86, "WBTC/USDC": 0.86}
 OPTION_COLLATERAL = {"USDC": 0, "aUSDC": 0, "WETH": 1000}  # haircut bps
 SUPPLY_CAP = 2**127
+# Risk parameters the registry records as the contracts hold them (read back after deployment),
+# so the liquidation audit judges each venue by its own rule.
+PERPS_RISK = ("maintenance_margin_bps", "liquidation_fee_usd", "margin_fee_bps")
+OPTIONS_RISK = ("shock_bps", "penalty_bps")
 
 
 def deploy_ecosystem(rpc_url: str, data_dir: Path) -> Registry:
@@ -152,15 +156,18 @@ def _describe(world: BaseWorld, aave: object, comet: object, morpho: object, per
                               loan=k.split("/")[1],
                               params={"lltv": int(MORPHO_MARKETS[k] * WAD), "label": k,
                                       "oracle": morpho.oracles[k].address,
+                                      **_oracle_params(morpho.oracles[k]),
                                       "irm": morpho.markets[k][3]})
                        for k in morpho.markets]),
         Venue(id="gmx_v1", protocol="gmx_v1", kind="perps", name="Perps vault (GMX v1 events)",
               contracts={"vault": perps.vault.address},
+              risk={name: int(perps.vault.call(name)) for name in PERPS_RISK},
               markets=[Market(id=f"{s}-PERP", collateral=["USDC", "aUSDC"], loan=s)
                        for s in ("WETH", "WBTC")]),
         Venue(id="opyn_gamma", protocol="opyn_gamma", kind="options",
               name="ETH options (Opyn Gamma events)",
               contracts={"controller": options.venue.address},
+              risk={name: int(options.venue.call(name)) for name in OPTIONS_RISK},
               markets=[Market(id="ETH-options", collateral=list(OPTION_COLLATERAL), loan="WETH",
                               params={f"haircut_bps_{k}": v
                                       for k, v in OPTION_COLLATERAL.items()})]),
@@ -173,3 +180,11 @@ def _describe(world: BaseWorld, aave: object, comet: object, morpho: object, per
     return Registry(network="devnet", chain_id=DEVNET_CHAIN_ID, deployed_at_block=block,
                     tokens=tokens, feeds=feeds, venues=venues, claims=claims,
                     multicall=world.multicall.address)
+
+
+def _oracle_params(oracle: Contract) -> dict[str, int | str]:
+    """A Morpho market's oracle as MorphoChainlinkOracle(V2) describes itself: price() is
+    SCALE_FACTOR × base answer / quote answer (no quote feed: 1)."""
+    return {"oracle_base_feed": str(oracle.call("BASE_FEED_1")),
+            "oracle_quote_feed": str(oracle.call("QUOTE_FEED_1")),
+            "oracle_scale_factor": int(oracle.call("SCALE_FACTOR"))}

@@ -1,27 +1,10 @@
 -- grain: one row per snapshot × options vault (venue, owner, vault_id) × token × side with a move at or before the snapshot
 -- What each options vault holds at each snapshot: collateral (margin) per asset and written
--- oTokens (debt) per series, from the vault's events. A liquidation's seized collateral is in
--- the vault's asset; its repaid series is the oToken the flows resolved (the liquidator's burn
--- in the same transaction). A settled vault holds nothing (settlement pays its shorts into the
--- series' pools without an event per amount).
-with vault_assets as (
-    select chain_id, venue, owner, vault_id, any_value(token) as asset
-    from stg_options_vault_moves
-    where kind = 'deposit'
-    group by all
-),
-resolved as (
-    select
-        m.chain_id, m.venue, m.owner, m.vault_id, m.side, m.block_number, m.ordinal, m.delta,
-        case m.kind when 'seize' then va.asset when 'repay' then f.token else m.token end
-            as token
-    from stg_options_vault_moves as m
-    left join vault_assets as va using (chain_id, venue, owner, vault_id)
-    left join stg_flows as f
-        on m.kind = 'repay' and f.chain_id = m.chain_id and f.block_number = m.block_number
-        and f.log_index = m.log_index and f.source = 'opyn_gamma__vault_liquidated'
-        and f.action = 'liquidation_repay'
-    where m.kind <> 'settle'
+-- oTokens (debt) per series, from the vault's moves (int_options_vault_moves names their
+-- tokens). A settled vault holds nothing (settlement pays its shorts into the series' pools
+-- without an event per amount).
+with resolved as (
+    select * from int_options_vault_moves where kind <> 'settle'
 ),
 running as (
     select
@@ -38,7 +21,7 @@ holdings as (
 ),
 settled as (
     select chain_id, venue, owner, vault_id, min(ordinal) as settled_at
-    from stg_options_vault_moves
+    from int_options_vault_moves
     where kind = 'settle'
     group by all
 )

@@ -5,7 +5,7 @@
 with states as (
     select
         chain_id, venue, key, account, collateral_token, index_token, is_long, block_number,
-        block_number::hugeint * 1000000 + log_index as ordinal,
+        ordinal,
         case when event = 'update' then collateral_usd else 0 end as collateral_usd,
         case when event = 'update' then size_usd else 0 end as size_usd
     from stg_perp_positions

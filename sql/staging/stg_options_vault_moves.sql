@@ -1,7 +1,7 @@
 -- grain: one row per change of an options vault (chain_id, block_number, log_index, side)
 -- Every event that changes what an options vault (owner, vault id) holds: collateral deposited
 -- and withdrawn, oTokens written (debt) and burned, a liquidation (collateral seized, oTokens
--- repaid; their tokens are resolved in int_options_vaults) and settlement, after which the
+-- repaid; their tokens are resolved in int_options_vault_moves) and settlement, after which the
 -- vault holds nothing.
 with moves as (
     select chain_id, block_number, log_index, contract_address, account_owner as owner,

@@ -4,6 +4,7 @@ select
     block_number,
     block_time,
     log_index,
+    block_number::hugeint * 1000000 + log_index as ordinal,
     venue,
     vault,
     key,
@@ -13,5 +14,6 @@ select
     is_long,
     event,
     size_usd,
-    collateral_usd
+    collateral_usd,
+    average_price
 from src_perp_positions

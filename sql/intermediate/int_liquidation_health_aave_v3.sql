@@ -1,0 +1,168 @@
+-- grain: one row per Aave v3 liquidation (chain_id, block_number, log_index)
+-- The borrower's health factor as Pool.liquidationCall computes it, from the state just before
+-- the liquidation (int_liquidations.state_ordinal): for every reserve, the aToken balance if it
+-- is enabled as collateral (its last ReserveUsedAsCollateralEnabled/Disabled) and its
+-- liquidation threshold is not zero, and the variable debt, each worth balance × price / 10^dec
+-- (floor) at the reserve's oracle answer; collateral C = Σ worth, threshold LT = Σ worth × lt / C
+-- (floor), debt D = Σ worth; health factor = wadDiv(percentMul(C, LT), D), both half up. The
+-- liquidation is valid when it is below 1 (10^18), the collateral asset counts as collateral and
+-- the borrower owes the debt asset. Balances are the flows' principal: exact while the
+-- reserve's indexes stay at 1 (the devnet); once interest accrued the result is not decided.
+with liq as (
+    select * from int_liquidations where protocol = 'aave_v3'
+),
+balances as (
+    select
+        l.chain_id, l.block_number, l.log_index, f.token as reserve,
+        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'collateral'), 0)
+            as collateral_raw,
+        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'debt'), 0) as debt_raw
+    from liq as l
+    join stg_flows as f
+        on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
+        and f.side in ('collateral', 'debt')
+        and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal
+    group by all
+),
+switches as (  -- a reserve switched on or off as the user's collateral
+    select chain_id, '0x' || lower(hex(contract_address)) as contract,
+           '0x' || lower(hex(user)) as account, '0x' || lower(hex(reserve)) as reserve,
+           block_number::hugeint * 1000000 + log_index as ordinal, true as enabled
+    from src_aave_v3__reserve_used_as_collateral_enabled
+    union all
+    select chain_id, '0x' || lower(hex(contract_address)), '0x' || lower(hex(user)),
+           '0x' || lower(hex(reserve)), block_number::hugeint * 1000000 + log_index, false
+    from src_aave_v3__reserve_used_as_collateral_disabled
+),
+enabled as (
+    select l.chain_id, l.block_number, l.log_index, s.reserve,
+           arg_max(s.enabled, s.ordinal) as enabled
+    from liq as l
+    join switches as s
+        on s.chain_id = l.chain_id and s.contract = l.contract and s.account = l.borrower
+        and s.ordinal < l.state_ordinal
+    group by all
+),
+accrued as (  -- reserves whose liquidity or borrow index left 1 ray before the liquidation
+    select l.chain_id, l.block_number, l.log_index,
+           list(distinct coalesce(t.symbol, '0x' || lower(hex(r.reserve)))) as reserves
+    from liq as l
+    join src_aave_v3__reserve_data_updated as r
+        on r.chain_id = l.chain_id and '0x' || lower(hex(r.contract_address)) = l.contract
+        and r.block_number::hugeint * 1000000 + r.log_index < l.state_ordinal
+        and (r.liquidity_index <> '1' || repeat('0', 27)
+             or r.variable_borrow_index <> '1' || repeat('0', 27))
+    left join int_tokens as t on t.chain_id = r.chain_id and t.token = '0x' || lower(hex(r.reserve))
+    group by all
+),
+legs as (
+    select
+        b.*,
+        t.symbol,
+        '1' || repeat('0', t.decimals) as unit,
+        coalesce(e.enabled, false) as enabled,
+        try_cast(p.value as decimal(38, 0)) as lt_bps,
+        a.answer_raw, a.block_number as price_block, a.log_index as price_log_index,
+        tf.feed
+    from balances as b
+    join liq as l using (chain_id, block_number, log_index)
+    left join int_tokens as t on t.chain_id = b.chain_id and t.token = b.reserve
+    left join enabled as e using (chain_id, block_number, log_index, reserve)
+    left join ref_markets as m
+        on m.chain_id = b.chain_id and m.venue = l.venue and m.market = b.reserve
+    left join ref_risk_params as p
+        on p.chain_id = m.chain_id and p.venue = m.venue and p.market_id = m.market_id
+        and p.param = 'liquidation_threshold_bps'
+    left join int_token_feeds as tf on tf.chain_id = b.chain_id and tf.token = b.reserve
+    asof left join stg_oracle_answers as a
+        on a.chain_id = b.chain_id and a.feed = tf.feed and a.ordinal < l.state_ordinal
+),
+valued as (  -- what the pool reads of each reserve: collateral counts when enabled and lt ≠ 0
+    select
+        *,
+        enabled and collateral_raw > 0 and lt_bps is distinct from 0 as counts,
+        (enabled and collateral_raw > 0 and lt_bps is distinct from 0) or debt_raw > 0 as read,
+        case when enabled and collateral_raw > 0 and lt_bps > 0 and answer_raw > 0
+             then mul_div_down(collateral_raw, answer_raw, unit) end as collateral_base,
+        case when debt_raw > 0 and answer_raw > 0
+             then mul_div_down(debt_raw, answer_raw, unit) end as debt_base
+    from legs
+),
+account as (
+    select
+        chain_id, block_number, log_index,
+        coalesce(sum(collateral_base) filter (where counts), 0) as collateral_base,
+        coalesce(sum(mul_div_down(collateral_base, lt_bps, 1)) filter (where counts), 0)
+            as weighted_base,
+        coalesce(sum(debt_base) filter (where debt_raw > 0), 0) as debt_base,
+        -- every input there, yet no value: a product beyond 38 digits
+        count(*) filter (where answer_raw > 0 and unit is not null
+                         and (counts and lt_bps is not null and collateral_base is null
+                              or debt_raw > 0 and debt_base is null)) as unvalued,
+        list(symbol order by symbol) filter (where counts and lt_bps is null) as no_threshold,
+        list(symbol order by symbol) filter (where read and answer_raw is null) as unpriced,
+        list(symbol order by symbol) filter (where read and answer_raw <= 0) as nonpositive,
+        list({'token': reserve, 'feed': feed, 'answer_raw': answer_raw,
+              'price_block': price_block, 'price_log_index': price_log_index}
+             order by reserve) filter (where read and answer_raw is not null) as prices
+    from valued
+    group by all
+),
+threshold as (  -- the borrower's liquidation threshold: the collateral-weighted mean, floor
+    select *,
+           case when collateral_base > 0 then mul_div_down(weighted_base, 1, collateral_base)
+                else 0 end as threshold_bps
+    from account
+),
+health as (
+    select *,
+           case when debt_base > 0
+                then mul_div_half_up(mul_div_half_up(collateral_base, threshold_bps, 10000),
+                                     '1' || repeat('0', 18), debt_base) end as health_factor
+    from threshold
+)
+select
+    l.chain_id,
+    l.block_number,
+    l.log_index,
+    'health factor (1e18)' as health_measure,
+    h.health_factor as health_raw,
+    ('1' || repeat('0', 18))::decimal(38, 0) as threshold_raw,
+    coalesce(h.prices, []) as prices,
+    list_filter([
+        case when c.reserves is not null
+             then 'interest accrued on ' || array_to_string(c.reserves, ', ')
+                  || ': the flows hold principal, not the balances' end,
+        case when len(h.no_threshold) > 0
+             then 'no liquidation_threshold_bps in the registry for '
+                  || array_to_string(h.no_threshold, ', ') end,
+        case when len(h.unpriced) > 0
+             then 'no oracle answer before the liquidation for '
+                  || array_to_string(h.unpriced, ', ') end,
+        case when h.chain_id is null then 'no position before the liquidation' end,
+        case when h.unvalued > 0 then 'a reserve''s value exceeds 38 digits' end
+    ], lambda x: x is not null) as undecidable,
+    list_filter([
+        case when len(h.nonpositive) > 0
+             then 'oracle answer not positive for ' || array_to_string(h.nonpositive, ', ')
+                  || ': the pool reverts' end,
+        case when coalesce(h.debt_base, 0) = 0 then 'the borrower owes nothing' end,
+        case when not coalesce(coll.counts, false)
+             then coalesce(coll.symbol, l.collateral_asset)
+                  || ' is not the borrower''s collateral (not enabled, no balance or no '
+                  || 'liquidation threshold)' end,
+        case when coalesce(debt.debt_raw, 0) <= 0
+             then 'the borrower owes no ' || coalesce(debt.symbol, l.debt_asset) end,
+        case when h.health_factor >= ('1' || repeat('0', 18))::decimal(38, 0)
+             then 'health factor ' || (h.health_factor / 1e18)::decimal(38, 6)
+                  || ' is not below 1' end
+    ], lambda x: x is not null) as invalid
+from liq as l
+left join health as h using (chain_id, block_number, log_index)
+left join accrued as c using (chain_id, block_number, log_index)
+left join valued as coll
+    on coll.chain_id = l.chain_id and coll.block_number = l.block_number
+    and coll.log_index = l.log_index and coll.reserve = l.collateral_asset
+left join valued as debt
+    on debt.chain_id = l.chain_id and debt.block_number = l.block_number
+    and debt.log_index = l.log_index and debt.reserve = l.debt_asset

@@ -1,0 +1,132 @@
+-- grain: one row per Compound v3 absorb of one account (chain_id, block_number, log_index)
+-- Comet.isLiquidatable, from the state just before the absorb (int_liquidations.state_ordinal):
+-- the account borrows (its base principal, Σ supply − Σ debt of its base flows, is below zero)
+-- and the borrow's value, principal × base price / base scale (truncated), exceeds Σ over its
+-- collateral of balance × price / scale (floor) × liquidateCollateralFactor / 10^18 (floor), all
+-- in the feeds' 8-decimal USD. Comet stops adding collateral once the sum covers the borrow,
+-- which does not change the outcome. Base moved by transferAsset while borrowing has no event
+-- (docs/canonical.md): such an account's principal is not what the flows say.
+with liq as (
+    select * from int_liquidations where protocol = 'compound_v3'
+),
+base as (
+    select chain_id, venue, min(loan_token) as base_token
+    from ref_markets
+    where loan_token is not null
+    group by all
+),
+balances as (
+    select
+        l.chain_id, l.block_number, l.log_index, f.token,
+        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'collateral'), 0)
+            as collateral_raw,
+        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'supply'), 0)
+            - coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'debt'), 0)
+            as principal_raw
+    from liq as l
+    join stg_flows as f
+        on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
+        and f.side in ('collateral', 'supply', 'debt')
+        and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal
+    group by all
+),
+held as (  -- the tokens to read: every one with flows, and the base token in any case
+    select chain_id, block_number, log_index, token from balances
+    union
+    select l.chain_id, l.block_number, l.log_index, b.base_token
+    from liq as l
+    join base as b on b.chain_id = l.chain_id and b.venue = l.venue
+),
+legs as (  -- the base position and every collateral, priced before the absorb
+    select
+        k.chain_id, k.block_number, k.log_index, k.token,
+        k.token = bt.base_token as is_base,
+        coalesce(b.collateral_raw, 0) as collateral_raw,
+        coalesce(b.principal_raw, 0) as principal_raw,
+        t.symbol, '1' || repeat('0', t.decimals) as scale,
+        try_cast(p.value as decimal(38, 0)) as liquidate_factor,
+        tf.feed, a.answer_raw, a.block_number as price_block, a.log_index as price_log_index
+    from held as k
+    join liq as l using (chain_id, block_number, log_index)
+    left join base as bt on bt.chain_id = l.chain_id and bt.venue = l.venue
+    left join balances as b using (chain_id, block_number, log_index, token)
+    left join int_tokens as t on t.chain_id = k.chain_id and t.token = k.token
+    left join ref_markets as m
+        on m.chain_id = k.chain_id and m.venue = l.venue and m.market = k.token
+    left join ref_risk_params as p
+        on p.chain_id = m.chain_id and p.venue = m.venue and p.market_id = m.market_id
+        and p.param = 'liquidate_collateral_factor'
+    left join int_token_feeds as tf on tf.chain_id = k.chain_id and tf.token = k.token
+    asof left join stg_oracle_answers as a
+        on a.chain_id = k.chain_id and a.feed = tf.feed and a.ordinal < l.state_ordinal
+),
+valued as (
+    select
+        *,
+        not is_base and collateral_raw > 0 as is_collateral,
+        not is_base and collateral_raw > 0 or is_base and principal_raw < 0 as read,
+        case when not is_base and collateral_raw > 0 and answer_raw > 0
+             then mul_div_down(mul_div_down(collateral_raw, answer_raw, scale),
+                               liquidate_factor, '1' || repeat('0', 18)) end as factored_usd
+    from legs
+),
+account as (
+    select
+        chain_id, block_number, log_index,
+        coalesce(sum(principal_raw) filter (where is_base), 0) as principal_raw,
+        coalesce(sum(factored_usd) filter (where is_collateral), 0) as collateral_usd,
+        any_value(answer_raw) filter (where is_base) as base_price,
+        any_value(scale) filter (where is_base) as base_scale,
+        any_value(symbol) filter (where is_base) as base_symbol,
+        bool_or(is_base) as base_known,
+        count(*) filter (where is_collateral and answer_raw > 0 and liquidate_factor is not null
+                         and scale is not null and factored_usd is null) as unvalued,
+        list(symbol order by symbol) filter (where is_collateral and liquidate_factor is null)
+            as no_factor,
+        list(symbol order by symbol) filter (where read and answer_raw is null) as unpriced,
+        list(symbol order by symbol) filter (where read and answer_raw <= 0) as nonpositive,
+        list({'token': token, 'feed': feed, 'answer_raw': answer_raw,
+              'price_block': price_block, 'price_log_index': price_log_index}
+             order by token) filter (where read and answer_raw is not null) as prices
+    from valued
+    group by all
+),
+health as (
+    select *,
+           case when principal_raw >= 0 then 0::decimal(38, 0)
+                when base_price > 0 then mul_div_down(-principal_raw, base_price, base_scale)
+           end as borrow_usd
+    from account
+)
+select
+    l.chain_id,
+    l.block_number,
+    l.log_index,
+    'collateral × liquidate factor against borrow (USD 1e8)' as health_measure,
+    h.collateral_usd as health_raw,
+    h.borrow_usd as threshold_raw,
+    coalesce(h.prices, []) as prices,
+    list_filter([
+        case when not coalesce(h.base_known, false)
+             then 'no base token for ' || coalesce(l.venue, l.contract) || ' in the registry'
+        end,
+        case when len(h.no_factor) > 0
+             then 'no liquidate_collateral_factor in the registry for '
+                  || array_to_string(h.no_factor, ', ') end,
+        case when len(h.unpriced) > 0
+             then 'no oracle answer before the absorb for '
+                  || array_to_string(h.unpriced, ', ') end,
+        case when h.unvalued > 0 then 'a collateral''s value exceeds 38 digits' end
+    ], lambda x: x is not null) as undecidable,
+    list_filter([
+        case when len(h.nonpositive) > 0
+             then 'oracle answer not positive for ' || array_to_string(h.nonpositive, ', ')
+                  || ': Comet reverts' end,
+        case when h.principal_raw >= 0 then 'the account does not borrow' end,
+        case when h.principal_raw < 0 and h.collateral_usd >= h.borrow_usd
+             then 'collateral × liquidate factor ' || (h.collateral_usd / 1e8)::decimal(38, 2)
+                  || ' USD covers the borrow of ' || (h.borrow_usd / 1e8)::decimal(38, 2)
+                  || ' USD' end
+    ], lambda x: x is not null) as invalid
+from liq as l
+left join health as h using (chain_id, block_number, log_index)

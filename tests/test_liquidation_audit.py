@@ -1,0 +1,448 @@
+"""The liquidation audit (fct_liquidation_audit) against the chain.
+
+On the shared crisis (Aave and Compound liquidate) and on a short crash where every venue
+liquidates, with one Aave borrower liquidated twice in one block right after its price fell:
+every liquidation is audited and valid, and the recomputed health equals what the venue's own
+views answer at the block before, with the feeds set to the answers the liquidation read (taken
+from its call trace). A price changed in the lake turns a liquidation invalid; a risk parameter
+missing from the registry leaves the ones it decides undecided.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from conftest import World
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+
+from contagion.chain.rpc import RpcClient
+from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
+from contagion.devnet.node import free_port, start_node, stop_node
+from contagion.indexing import index_range
+from contagion.lake import Lake
+from contagion.registry import Registry
+from contagion.warehouse import build_database, connect_readonly, run_checks
+
+LIQUIDATIONS = ("aave_v3__liquidation_call", "compound_v3__absorb_debt",
+                "morpho_blue__liquidate", "gmx_v1__liquidate_position",
+                "opyn_gamma__vault_liquidated")
+VENUE_OF = {"aave_v3": "aave_v3", "compound_v3": "compound_v3_usdc",
+            "morpho_blue": "morpho_blue", "gmx_v1": "gmx_v1", "opyn_gamma": "opyn_gamma"}
+LATEST_ROUND_DATA = "0x" + keccak(text="latestRoundData()")[:4].hex()
+WAD = 10**18
+
+# ETH and BTC halve within three blocks: levered borrowers at every lending venue, long perps
+# and thinly collateralised option writers all fall below their venue's limit.
+EVERY_VENUE = """
+name: every-venue
+seed: 3
+blocks: 14
+accounts:
+  loopers: {count: 3, venues: [morpho_blue], target_ltv: [0.95, 0.99]}
+  borrowers: {count: 12, collateral: [WETH, WBTC], target_ltv: [0.8, 0.86]}
+  basis_traders: {count: 6, leverage: [5, 6]}
+  option_writers: {count: 4, capital_usd: [800, 1500], collateral: [WETH],
+                   target_utilisation: [0.9, 0.97]}
+  option_buyers: {count: 8}
+  liquidity_providers: {count: 2}
+  liquidators: {count: 1}
+  arbitrageurs: {count: 1}
+prices:
+  ETH: {gbm: {start: 2000, vol: 0.2}}
+  BTC: {gbm: {start: 30000, vol: 0.2}}
+  USDC: {gbm: {start: 1.0}}
+shocks:
+  - {type: price_drop, asset: ETH, pct: 50, start_block: 3, blocks: 3}
+  - {type: price_drop, asset: BTC, pct: 40, start_block: 3, blocks: 3}
+activity: 0.5
+"""
+
+
+@pytest.fixture(scope="module")
+def every_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from contagion.devnet.deploy import deploy_ecosystem
+    from contagion.devnet.runner import run_scenario
+    from contagion.devnet.scenario import load_scenario
+
+    data = tmp_path_factory.mktemp("every_venue") / "data"
+    info = start_node(data, free_port(), attached=True)
+    client = RpcClient(info.url)
+    try:
+        registry = deploy_ecosystem(info.url, data)
+        scenario = data / "every-venue.yaml"
+        scenario.write_text(EVERY_VENUE)
+        spec, path = load_scenario(scenario)
+        run_scenario(spec, path, info.url, data)
+        _liquidate_twice_in_one_block(DevnetDriver(client), registry)
+        lake = Lake(str(data / "lake"))
+        summary = index_range(client, lake, registry, width=10)
+        db = data / "contagion.duckdb"
+        build_database(db, lake, registry)
+        yield World(client, registry, lake, db, data, summary.last_block)
+    finally:
+        client.close()
+        stop_node(data)
+
+
+def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> None:
+    """A fresh Aave borrower of USDC against WETH, at a health factor of about 1.06; then in
+    one block the WETH price falls 15% and the borrower is liquidated twice (one sender, so the
+    price comes first and the liquidations in that order)."""
+    pool = driver.at("AavePool", registry.venue("aave_v3").contracts["pool"])
+    weth, usdc = (driver.at("ERC20", registry.token(s).address) for s in ("WETH", "USDC"))
+    feed = driver.at("ChainlinkAggregator",
+                     next(f.address for f in registry.feeds if f.id == "WETH/USD"))
+    borrower = to_checksum_address(keccak(text="contagion/tests/liquidated-twice")[12:])
+    price = int(feed.call("latestAnswer"))
+    supplied = 10 * WAD
+    borrowed = supplied * price * 78 // 100 // 10**8 // 10**12  # 78% of its value, in USDC
+    weth.tx(DEPLOYER, "mint", borrower, supplied)
+    usdc.tx(DEPLOYER, "mint", DEPLOYER, borrowed)
+    latest = driver.client.call("eth_getBlockByNumber", ["latest", False])
+    _, ts = driver.mine_all(int(latest["timestamp"], 16) + 12)
+    weth.tx(borrower, "approve", pool.address, 2**256 - 1)
+    pool.tx(borrower, "supply", weth.address, supplied, borrower, 0)
+    pool.tx(borrower, "borrow", usdc.address, borrowed, 2, 0, borrower)
+    usdc.tx(DEPLOYER, "approve", pool.address, 2**256 - 1)
+    _, ts = driver.mine_all(ts + 12)
+    feed.tx(DEPLOYER, "transmit", price * 85 // 100)
+    for _ in range(2):
+        pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, borrower,
+                borrowed // 10, False, gas=3_000_000)
+    driver.mine_all(ts + 12)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+def _rows(world: World, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    with connect_readonly(world.db) as con:
+        result = con.execute(sql, params or [])
+        names = [d[0] for d in result.description]
+        return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+
+
+def _audit(world: World) -> list[dict[str, Any]]:
+    return _rows(world, "select * from fct_liquidation_audit order by block_number, log_index")
+
+
+@cache
+def _feed_slots() -> tuple[int, int]:
+    """(latestRound, rounds) storage slots of the devnet's Chainlink aggregator."""
+    import vyper
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    from contagion.devnet.compile import CONTRACTS_DIR
+
+    bundle = FilesystemInputBundle([CONTRACTS_DIR])
+    out = vyper.compile_from_file_input(
+        bundle.load_file(CONTRACTS_DIR / "ChainlinkAggregator.vy"),
+        output_formats=["layout"], input_bundle=bundle)
+    layout = out["layout"]["storage_layout"]
+    return int(layout["latestRound"]["slot"]), int(layout["rounds"]["slot"])
+
+
+def _word(value: int) -> str:
+    return "0x" + (value % 2**256).to_bytes(32, "big").hex()
+
+
+def _calls(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every call of a callTracer trace, depth first, in execution order."""
+    for child in node.get("calls") or []:
+        yield child
+        yield from _calls(child)
+
+
+def _trace(client: RpcClient, tx: str) -> list[dict[str, Any]]:
+    return list(_calls(client.call("debug_traceTransaction", [tx, {"tracer": "callTracer"}])))
+
+
+def _answers_read(calls: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """feed -> (round id, answer) of every latestRoundData() the transaction made."""
+    out = {}
+    for call in calls:
+        if call["type"] == "STATICCALL" and call["input"][:10] == LATEST_ROUND_DATA:
+            round_id, answer, *_ = abi_decode(["uint80", "int256", "uint256", "uint256",
+                                               "uint80"], bytes.fromhex(call["output"][2:]))
+            out[call["to"].lower()] = (round_id, answer)
+    return out
+
+
+def _feeds_as_read(answers: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """State overrides that make each feed's latest round the one the transaction read."""
+    latest, rounds = _feed_slots()
+    return {feed: {"stateDiff": {
+        _word(latest): _word(round_id),
+        "0x" + keccak(rounds.to_bytes(32, "big") + round_id.to_bytes(32, "big")).hex():
+            _word(answer)}}
+        for feed, (round_id, answer) in answers.items()}
+
+
+class _Views:
+    """Calls a contract's views at one block with the feeds overridden."""
+
+    def __init__(self, client: RpcClient, block: int, overrides: dict[str, Any]) -> None:
+        self.client, self.block, self.overrides = client, block, overrides
+
+    def __call__(self, contract: Contract, fn: str, *args: Any) -> Any:
+        raw = self.client.call("eth_call", [{"to": contract.address,
+                                             "data": contract.data(fn, *args)},
+                                            hex(self.block), self.overrides])
+        out = contract.abi.decode_result(fn, len(args), raw)
+        return out[0] if len(out) == 1 else out
+
+
+def _judged_alone(world: World) -> list[dict[str, Any]]:
+    """Liquidations whose state at the block before is the state they were judged on, up to
+    prices: the only liquidation of that borrower at its venue in the block, after no other
+    log of the borrower there in the block (for Morpho: of anyone in the market)."""
+    return _rows(world, """
+        select a.*
+        from fct_liquidation_audit as a
+        where (select count(*) from fct_liquidation_audit as b
+               where b.block_number = a.block_number and b.venue = a.venue
+                 and b.borrower = a.borrower) = 1
+          and not exists (
+              select 1 from stg_flows as f
+              where f.block_number = a.block_number and f.venue = a.venue
+                and f.log_index < a.state_before_log_index
+                and (f.account = a.borrower
+                     or a.protocol = 'morpho_blue' and f.market = a.market))
+        order by a.block_number, a.log_index""")
+
+
+def _check_against_views(world: World, row: dict[str, Any]) -> None:
+    client, registry = world.client, world.registry
+    driver = DevnetDriver(client)
+    block = int(row["block_number"]) - 1
+    view = _Views(client, block, _feeds_as_read(_answers_read(_trace(client,
+                                                                      row["transaction_hash"]))))
+    user, health, threshold = row["borrower"], int(row["health_raw"]), int(row["threshold_raw"])
+    venue = registry.venue(str(row["venue"]))
+    main = next(iter(venue.contracts.values()))
+    if row["protocol"] == "aave_v3":
+        account = view(driver.at("AavePool", main), "getUserAccountData", user)
+        assert int(account[5]) == health and threshold == WAD
+    elif row["protocol"] == "compound_v3":
+        comet = driver.at("Comet", main)
+        assert view(comet, "isLiquidatable", user) is True
+        borrow = int(view(comet, "borrowBalanceOf", user))
+        base_price = int(view(comet, "getPrice", view(comet, "baseTokenPriceFeed")))
+        assert threshold == borrow * base_price // int(view(comet, "baseScale"))
+        factored = 0
+        for i in range(int(view(comet, "numAssets"))):
+            _, asset, feed, scale, _, liquidate_cf, _, _ = view(comet, "getAssetInfo", i)
+            held = int(view(comet, "collateralBalanceOf", user, asset))
+            value = held * int(view(comet, "getPrice", feed)) // int(scale)
+            factored += value * int(liquidate_cf) // WAD
+        assert health == factored
+    elif row["protocol"] == "morpho_blue":
+        morpho = driver.at("MorphoBlue", main)
+        market = bytes.fromhex(str(row["market"])[2:])
+        _, borrow_shares, collateral = view(morpho, "position", market, user)
+        _, _, total_assets, total_shares, _, _ = view(morpho, "market", market)
+        _, _, oracle, _, lltv = view(morpho, "idToMarketParams", market)
+        price = int(view(driver.at("MorphoChainlinkOracle", oracle), "price"))
+        assert threshold == -(-int(borrow_shares) * (int(total_assets) + 1)
+                              // (int(total_shares) + 10**6))
+        assert health == int(collateral) * price // 10**36 * int(lltv) // WAD
+    elif row["protocol"] == "gmx_v1":
+        vault = driver.at("PerpsVault", main)
+        event = _rows(world, "select collateral_token, index_token, is_long "
+                             "from stg_perp_positions where block_number = ? and log_index = ?",
+                      [row["block_number"], row["log_index"]])[0]
+        key = (user, event["collateral_token"], event["index_token"], event["is_long"])
+        assert view(vault, "liquidation_state", *key) == 1
+        size, collateral, *_ = view(vault, "getPosition", *key)
+        has_profit, delta = view(vault, "getPositionDelta", *key)
+        assert health == int(collateral) - (0 if has_profit else int(delta))
+        assert threshold == int(view(vault, "getPositionFee", size)) + max(
+            int(size) * int(view(vault, "maintenance_margin_bps")) // 10_000,
+            int(view(vault, "liquidation_fee_usd")))
+    else:
+        options = driver.at("OptionsVenue", main)
+        vault_id = int(_rows(world, "select vault_id from int_liquidations where block_number = ? "
+                                    "and log_index = ?",
+                             [row["block_number"], row["log_index"]])[0]["vault_id"])
+        assert view(options, "is_liquidatable", user, vault_id) is True
+        assert health == int(view(options, "collateral_value", user, vault_id))
+        assert threshold == int(view(options, "margin_requirement", user, vault_id))
+
+
+def _aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
+    """The health factor liquidationCall computed, from what its first account pass read: for
+    each listed reserve in order, the aToken balance (read only when it counts as collateral),
+    the debt, and the price (read only when either is not zero)."""
+    driver = DevnetDriver(world.client)
+    pool = driver.at("AavePool", world.registry.venue("aave_v3").contracts["pool"])
+    block = int(row["block_number"]) - 1
+    calls = iter(_trace(world.client, row["transaction_hash"]))
+    collateral = weighted = debt = 0
+    for reserve in pool.call("getReservesList", block=block):
+        a_token, debt_token, feed, unit, _, threshold, _, _ = pool.call("reserves", reserve,
+                                                                        block=block)
+        call, held = next(calls), 0
+        if call["to"].lower() == a_token.lower():
+            held = int(call["output"], 16)
+            call = next(calls)
+        assert call["to"].lower() == debt_token.lower()
+        owed = int(call["output"], 16)
+        if held or owed:
+            call = next(calls)
+            assert call["to"].lower() == feed.lower()
+            price = abi_decode(["uint80", "int256", "uint256", "uint256", "uint80"],
+                               bytes.fromhex(call["output"][2:]))[1]
+            worth = held * price // unit
+            collateral, weighted = collateral + worth, weighted + worth * threshold
+            debt += owed * price // unit
+    average = weighted // collateral
+    return ((collateral * average + 5_000) // 10_000 * WAD + debt // 2) // debt
+
+
+# ------------------------------------------------------------------------------- tests
+
+def test_exact_arithmetic_rounds_as_the_contracts_and_goes_past_128_bits() -> None:
+    import duckdb
+
+    from contagion.exact import mul_div, register
+
+    assert mul_div(7, 3, 2, "down") == 10 and mul_div(7, 3, 2, "up") == 11
+    assert mul_div(5, 1, 2, "half_up") == 3 and mul_div(5, 1, 3, "half_up") == 2
+    assert mul_div(1, 1, 0, "down") is None
+    with pytest.raises(ValueError, match="non-negative"):
+        mul_div(-1, 1, 1, "down")
+    with duckdb.connect() as con:
+        register(con)
+        # a Morpho WBTC/USDC oracle price (scale 10^34) passes 38 digits; the borrow does not
+        price = con.execute("select exact_mul_div('1' || repeat('0', 34), '1800000000000', "
+                            "'100000000', 'down')").fetchall()[0][0]
+        assert price == str(18 * 10**37)
+        got = con.execute("select mul_div_down(134048131, ?, '1' || repeat('0', 36)), "
+                          "mul_div_up(10, 20, 3), mul_div_half_up(5, 1, 2), "
+                          "mul_div_down(1, 1, 0), mul_div_down(10::decimal(38, 0), 10, 1), "
+                          "mul_div_down('1' || repeat('0', 38), 1, 1)", [price]).fetchall()
+        assert got == [(Decimal(134048131 * 18 * 10**37 // 10**36), Decimal(67), Decimal(3), None,
+                        Decimal(100), None)]
+
+
+@pytest.mark.devnet
+@pytest.mark.parametrize("crisis", ["world", "every_venue"])
+def test_every_liquidation_is_audited_and_valid(crisis: str,
+                                                request: pytest.FixtureRequest) -> None:
+    world: World = request.getfixturevalue(crisis)
+    decoded = {t: _rows(world, f"select count(*) as n from src_{t}")[0]["n"]
+               for t in LIQUIDATIONS}
+    audit = _audit(world)
+    assert len(audit) == sum(decoded.values()) > 0
+    assert [r for r in audit if r["valid"] is not True] == []
+    assert all(r["reason"] is None and r["prices"] and r["health"] < 1 for r in audit)
+    assert all(r["state_before_log_index"] <= r["log_index"] for r in audit)
+    venues = {r["protocol"] for r in audit}
+    expected = ({"aave_v3", "compound_v3"} if crisis == "world" else set(VENUE_OF))
+    assert venues == expected, decoded
+    for r in audit:  # what was seized and repaid is named, exactly
+        assert r["collateral_seized"] and all(s["amount_raw"] > 0 for s in r["collateral_seized"])
+        assert r["protocol"] == "gmx_v1" or (r["debt_asset"] and r["debt_amount_raw"] > 0)
+
+
+@pytest.mark.devnet
+@pytest.mark.parametrize("crisis", ["world", "every_venue"])
+def test_health_equals_the_venues_own_views_the_block_before(
+        crisis: str, request: pytest.FixtureRequest) -> None:
+    world: World = request.getfixturevalue(crisis)
+    alone = _judged_alone(world)
+    for row in alone:
+        _check_against_views(world, row)
+    compared = {r["protocol"] for r in alone}
+    assert compared == {r["protocol"] for r in _audit(world)}, "a venue was never compared"
+    # and prices updated earlier in the same block were among those used
+    assert any(p["price_block"] == r["block_number"] for r in alone for p in r["prices"])
+
+
+@pytest.mark.devnet
+def test_a_borrower_liquidated_twice_in_a_block_is_judged_on_what_the_first_left(
+        every_venue: World) -> None:
+    rows = [r for r in _audit(every_venue) if r["protocol"] == "aave_v3"]
+    last = max(r["block_number"] for r in rows)
+    first, second = [r for r in rows if r["block_number"] == last]
+    assert first["borrower"] == second["borrower"]
+    assert second["state_before_log_index"] > first["log_index"]
+    # the price fell in that block, before both: both read the new answer
+    assert all(p["price_block"] == last for p in first["prices"] if p["token"] ==
+               first["collateral_asset"])
+    for row in (first, second):
+        assert int(row["health_raw"]) == _aave_health_from_trace(every_venue, row)
+        assert row["valid"] is True
+    assert second["health_raw"] != first["health_raw"]
+    for row in rows:  # every other one as well, however many shared its block
+        assert int(row["health_raw"]) == _aave_health_from_trace(every_venue, row)
+
+
+@pytest.mark.devnet
+def test_a_price_that_left_the_borrower_healthy_is_flagged(world: World,
+                                                           tmp_path: Path) -> None:
+    audit = _audit(world)
+    target = next(r for r in audit if r["protocol"] == "aave_v3")
+    used = next(p for p in target["prices"] if p["token"] == target["collateral_asset"])
+    lake = tmp_path / "lake"
+    shutil.copytree(world.data / "lake", lake)
+    changed = 0
+    for path in sorted((lake / "prices").rglob("*.parquet")):
+        prices = pq.read_table(path)
+        hit = pc.and_(pc.equal(prices["block_number"], used["price_block"]),
+                      pc.equal(prices["log_index"], used["price_log_index"]))
+        if pc.any(hit).as_py():
+            answers = prices["answer_raw"].to_pylist()
+            usd = prices["price_usd"].to_pylist()
+            for i in pc.indices_nonzero(hit).to_pylist():
+                answers[i] *= 3  # the collateral worth three times as much: healthy
+                usd[i] *= 3
+                changed += 1
+            prices = prices.set_column(prices.schema.get_field_index("answer_raw"), "answer_raw",
+                                       pa.array(answers, prices.schema.field("answer_raw").type))
+            prices = prices.set_column(prices.schema.get_field_index("price_usd"), "price_usd",
+                                       pa.array(usd, pa.float64()))
+            pq.write_table(prices, path)
+    assert changed == 1
+    # and a registry that forgets one of Comet's liquidate collateral factors
+    comet = next(r for r in audit if r["protocol"] == "compound_v3")
+    forgotten = next(t.symbol for t in world.registry.tokens
+                     if t.address.lower() == comet["collateral_asset"])
+    data = world.registry.model_dump()
+    for venue in data["venues"]:
+        for market in venue["markets"]:
+            if venue["id"] == comet["venue"] and market["id"] == forgotten:
+                del market["params"]["liquidate_collateral_factor"]
+    registry = Registry.model_validate(data)
+    db = tmp_path / "tampered.duckdb"
+    build_database(db, Lake(str(lake)), registry)
+
+    with connect_readonly(db) as con:
+        checks = {r.check.name: r for r in run_checks(con, sample=100)}
+        rows = con.execute("select block_number, log_index, protocol, valid, reason, prices "
+                           "from fct_liquidation_audit").fetchall()
+    invalid = checks["liquidations_valid"]
+    assert invalid.check.severity == "error" and not invalid.passed
+    flagged = {(r["block_number"], r["log_index"]): r for r in invalid.sample}
+    assert (target["block_number"], target["log_index"]) in flagged
+    assert "is not below 1" in str(flagged[target["block_number"], target["log_index"]]["reason"])
+    by_key = {(r[0], r[1]): r for r in rows}
+    for key in flagged:  # only liquidations that read the changed answer
+        assert any(p["price_block"] == used["price_block"]
+                   and p["price_log_index"] == used["price_log_index"] for p in by_key[key][5])
+    undecided = {key for key, r in by_key.items() if r[3] is None}
+    assert (comet["block_number"], comet["log_index"]) in undecided
+    assert all(by_key[k][2] == "compound_v3" and f"liquidate_collateral_factor in the registry "
+               f"for {forgotten}" in by_key[k][4] for k in undecided)
+    warned = checks["liquidations_decidable"]
+    assert warned.check.severity == "warn" and warned.failing_rows == len(undecided)
+    assert not undecided & set(flagged)
