@@ -113,6 +113,8 @@ class Registry(_Strict):
     venues: list[Venue]
     claims: list[Claim] = Field(default_factory=list)
     multicall: Address | None = None
+    # The RiskOracle the signed feed is bound to (its EIP-712 verifying contract), if deployed.
+    risk_oracle: Address | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Registry:
