@@ -195,10 +195,10 @@ def submit_update(client: RpcClient, oracle: str, sender: str | LocalAccount,
     the devnet, which impersonates), or a local account that signs the transaction itself.
     The update is simulated first, so a rejection raises OracleRejected with the contract's
     reason before anything is sent. `mine_at`: on a devnet that does not mine by itself, mine
-    the next block at this time (the simulation runs at it too); otherwise wait for a receipt.
+    the next block at this time (the simulation runs at it too, and the node keeps that time
+    for its next block even when the update is rejected); otherwise wait for a receipt.
     """
-    v, r, s = signed.vrs
-    data = _abi().encode_call("submit", signed.update.as_struct(), v, r, s)
+    data = _abi().encode_call("submit", signed.update.as_struct(), *signed.vrs)
     frm = sender if isinstance(sender, str) else str(sender.address)
     if mine_at is not None:
         client.call("evm_setNextBlockTimestamp", [mine_at])
@@ -210,12 +210,13 @@ def submit_update(client: RpcClient, oracle: str, sender: str | LocalAccount,
     nonce, price, chain = (int(x, 16) for x in client.batch_strict([
         ("eth_getTransactionCount", [frm, "pending"]), ("eth_gasPrice", []),
         ("eth_chainId", [])]))
+    # a quarter above the estimate: the estimate is the least that succeeds, with no margin
     tx: dict[str, Any] = {"to": to_checksum_address(oracle), "data": data,
                           "gas": gas * 5 // 4, "gasPrice": price, "nonce": nonce,
-                          "chainId": chain, "value": 0}  # a quarter more than the estimate
+                          "chainId": chain, "value": 0}
     if isinstance(sender, str):
         tx_hash = str(client.call("eth_sendTransaction", [
-            {"from": frm, **{k: hex(v) if isinstance(v, int) else v for k, v in tx.items()}}]))
+            {"from": frm, **{k: hex(x) if isinstance(x, int) else x for k, x in tx.items()}}]))
     else:
         raw = sender.sign_transaction(tx).raw_transaction
         tx_hash = str(client.call("eth_sendRawTransaction", ["0x" + bytes(raw).hex()]))

@@ -73,11 +73,12 @@ class Chain:
 
     def push(self, update: RiskUpdate, *, at: int | None = None,
              signer: LocalAccount = SIGNER, chain_id: int = DEVNET_CHAIN_ID,
-             domain_contract: str | None = None) -> dict[str, Any]:
+             domain_contract: str | None = None,
+             relayer: str | LocalAccount = RELAYER) -> dict[str, Any]:
         """Sign (in the given domain) and relay; mined at `at` (default: 12 s later)."""
         self.now = self.now + 12 if at is None else at
         signed = sign_update(signer, chain_id, domain_contract or self.oracle, update)
-        return submit_update(self.client, self.oracle, RELAYER, signed, mine_at=self.now)
+        return submit_update(self.client, self.oracle, relayer, signed, mine_at=self.now)
 
     def rejected(self, update: RiskUpdate, **kwargs: Any) -> str:
         with pytest.raises(OracleRejected) as info:
@@ -200,7 +201,9 @@ def test_unknown_or_removed_signer_is_rejected(chain: Chain) -> None:
 def test_replayed_or_lower_nonce_is_rejected_even_relayed_blindly(chain: Chain) -> None:
     pool, weth, wbtc = chain.eco.aave.pool.address, chain.token("WETH"), chain.token("WBTC")
     first = chain.update(pool, weth, "freeze_market", nonce=5)
-    chain.push(first)
+    relayer: LocalAccount = Account.create()  # signs its own transaction, holds no ether
+    receipt = chain.push(first, relayer=relayer)
+    assert receipt["from"] == relayer.address.lower() and receipt["status"] == "0x1"
     assert read_params(chain.client, chain.oracle).last_nonce == 5
     assert chain.rejected(first) == "nonce not above last"
     assert chain.rejected(chain.update(pool, wbtc, "freeze_market", nonce=4)) == \
