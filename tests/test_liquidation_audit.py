@@ -285,7 +285,10 @@ def _aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
     driver = DevnetDriver(world.client)
     pool = driver.at("AavePool", world.registry.venue("aave_v3").contracts["pool"])
     block = int(row["block_number"]) - 1
-    calls = iter(_trace(world.client, row["transaction_hash"]))
+    # the pool also asks the RiskOracle for freezes and margin cuts; only the reads matter here
+    oracle = (world.registry.risk_oracle or "").lower()
+    calls = iter(c for c in _trace(world.client, row["transaction_hash"])
+                 if c["to"].lower() != oracle)
     collateral = weighted = debt = 0
     for reserve in pool.call("getReservesList", block=block):
         a_token, debt_token, feed, unit, _, threshold, _, _ = pool.call("reserves", reserve,

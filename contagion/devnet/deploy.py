@@ -13,6 +13,7 @@ from contagion.chain.rpc import RpcClient
 from contagion.devnet.base import TOKEN_SPECS, VOL_FEEDS, BaseWorld, deploy_base
 from contagion.devnet.driver import Contract, DevnetDriver
 from contagion.devnet.node import DEVNET_CHAIN_ID
+from contagion.devnet.risk_oracle import deploy_risk_oracle
 from contagion.devnet.venues.aave_v3 import deploy_aave_v3
 from contagion.devnet.venues.compound_v3 import deploy_compound_v3
 from contagion.devnet.venues.gmx_v1 import deploy_gmx_v1
@@ -79,11 +80,14 @@ def deploy_ecosystem(rpc_url: str, data_dir: Path) -> Registry:
             "WETH": (world.tokens["WETH"].address, world.feeds["WETH"].address, 18,
                      OPTION_COLLATERAL["WETH"]),
         })
+        # Last, so every contract above keeps the address it had before the oracle existed.
+        oracle = deploy_risk_oracle(driver, [aave.pool, comet.comet, morpho.morpho])
         driver.mine_all(ts + 12)
         # Indexing starts at the first deployment block: feeds' first answers and Morpho's
         # CreateMarket are logged there.
         first_block = int(latest["number"], 16) + 1
-        registry = _describe(world, aave, comet, morpho, perps, options, first_block)
+        registry = _describe(world, aave, comet, morpho, perps, options, first_block,
+                             oracle.address)
         save_registry(registry, data_dir / "registry.yaml")
         return registry
     finally:
@@ -91,7 +95,7 @@ def deploy_ecosystem(rpc_url: str, data_dir: Path) -> Registry:
 
 
 def _describe(world: BaseWorld, aave: object, comet: object, morpho: object, perps: object,
-              options: object, block: int) -> Registry:
+              options: object, block: int, risk_oracle: str) -> Registry:
     from contagion.devnet.venues.aave_v3 import AaveV3Venue
     from contagion.devnet.venues.compound_v3 import CompoundV3Venue
     from contagion.devnet.venues.gmx_v1 import GmxV1Venue
@@ -179,7 +183,7 @@ def _describe(world: BaseWorld, aave: object, comet: object, morpho: object, per
     assert world.multicall is not None
     return Registry(network="devnet", chain_id=DEVNET_CHAIN_ID, deployed_at_block=block,
                     tokens=tokens, feeds=feeds, venues=venues, claims=claims,
-                    multicall=world.multicall.address)
+                    multicall=world.multicall.address, risk_oracle=risk_oracle)
 
 
 def _oracle_params(oracle: Contract) -> dict[str, int | str]:

@@ -18,7 +18,7 @@ from contagion.chain.rpc import RpcClient, RpcError, RpcItemError
 from contagion.devnet.abi import ContractAbi
 from contagion.devnet.compile import CompiledContract, compile_contract
 
-__all__ = ["Contract", "DevnetDriver", "TxFailed", "create_address"]
+__all__ = ["Contract", "DevnetDriver", "TxFailed", "create_address", "traced_revert_reason"]
 
 DEFAULT_GAS = 1_500_000
 DEPLOY_GAS = 12_000_000
@@ -34,6 +34,19 @@ def create_address(sender: str, nonce: int) -> str:
     """The address CREATE gives a contract deployed by `sender` at `nonce`."""
     raw = keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:]
     return to_checksum_address(raw)
+
+
+def traced_revert_reason(client: RpcClient, tx_hash: str) -> str:
+    """The innermost revert reason of a mined transaction, from the node's call tracer."""
+    try:
+        frame = client.call("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+    except RpcError as exc:
+        return f"(no trace: {exc.message})"
+    reason = ""
+    while frame:
+        reason = frame.get("revertReason") or reason or frame.get("error", "")
+        frame = next((c for c in frame.get("calls", []) if c.get("error")), None)
+    return reason or "no reason given"
 
 
 @dataclass
@@ -166,16 +179,7 @@ class DevnetDriver:
                                f"{int(receipt['blockNumber'], 16)}: {self.revert_reason(h)}")
 
     def revert_reason(self, tx_hash: str) -> str:
-        """The innermost revert reason of a mined transaction, from the node's call tracer."""
-        try:
-            frame = self.client.call("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
-        except RpcError as exc:
-            return f"(no trace: {exc.message})"
-        reason = ""
-        while frame:
-            reason = frame.get("revertReason") or reason or frame.get("error", "")
-            frame = next((c for c in frame.get("calls", []) if c.get("error")), None)
-        return reason or "no reason given"
+        return traced_revert_reason(self.client, tx_hash)
 
     def eth_call(self, to: str, data: str, block: str | int = "latest") -> str:
         tag = hex(block) if isinstance(block, int) else block

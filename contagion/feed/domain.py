@@ -7,10 +7,14 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-__all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "eip712_domain"]
+__all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "EIP712_DOMAIN_TYPE", "eip712_domain"]
 
 DOMAIN_NAME = "Contagion Risk Oracle"
 DOMAIN_VERSION = "1"
+# The domain's type, as a full EIP-712 message declares it (and RiskOracle.vy hashes it).
+EIP712_DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                      {"name": "chainId", "type": "uint256"},
+                      {"name": "verifyingContract", "type": "address"}]
 
 
 def eip712_domain(chain_id: int, verifying_contract: str) -> dict[str, Any]:

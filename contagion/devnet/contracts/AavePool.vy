@@ -7,10 +7,20 @@
         rates are zero (indexes stay at RAY), no e-mode, isolation, caps, flash loans, fees or
         credit delegation; prices come straight from Chainlink-style feeds (8-decimal USD, the
         Aave base currency). Rounding follows Aave's PercentageMath / WadRayMath (half up).
+
+        Risk oracle (Contagion's RiskOracle.vy), unset by default: the pool then behaves as
+        above. Once the owner sets it with setRiskOracle, the pool obeys its markets
+        (this pool, asset): supply and borrow of a frozen asset, or of any asset while the pool
+        is halted, revert with RESERVE_FROZEN; withdraw, repay, liquidationCall and collateral
+        toggles stay open, so a freeze never traps a user. A margin cut lowers the asset's LTV
+        and liquidation threshold by marginCutBps (saturating at 0) wherever the pool uses
+        them: borrow and health checks, liquidations and getUserAccountData. The configured
+        values (reserves()) are unchanged; lifting the cut restores them.
 """
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 import AggregatorV3Interface
+import IRiskOracle
 
 interface IAToken:
     def balanceOf(account: address) -> uint256: view
@@ -107,6 +117,7 @@ owner: public(address)
 reserves: public(HashMap[address, Reserve])
 reservesList: DynArray[address, MAX_RESERVES]
 usingAsCollateral: public(HashMap[address, HashMap[address, bool]])  # user -> asset -> flag
+riskOracle: public(address)  # empty: no freezes, no margin cuts
 
 
 @deploy
@@ -144,6 +155,22 @@ def _price(feed: address) -> uint256:
 
 @view
 @internal
+def _margin_cut(asset: address) -> uint256:
+    if self.riskOracle == empty(address):
+        return 0
+    return convert(staticcall IRiskOracle(self.riskOracle).marginCutBps(self, asset), uint256)
+
+
+@view
+@internal
+def _require_not_frozen(asset: address):
+    if self.riskOracle != empty(address):
+        assert not staticcall IRiskOracle(self.riskOracle).isFrozen(self, asset), \
+            "RESERVE_FROZEN"
+
+
+@view
+@internal
 def _account(user: address) -> Account:
     acc: Account = empty(Account)
     ltv_sum: uint256 = 0
@@ -159,9 +186,10 @@ def _account(user: address) -> Account:
         price: uint256 = self._price(r.priceFeed)
         if collateral != 0:
             worth: uint256 = collateral * price // r.unit
+            cut: uint256 = self._margin_cut(asset)
             acc.collateral += worth
-            ltv_sum += worth * r.ltv
-            lt_sum += worth * r.liquidationThreshold
+            ltv_sum += worth * (r.ltv - min(cut, r.ltv))
+            lt_sum += worth * (r.liquidationThreshold - min(cut, r.liquidationThreshold))
         if debt != 0:
             acc.debt += debt * price // r.unit
     if acc.collateral != 0:
@@ -261,6 +289,14 @@ def init_reserve(asset: address, aToken: address, variableDebtToken: address,
 
 
 @external
+def setRiskOracle(oracle: address):
+    """@notice Obey this RiskOracle from now on (empty: none). No event: the devnet pool
+            emits only real Aave's events."""
+    assert msg.sender == self.owner, "only owner"
+    self.riskOracle = oracle
+
+
+@external
 def set_reserve_risk(asset: address, ltv_bps: uint256, liquidation_threshold_bps: uint256,
                      liquidation_bonus_bps: uint256):
     assert msg.sender == self.owner, "only owner"
@@ -294,6 +330,7 @@ def _disable_collateral(asset: address, user: address):
 def supply(asset: address, amount: uint256, onBehalfOf: address, referralCode: uint16):
     r: Reserve = self._listed(asset)
     assert amount != 0, "INVALID_AMOUNT"
+    self._require_not_frozen(asset)
     assert extcall IERC20(asset).transferFrom(msg.sender, r.aToken, amount)
     first_supply: bool = extcall IAToken(r.aToken).mint(msg.sender, onBehalfOf, amount)
     if first_supply and r.ltv != 0 and not self.usingAsCollateral[onBehalfOf][asset]:
@@ -328,6 +365,7 @@ def borrow(asset: address, amount: uint256, interestRateMode: uint256, referralC
     assert amount != 0, "INVALID_AMOUNT"
     assert interestRateMode == VARIABLE_RATE_MODE, "INVALID_INTEREST_RATE_MODE_SELECTED"
     assert onBehalfOf == msg.sender, "no credit delegation on the devnet"
+    self._require_not_frozen(asset)
     assert staticcall IERC20(asset).balanceOf(r.aToken) >= amount, "not enough liquidity"
     acc: Account = self._account(onBehalfOf)
     assert acc.collateral != 0, "COLLATERAL_BALANCE_IS_ZERO"

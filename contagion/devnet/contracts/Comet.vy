@@ -9,10 +9,18 @@
         negative when the market carries bad debt) and their collateral is sold from the store
         front while reserves are below target. Collateral is configured by the owner (Comet's
         Configurator + governor in one) and factors are 1e18-scaled, not quantised.
+
+        Risk oracle (Contagion's RiskOracle.vy), unset by default. Once the owner sets it, the
+        market obeys its markets (this Comet, asset): supplying a frozen collateral, supplying
+        base beyond what repays a borrow, and borrowing base revert with "Frozen" when that
+        asset is frozen or this market halted; repay, withdraw, absorb and buyCollateral stay
+        open. A margin cut of n bps lowers the asset's borrow and liquidate collateral
+        factors by n * 1e14 (saturating at 0) in every collateralisation check.
 """
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 import AggregatorV3Interface
+import IRiskOracle
 
 event Supply:
     from_: indexed(address)
@@ -111,6 +119,7 @@ storeFrontPriceFactor: public(uint256)
 targetReserves: public(uint256)
 baseBorrowMin: public(uint256)
 numAssets: public(uint8)
+riskOracle: public(address)  # empty: no freezes, no margin cuts
 
 assetInfos: HashMap[uint8, AssetInfo]
 assetOffsetPlusOne: HashMap[address, uint8]
@@ -185,6 +194,29 @@ def set_asset_risk(asset: address, borrow_cf: uint256, liquidate_cf: uint256,
     info.liquidationFactor = convert(liquidation_factor, uint64)
     info.supplyCap = convert(supply_cap, uint128)
     self.assetInfos[info.offset] = info
+
+
+@external
+def setRiskOracle(oracle: address):
+    assert msg.sender == self.owner, "Unauthorized"
+    self.riskOracle = oracle
+
+
+@view
+@internal
+def _require_not_frozen(asset: address):
+    if self.riskOracle != empty(address):
+        assert not staticcall IRiskOracle(self.riskOracle).isFrozen(self, asset), "Frozen"
+
+
+@view
+@internal
+def _factor_cut(asset: address) -> uint256:
+    """A margin cut in bps as a 1e18-scaled factor."""
+    if self.riskOracle == empty(address):
+        return 0
+    return convert(staticcall IRiskOracle(self.riskOracle).marginCutBps(self, asset), uint256) \
+        * (FACTOR_SCALE // 10000)
 
 
 @external
@@ -335,10 +367,11 @@ def _liquidity(account: address, use_liquidate_cf: bool) -> (bool, int256):
         info: AssetInfo = self.assetInfos[i]
         value: uint256 = convert(self.userCollateral[account][info.asset].balance, uint256) * \
             self._get_price(info.priceFeed) // convert(info.scale, uint256)
-        factor: uint64 = info.borrowCollateralFactor
+        factor: uint256 = convert(info.borrowCollateralFactor, uint256)
         if use_liquidate_cf:
-            factor = info.liquidateCollateralFactor
-        liquidity += convert(value * convert(factor, uint256) // FACTOR_SCALE, int256)
+            factor = convert(info.liquidateCollateralFactor, uint256)
+        factor -= min(factor, self._factor_cut(info.asset))
+        liquidity += convert(value * factor // FACTOR_SCALE, int256)
     return (True, liquidity)
 
 
@@ -451,6 +484,8 @@ def _supply_base(sender: address, dst: address, amount: uint256):
     repay: uint256 = 0
     supplied: uint256 = 0
     repay, supplied = self._repay_and_supply(old, new)
+    if supplied > 0:  # repaying stays open
+        self._require_not_frozen(self.baseToken)
     self.totalSupplyBase += supplied
     self.totalBorrowBase -= repay
     self._set_principal(dst, new)
@@ -461,6 +496,7 @@ def _supply_base(sender: address, dst: address, amount: uint256):
 
 @internal
 def _supply_collateral(sender: address, dst: address, asset: address, amount: uint128):
+    self._require_not_frozen(asset)
     self._transfer_in(asset, sender, convert(amount, uint256))
     info: AssetInfo = self._asset_info_by_address(asset)
     total: uint128 = self.totalsCollateral[asset].totalSupplyAsset + amount
@@ -497,6 +533,8 @@ def _withdraw_base(src: address, to: address, amount: uint256):
     withdrawn: uint256 = 0
     borrowed: uint256 = 0
     withdrawn, borrowed = self._withdraw_and_borrow(old, new)
+    if borrowed > 0:  # withdrawing a supply stays open
+        self._require_not_frozen(self.baseToken)
     self.totalSupplyBase -= withdrawn
     self.totalBorrowBase += borrowed
     self._set_principal(src, new)

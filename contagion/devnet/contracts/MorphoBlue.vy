@@ -5,8 +5,17 @@
         Morpho's rounding directions) as Morpho Blue. Devnet restrictions: only the zero-rate
         IRM (address 0) may back a market, so nothing accrues; callback `data` must be empty;
         no fees, flash loans or signature authorizations.
+
+        Risk oracle (Contagion's RiskOracle.vy), unset by default. Once the owner sets it, the
+        singleton obeys its markets (this contract, token): supply and borrow of a frozen loan
+        token and supplyCollateral of a frozen collateral token revert with "market frozen"
+        (also when this venue is halted); withdraw, repay, withdrawCollateral and liquidate
+        stay open. A margin cut of n bps on the collateral token lowers the LLTV used in
+        health checks (borrow, withdrawCollateral, liquidate) by n * 1e14, saturating at 0;
+        the liquidation incentive keeps the market's own LLTV.
 """
 from ethereum.ercs import IERC20
+import IRiskOracle
 
 interface IOracle:
     def price() -> uint256: view
@@ -115,6 +124,7 @@ isAuthorized: public(HashMap[address, HashMap[address, bool]])
 positions: HashMap[bytes32, HashMap[address, Position]]
 markets: HashMap[bytes32, Market]
 params: HashMap[bytes32, MarketParams]
+riskOracle: public(address)  # empty: no freezes, no margin cuts
 
 
 @deploy
@@ -203,8 +213,13 @@ def _is_healthy_at(marketParams: MarketParams, market_id: bytes32, borrower: add
     borrowed: uint256 = self._to_assets_up(convert(p.borrowShares, uint256),
                                            convert(m.totalBorrowAssets, uint256),
                                            convert(m.totalBorrowShares, uint256))
+    lltv: uint256 = marketParams.lltv
+    if self.riskOracle != empty(address):
+        cut: uint256 = convert(staticcall IRiskOracle(self.riskOracle).marginCutBps(
+            self, marketParams.collateralToken), uint256) * (WAD // 10000)
+        lltv -= min(lltv, cut)
     max_borrow: uint256 = self._mul_div_down(convert(p.collateral, uint256), collateral_price,
-                                             ORACLE_PRICE_SCALE) * marketParams.lltv // WAD
+                                             ORACLE_PRICE_SCALE) * lltv // WAD
     return max_borrow >= borrowed
 
 
@@ -215,6 +230,13 @@ def _is_healthy(marketParams: MarketParams, market_id: bytes32, borrower: addres
         return True
     return self._is_healthy_at(marketParams, market_id, borrower,
                                staticcall IOracle(marketParams.oracle).price())
+
+
+@internal
+@view
+def _require_not_frozen(token: address):
+    if self.riskOracle != empty(address):
+        assert not staticcall IRiskOracle(self.riskOracle).isFrozen(self, token), "market frozen"
 
 
 @internal
@@ -230,6 +252,12 @@ def _push(token: address, receiver: address, amount: uint256):
 
 
 # -- owner ------------------------------------------------------------------------------------
+
+@external
+def setRiskOracle(oracle: address):
+    assert msg.sender == self.owner, "not owner"
+    self.riskOracle = oracle
+
 
 @external
 def enableIrm(irm: address):
@@ -270,6 +298,7 @@ def supply(marketParams: MarketParams, assets: uint256, shares: uint256, onBehal
     assert self._exactly_one_zero(assets, shares), "inconsistent input"
     assert onBehalf != empty(address), "zero address"
     assert len(data) == 0, "devnet: no callbacks"
+    self._require_not_frozen(marketParams.loanToken)
     self._accrue_interest(market_id)
     m: Market = self.markets[market_id]
     a: uint256 = assets
@@ -325,6 +354,7 @@ def borrow(marketParams: MarketParams, assets: uint256, shares: uint256, onBehal
     assert self._exactly_one_zero(assets, shares), "inconsistent input"
     assert receiver != empty(address), "zero address"
     assert self._is_sender_authorized(onBehalf), "unauthorized"
+    self._require_not_frozen(marketParams.loanToken)
     self._accrue_interest(market_id)
     m: Market = self.markets[market_id]
     a: uint256 = assets
@@ -384,6 +414,7 @@ def supplyCollateral(marketParams: MarketParams, assets: uint256, onBehalf: addr
     assert assets != 0, "zero assets"
     assert onBehalf != empty(address), "zero address"
     assert len(data) == 0, "devnet: no callbacks"
+    self._require_not_frozen(marketParams.collateralToken)
     self.positions[market_id][onBehalf].collateral += convert(assets, uint128)
     log SupplyCollateral(id=market_id, caller=msg.sender, onBehalf=onBehalf, assets=assets)
     self._pull(marketParams.collateralToken, msg.sender, assets)
