@@ -780,6 +780,67 @@ def sign_feed_document(reg: Registry, db: Path, feed_dir: Path, url: str,
     return feed_dir / f"feed-{feed.nonce:012d}.json"
 
 
+@feed_app.command("publish")
+def feed_publish(document: Path | None = typer.Argument(None, help="A signed document "
+                                                        "(default: the newest in the feed "
+                                                        "folder)."),
+                 registry: str | None = REGISTRY, feed_dir: Path | None = FEED_DIR,
+                 rpc: str | None = RPC,
+                 keystore: Path | None = typer.Option(None, help="Encrypted keystore (default: "
+                                                      "$CONTAGION_FEED_KEYSTORE, else "
+                                                      "$CONTAGION_FEED_KEY)."),
+                 data_dir: Path = DATA_DIR) -> None:
+    """Push a signed document's actions to the RiskOracle on chain (docs/oracle.md), each as an
+    update signed in the same domain; what the oracle already holds is skipped, what its
+    guardrails reject is reported."""
+    reg = _registry(registry, data_dir)
+    relayed = publish_on_chain(reg, document, feed_dir or data_dir / "feed",
+                               rpc or _node_url(data_dir), keystore)
+    if any(not r.accepted for r in relayed):
+        raise typer.Exit(1)
+
+
+def publish_on_chain(reg: Registry, document: Path | None, feed_dir: Path, url: str,
+                     keystore: Path | None = None) -> list[Any]:
+    from contagion.chain.rpc import RpcClient
+    from contagion.feed.document import SignedFeed
+    from contagion.feed.keys import SigningKeyError, load_signer
+    from contagion.feed.oracle import CapExceeded
+    from contagion.feed.publisher import FeedStore
+    from contagion.feed.relay import relay_feed
+
+    try:
+        signer = load_signer(keystore)
+        feed = (SignedFeed.model_validate_json(document.read_text()) if document
+                else FeedStore(feed_dir).latest())
+    except (SigningKeyError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if feed is None:
+        raise _fail(f"nothing signed in {feed_dir}: run `contagion feed sign` first")
+    client = RpcClient(url)
+    try:  # the devnet mines on request, one block per update
+        relayed = relay_feed(client, reg, feed, signer,
+                             block_seconds=12 if reg.network == "devnet" else None)
+    except (CapExceeded, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        client.close()
+    symbols = {t.address.lower(): t.symbol for t in reg.tokens}
+    venues = {next(iter(v.contracts.values())).lower(): v.id for v in reg.venues}
+    table = Table("venue", "asset", "action", "cut (bps)", "nonce", "result",
+                  title=f"feed #{feed.nonce} (snapshot {feed.snapshot_block}) → RiskOracle "
+                        f"{reg.risk_oracle}")
+    for r in relayed:
+        u = r.update
+        table.add_row(venues.get(u.venue.lower(), u.venue), symbols.get(u.asset.lower(), u.asset),
+                      u.action, str(u.margin_cut_bps), str(u.nonce),
+                      f"[green]accepted[/] {r.tx_hash}" if r.accepted
+                      else f"[red]rejected[/]: {r.reason}")
+    console.print(table if relayed else "nothing to publish: the oracle already holds every "
+                                        "action of this document")
+    return relayed
+
+
 @feed_app.command("serve")
 def feed_serve(feed_dir: Path | None = FEED_DIR,
                host: str = typer.Option("127.0.0.1", help="Interface to listen on."),

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from dagster_project.assets import canonical, chain_logs, decoded_events
 from dagster_project.contagion import contagion_marts, early_warning
-from dagster_project.outputs import risk_feed, solvency_commitments
+from dagster_project.outputs import oracle_updates, risk_feed, solvency_commitments
 from dagster_project.resources import (
     ChainResource,
     FeedResource,
@@ -32,7 +32,8 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 
 # Everything downstream of the lake: the database, its marts, and what people receive.
-BUILD_ASSETS = [warehouse, contagion_marts, early_warning, solvency_commitments, risk_feed]
+BUILD_ASSETS = [warehouse, contagion_marts, early_warning, solvency_commitments, risk_feed,
+                oracle_updates]
 build_job = dg.define_asset_job("build_warehouse",
                                 selection=dg.AssetSelection.assets(*BUILD_ASSETS))
 daily = dg.ScheduleDefinition(name="daily_health_report", job=build_job,

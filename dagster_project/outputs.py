@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 from contagion.feed.commitment import write_commitments
 from contagion.feed.keys import SigningKeyError, load_signer
 from contagion.feed.publisher import FeedRefused, FeedSettings, FeedStore, publish_feed
+from contagion.feed.relay import relay_feed
 from contagion.policy.model import load_policy
 from dagster_project.resources import ChainResource, FeedResource
 
@@ -69,3 +70,36 @@ def risk_feed(context: dg.AssetExecutionContext, chain: ChainResource, feed: Fee
         "ecosystem_level": document.ecosystem.level, "signer": document.signature.signer,
         "valid_until": document.valid_until,
         "path": str(Path(feed.feed_dir) / f"feed-{document.nonce:012d}.json")})
+
+
+@dg.asset(deps=["risk_feed"], group_name="outputs",
+          description="The newest signed feed document's actions relayed to the RiskOracle on "
+                      "chain (docs/oracle.md); what the oracle already holds is skipped, what "
+                      "its guardrails reject is recorded")
+def oracle_updates(context: dg.AssetExecutionContext, chain: ChainResource,
+                   feed: FeedResource) -> dg.MaterializeResult[None]:
+    registry = chain.load_registry()
+    document = FeedStore(Path(feed.feed_dir)).latest()
+    if document is None:
+        raise dg.Failure("no signed feed document to publish")
+    try:
+        signer = load_signer()
+    except SigningKeyError as exc:
+        raise dg.Failure(str(exc)) from None
+    client = chain.client()
+    try:  # the devnet mines on request, one block per update
+        relayed = relay_feed(client, registry, document, signer,
+                             block_seconds=12 if registry.network == "devnet" else None)
+    finally:
+        client.close()
+    for r in relayed:
+        context.log.info(f"{r.update.action} {r.update.asset} at {r.update.venue}: "
+                         + (f"accepted in {r.tx_hash}" if r.accepted else
+                            f"rejected ({r.reason})"))
+    return dg.MaterializeResult(metadata={
+        "feed_nonce": document.nonce, "accepted": sum(r.accepted for r in relayed),
+        "rejected": sum(not r.accepted for r in relayed),
+        "updates": dg.MetadataValue.json([
+            {"venue": r.update.venue, "asset": r.update.asset, "action": r.update.action,
+             "margin_cut_bps": r.update.margin_cut_bps, "nonce": r.update.nonce,
+             "tx_hash": r.tx_hash, "rejected": r.reason} for r in relayed])})
