@@ -978,46 +978,205 @@ def feed_schema() -> None:
     sys.stdout.write(json.dumps(feed_json_schema(), indent=2) + "\n")
 
 
+# The bundled crisis played up to block 774: two windows into the depeg, before the ETH crash
+# and before any bad debt, so the demo's pipeline runs while the crisis unfolds, as it would live.
+DEMO_BLOCKS = {"lst-depeg-cascade": 742}
+DEMO_MARKER = ".contagion-demo"
+
+
 @app.command("demo")
 def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run."),
+         blocks: int | None = typer.Option(None, help="Play only the scenario's first N blocks, "
+                                           "as if the pipeline ran while it unfolds (default: "
+                                           "742 for lst-depeg-cascade, two windows into the "
+                                           "depeg; 0 plays it all)."),
          port: int = typer.Option(8545, help="Port on 127.0.0.1."),
          keep: bool = typer.Option(False, help="Leave the node running afterwards."),
-         data_dir: Path | None = typer.Option(None, "--data-dir",
-                                              help="Default: a fresh temporary folder.")) -> None:
-    """The main job end to end on the embedded devnet: node up, deploy, crisis scenario,
-    summary."""
-    from contagion.devnet.deploy import deploy_ecosystem
-    from contagion.devnet.runner import run_scenario
+         data_dir: Path = typer.Option(Path("data/demo"), "--data-dir",
+                                       help="Where everything is written (a previous demo's "
+                                            "folder is replaced).")) -> None:
+    """The main job end to end on the embedded devnet: node up, deploy, crisis scenario, then
+    the whole Dagster pipeline (index, database, marts, commitments, signed feed, report, the
+    oracle updates on chain) and a summary of what was detected, when, along which paths, what
+    was frozen, and where each output lies."""
+    import os
+    import time
 
-    workdir = data_dir or Path(tempfile.mkdtemp(prefix="contagion-demo-"))
+    from contagion.devnet.deploy import deploy_ecosystem
+    from contagion.devnet.risk_oracle import devnet_oracle_signer
+    from contagion.devnet.runner import run_scenario
+    from contagion.feed.keys import KEY_ENV
+    from dagster_project.pipeline import run_pipeline
+
+    started = time.monotonic()
     try:
         spec, path = load_scenario(scenario)
-        info = start_node(workdir, port)
+        spec = _played(spec, DEMO_BLOCKS.get(spec.name, 0) if blocks is None else blocks)
+        _fresh_demo_dir(data_dir)
+        info = start_node(data_dir, port)
     except (ScenarioError, NodeError) as exc:
         raise _fail(str(exc)) from None
     try:
         with console.status("deploying the ecosystem…"):
-            deploy_ecosystem(info.url, workdir)
-        result = run_scenario(spec, path, info.url, workdir, progress=True)
+            deploy_ecosystem(info.url, data_dir)
+        result = run_scenario(spec, path, info.url, data_dir, progress=True)
         print_summary(result.summary)
-        registry = load_registry(workdir / "registry.yaml")
-        # one partition per early-warning window
-        print_index_summary(run_index(info.url, registry, str(workdir / "lake"), width=25))
-        run_build(registry, str(workdir / "lake"), workdir / "contagion.duckdb")
-        print_truth_check(info.url, registry, workdir / "contagion.duckdb")
-        print_contagion(registry, workdir / "contagion.duckdb")
-        print_early_warning(registry, workdir / "contagion.duckdb")
-        if keep or data_dir is not None:
-            console.print(f"manifest: {result.manifest_path}")
-            console.print_json(json.dumps({"rpc_url": info.url, "data_dir": str(workdir)}))
-        else:
-            console.print("the devnet and its data were temporary; pass --keep or --data-dir "
-                          "to look at them afterwards")
+        registry = load_registry(data_dir / "registry.yaml")
+        # the devnet's oracle allowlists anvil's public account #9; a real key is never needed
+        os.environ.setdefault(KEY_ENV, "0x" + bytes(devnet_oracle_signer().key).hex())
+        before = _head(info.url)
+        with console.status("the Dagster pipeline: index → database → marts → commitments → "
+                            "signed feed → report → oracle updates…"):
+            run = run_pipeline(data_dir, info.url)
+        failed = [c.check_name for c in run.checks() if not c.passed]
+        console.print(f"Dagster: {run.windows} block-range windows indexed in one run, then the "
+                      f"build; {len(run.checks())} asset checks, "
+                      + (f"failed: {', '.join(failed)}" if failed else "all passed"))
+        db = data_dir / "contagion.duckdb"
+        show_contagion(db)
+        show_early_warning(registry, db)
+        _show_outcome(registry, data_dir, run, result.summary, info.url, before,
+                      time.monotonic() - started)
     finally:
         if not keep:
-            stop_node(workdir)
-            if data_dir is None:
-                shutil.rmtree(workdir, ignore_errors=True)
+            stop_node(data_dir)
+
+
+def _played(spec: Any, blocks: int) -> Any:
+    """The scenario cut to its first `blocks` blocks (0: all of it); shocks that would start
+    later are left out, and the summary says so."""
+    if not blocks or blocks >= spec.blocks:
+        return spec
+    shocks = [s for s in spec.shocks if s.start_block < blocks]
+    console.print(f"playing blocks 0–{blocks - 1} of {spec.name} ({spec.blocks} blocks); "
+                  f"{len(spec.shocks) - len(shocks)} later shock(s) not reached")
+    return spec.model_validate({**spec.model_dump(), "blocks": blocks,
+                                "shocks": [s.model_dump() for s in shocks]})
+
+
+def _fresh_demo_dir(data_dir: Path) -> None:
+    """Replace a previous demo's folder; never a folder the demo did not make."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / DEMO_MARKER).exists():
+            raise NodeError(f"{data_dir} exists and is not a demo folder; pass another "
+                            "--data-dir")
+        stop_node(data_dir)
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / DEMO_MARKER).write_text("made by `contagion demo`; replaced by the next one\n")
+
+
+def _head(url: str) -> int:
+    from contagion.chain.rpc import RpcClient
+
+    client = RpcClient(url)
+    try:
+        return int(client.call("eth_blockNumber"), 16)
+    finally:
+        client.close()
+
+
+def _show_outcome(registry: Registry, data_dir: Path, run: Any, summary: RunSummary, url: str,
+                  before: int, seconds: float) -> None:
+    """What was detected, when, along which paths, what went on chain and what the pool now
+    does, the first bad debt, and where each output lies."""
+    from contagion.feed.publisher import FeedStore
+
+    db = data_dir / "contagion.duckdb"
+    eco = _rows(db, "select * from fct_ecosystem_score order by snapshot_block")
+    first = {lvl: next((r for r in eco if r["level"] in lvl), None)
+             for lvl in (("amber", "red"), ("red",))}
+    feed = FeedStore(data_dir / "feed").latest()
+    updates = run.metadata("oracle_updates").get("updates") or []
+    table = Table("", "", title="summary", show_header=False)
+    for name, row in (("first amber", first[("amber", "red")]), ("first red", first[("red",)])):
+        table.add_row(name, f"block {row['snapshot_block']}, driven by {row['driver']}"
+                      if row else "never")
+    symbols = {t.address.lower(): t.symbol for t in registry.tokens}
+    names = {**{f"token:{a}": s for a, s in symbols.items()},
+             **{f"venue:{v.id}": v.id for v in registry.venues}}
+    # along which paths: from the asset acted on, else from the venue that drove the alert
+    source = (symbols.get(updates[0]["asset"].lower()) if updates else None) or \
+        (first[("amber", "red")] or {}).get("driver")
+    paths = _rows(db, "select path, transmission from fct_contagion_paths where source_name = "
+                      f"'{source}' and rank = 1 and snapshot_block = (select max(snapshot_block) "
+                      "from fct_contagion_paths) order by transmission desc, target_name "
+                      "limit 4") if source else []
+    table.add_row("strongest paths", "\n".join(
+        f"{' → '.join(names.get(n, n) for n in p['path'])} ({p['transmission']:.0%})"
+        for p in paths) or "none")
+    venues = {next(iter(v.contracts.values())).lower(): v.id for v in registry.venues}
+    table.add_row("published on chain", "\n".join(
+        f"{u['action']} {symbols.get(u['asset'].lower(), u['asset'])} at "
+        f"{venues.get(u['venue'].lower(), u['venue'])}"
+        + (f" (−{u['margin_cut_bps']} bps)" if u["action"] == "raise_margin" else "")
+        + ("" if u["tx_hash"] else f": rejected, {u['rejected']}") for u in updates)
+        or "nothing (no action at the latest snapshot)")
+    table.add_row("enforced by the pool", _enforcement(registry, db, url, before, updates))
+    bad = [h.first_bad_debt_block for h in summary.venues.values() if h.first_bad_debt_block]
+    table.add_row("first bad debt", f"block {min(bad)}" if bad else
+                  f"none up to block {summary.last_block}")
+    if feed is not None:
+        table.add_row("signed feed", f"#{feed.nonce}, snapshot {feed.snapshot_block}, "
+                                     f"{feed.ecosystem.level}, signer {feed.signature.signer}")
+    report = data_dir / "report.html"
+    for name, where in (("database", db), ("report", report),
+                        ("feed", data_dir / "feed"), ("lake", data_dir / "lake"),
+                        ("Dagster runs", data_dir / "dagster")):
+        table.add_row(name, str(where))
+    table.add_row("took", f"{seconds:.0f} s")
+    console.print(table)
+    console.print(f"look around: `make ui` (Dagster), `contagion sql --data-dir {data_dir} "
+                  "'select …'`, `contagion feed serve --data-dir "
+                  f"{data_dir} --rpc {url}` (with --keep)")
+
+
+def _enforcement(registry: Registry, db: Path, url: str, before: int,
+                 updates: list[dict[str, Any]]) -> str:
+    """The devnet Aave pool's own view of the markets the oracle updated, before and after:
+    a stETH borrower's LTV, threshold and health factor, or a new supply that now reverts."""
+    from contagion.chain.rpc import RpcClient, RpcError
+    from contagion.devnet.driver import DevnetDriver
+
+    accepted = [u for u in updates if u["tx_hash"]]
+    aave = next(iter(registry.venue("aave_v3").contracts.values()))
+    at_aave = [u for u in accepted if u["venue"].lower() == aave.lower()]
+    if not at_aave:
+        return "no update at the Aave pool"
+    client = RpcClient(url)
+    try:
+        pool = DevnetDriver(client).at("AavePool", aave)
+        lines = []
+        for u in at_aave:
+            holder = _largest_holder(db, u["asset"])
+            if holder is None:
+                continue
+            if u["action"] == "raise_margin":
+                old = pool.call("getUserAccountData", holder, block=before)
+                new = pool.call("getUserAccountData", holder)
+                lines.append(f"{holder[:10]}…: LTV {old[4]}→{new[4]} bps, threshold "
+                             f"{old[3]}→{new[3]} bps, health {old[5] / 1e18:.3f}→"
+                             f"{new[5] / 1e18:.3f}")
+            else:
+                call = {"from": holder, "to": aave,
+                        "data": pool.data("supply", u["asset"], 1, holder, 0)}
+                try:
+                    client.call("eth_call", [call, "latest"])
+                    lines.append("a new supply still goes through")
+                except RpcError as exc:
+                    lines.append(f"a new supply of it reverts: {exc.message}")
+        return "\n".join(lines) or "no holder to show"
+    finally:
+        client.close()
+
+
+def _largest_holder(db: Path, asset: str) -> str | None:
+    """The Aave account with the most of this collateral at the latest snapshot."""
+    rows = _rows(db, "select account from fct_positions where venue = 'aave_v3' and side = "
+                     f"'collateral' and token = '{asset.lower()}' and snapshot_block = "
+                     "(select max(snapshot_block) from fct_positions) "
+                     "order by amount_usd desc nulls last limit 1")
+    return str(rows[0]["account"]) if rows else None
 
 
 if __name__ == "__main__":

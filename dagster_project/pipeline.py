@@ -25,6 +25,9 @@ from dagster_project.resources import (
 
 __all__ = ["PipelineRun", "run_pipeline"]
 
+# the runs' own event log keeps every step; the terminal only needs warnings
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 @dataclass
 class PipelineRun:
@@ -68,13 +71,15 @@ def run_pipeline(data_dir: Path, rpc_url: str, *, width: int = 250,
         client.close()
     keys = window_keys(registry.deployed_at_block, head, width)
     (data_dir / "dagster").mkdir(parents=True, exist_ok=True)
-    instance = dg.DagsterInstance.local_temp(str((data_dir / "dagster").resolve()))
+    instance = dg.DagsterInstance.local_temp(str((data_dir / "dagster").resolve()),
+                                             overrides={"telemetry": {"enabled": False}})
     instance.add_dynamic_partitions(BLOCK_RANGES, keys)
     index = dg.materialize(
         [registry_asset, chain_logs, decoded_events, canonical], instance=instance,
         resources=resources, selection=[chain_logs, decoded_events, canonical],
+        run_config=_QUIET,
         tags={"dagster/asset_partition_range_start": keys[0],
               "dagster/asset_partition_range_end": keys[-1]})
     build = dg.materialize([registry_asset, *BUILD_ASSETS], instance=instance,
-                           resources=resources)
+                           resources=resources, run_config=_QUIET)
     return PipelineRun(len(keys), index, build)
