@@ -940,6 +940,43 @@ def _proofs(data: Any) -> list[dict[str, Any]]:
     return [data] if isinstance(data, dict) else list(data)
 
 
+@app.command("report")
+def report(registry: str | None = REGISTRY, db: Path | None = DATABASE,
+           out_dir: Path | None = typer.Option(None, "--out-dir", help="Where reports go "
+                                               "(default: the data dir)."),
+           rpc: str | None = typer.Option(None, "--rpc", help="Measure the lag to this chain's "
+                                          "head (default: the data dir's devnet node, if up)."),
+           data_dir: Path = DATA_DIR) -> None:
+    """Write the ecosystem health report: one self-contained HTML file (charts inline) under
+    reports/, the newest also as report.html. The daily Dagster schedule writes the same."""
+    from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable
+    from contagion.lake import Lake
+    from contagion.report.build import write_health_report
+
+    reg = _registry(registry, data_dir)
+    head = None
+    url = rpc or (_node_url(data_dir) if NodeInfo.load(data_dir) else None)
+    if url:
+        client = RpcClient(url)
+        try:
+            head = int(client.call("eth_blockNumber"), 16)
+        except (RpcError, RpcUnavailable) as exc:
+            err.print(f"the chain head is unknown ({exc}); the report says so")
+        finally:
+            client.close()
+    lake = Lake(str(data_dir / "lake")) if (data_dir / "lake").is_dir() else None
+    try:
+        written = write_health_report(_database(db, data_dir), reg, out_dir or data_dir,
+                                      chain_head=head, lake=lake)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    missing = [f"{s.title}: {s.reason}" for s in written.sections if not s.available]
+    console.print(f"report: {written.path} ({written.size_bytes:,} bytes; snapshot "
+                  f"{written.snapshot_block}, ecosystem {written.level})")
+    for line in missing:
+        console.print(f"  not available — {line}")
+
+
 @app.command("prove")
 def prove(account: str = typer.Argument(..., help="The account (0x address)."),
           venue: str | None = typer.Option(None, help="Only this venue (default: every venue "

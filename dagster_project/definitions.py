@@ -9,11 +9,17 @@ from dagster_duckdb import DuckDBResource
 
 from dagster_project.assets import canonical, chain_logs, decoded_events
 from dagster_project.contagion import contagion_marts, early_warning
-from dagster_project.outputs import oracle_updates, risk_feed, solvency_commitments
+from dagster_project.outputs import (
+    health_report,
+    oracle_updates,
+    risk_feed,
+    solvency_commitments,
+)
 from dagster_project.resources import (
     ChainResource,
     FeedResource,
     LakeResource,
+    ReportResource,
     WarehouseResource,
     database_path,
 )
@@ -33,7 +39,7 @@ def registry(chain: ChainResource) -> dg.MaterializeResult[None]:
 
 # Everything downstream of the lake: the database, its marts, and what people receive.
 BUILD_ASSETS = [warehouse, contagion_marts, early_warning, solvency_commitments, risk_feed,
-                oracle_updates]
+                health_report, oracle_updates]
 build_job = dg.define_asset_job("build_warehouse",
                                 selection=dg.AssetSelection.assets(*BUILD_ASSETS))
 daily = dg.ScheduleDefinition(name="daily_health_report", job=build_job,
@@ -49,6 +55,7 @@ defs = dg.Definitions(
     sensors=[block_range_sensor],
     resources={"chain": ChainResource(), "lake": LakeResource(),
                "warehouse_settings": WarehouseResource(), "feed": FeedResource(),
+               "report": ReportResource(),
                # analysts' access and the checks: read-only; only build_database writes the file
                "duckdb": DuckDBResource(database=database_path(),
                                         connection_config={"access_mode": "READ_ONLY"})},

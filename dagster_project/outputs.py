@@ -14,7 +14,8 @@ from contagion.feed.keys import SigningKeyError, load_signer
 from contagion.feed.publisher import FeedRefused, FeedSettings, FeedStore, publish_feed
 from contagion.feed.relay import relay_feed
 from contagion.policy.model import load_policy
-from dagster_project.resources import ChainResource, FeedResource
+from contagion.report.build import write_health_report
+from dagster_project.resources import ChainResource, FeedResource, LakeResource, ReportResource
 
 
 @dg.asset(deps=["fct_positions", "int_token_prices", "int_lp_share_prices"],
@@ -103,3 +104,26 @@ def oracle_updates(context: dg.AssetExecutionContext, chain: ChainResource,
             {"venue": r.update.venue, "asset": r.update.asset, "action": r.update.action,
              "margin_cut_bps": r.update.margin_cut_bps, "nonce": r.update.nonce,
              "tx_hash": r.tx_hash, "rejected": r.reason} for r in relayed])})
+
+
+@dg.asset(deps=["anomaly_scores", "ecosystem_score", "freeze_recommendations", "stress_results",
+                "contagion_paths", "systemic_risk", "solvency_commitments"],
+          group_name="outputs",
+          description="The ecosystem health report: one self-contained HTML file per run "
+                      "(reports/health-<time>.html, the newest also report.html), written daily "
+                      "by the schedule and on demand (`contagion report`)")
+def health_report(chain: ChainResource, lake: LakeResource, report: ReportResource,
+                  duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
+    client = chain.client()
+    try:
+        head = int(client.call("eth_blockNumber"), 16)
+    finally:
+        client.close()
+    written = write_health_report(Path(duckdb.database), chain.load_registry(),
+                                  Path(report.report_dir), chain_head=head, lake=lake.lake())
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(written.path)), "bytes": written.size_bytes,
+        "snapshot_block": written.snapshot_block or -1, "level": written.level or "",
+        "sections": ", ".join(written.written),
+        "not_available": ", ".join(f"{s.id}: {s.reason}" for s in written.sections
+                                   if not s.available)})

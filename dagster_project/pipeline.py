@@ -20,6 +20,7 @@ from dagster_project.resources import (
     ChainResource,
     FeedResource,
     LakeResource,
+    ReportResource,
     WarehouseResource,
 )
 
@@ -61,6 +62,7 @@ def run_pipeline(data_dir: Path, rpc_url: str, *, width: int = 250,
         "warehouse_settings": WarehouseResource(truth_sample=truth_sample,
                                                 snapshot_every=snapshot_every),
         "feed": FeedResource(feed_dir=str(data_dir / "feed")),
+        "report": ReportResource(report_dir=str(data_dir)),
         "duckdb": DuckDBResource(database=str(data_dir / "contagion.duckdb"),
                                  connection_config={"access_mode": "READ_ONLY"}),
     }

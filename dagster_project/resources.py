@@ -71,5 +71,12 @@ class FeedResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     max_data_age_seconds: int = int(os.environ.get("CONTAGION_FEED_MAX_AGE", "3600"))
 
 
+class ReportResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where the health reports go: one file per run under reports/, the newest also as
+    report.html beside them."""
+
+    report_dir: str = os.environ.get("CONTAGION_REPORT_DIR", str(data_dir()))
+
+
 def database_path() -> str:
     return os.environ.get("CONTAGION_DB", str(data_dir() / "contagion.duckdb"))

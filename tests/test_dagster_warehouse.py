@@ -61,8 +61,8 @@ def test_marts_and_outputs_materialize_after_the_database(
     from contagion.feed.publisher import FeedStore
     from contagion.registry import save_registry
     from dagster_project.contagion import contagion_marts, early_warning
-    from dagster_project.outputs import risk_feed, solvency_commitments
-    from dagster_project.resources import FeedResource
+    from dagster_project.outputs import health_report, risk_feed, solvency_commitments
+    from dagster_project.resources import FeedResource, ReportResource
 
     db = tmp_path / "contagion.duckdb"
     shutil.copy(world.db, db)
@@ -74,8 +74,10 @@ def test_marts_and_outputs_materialize_after_the_database(
                                registry=str(tmp_path / "registry.yaml")),
         "duckdb": DuckDBResource(database=str(db)),
         "feed": FeedResource(feed_dir=str(tmp_path / "feed")),
+        "lake": LakeResource(root=str(world.data / "lake")),
+        "report": ReportResource(report_dir=str(tmp_path)),
     }
-    assets = [contagion_marts, early_warning, solvency_commitments, risk_feed]
+    assets = [contagion_marts, early_warning, solvency_commitments, risk_feed, health_report]
     monkeypatch.delenv(KEY_ENV, raising=False)
     unsigned = dg.materialize(assets, resources=resources, raise_on_error=False)
     assert not unsigned.success  # no key: the feed asset fails, saying so
@@ -88,6 +90,10 @@ def test_marts_and_outputs_materialize_after_the_database(
                     run.get_asset_materialization_events() if e.asset_key is not None}
     assert materialized == {"systemic_risk", "contagion_paths", "stress_results",
                             "anomaly_scores", "ecosystem_score", "freeze_recommendations",
-                            "solvency_commitments", "risk_feed"}
+                            "solvency_commitments", "risk_feed", "health_report"}
     feed = FeedStore(tmp_path / "feed").latest()
     assert feed is not None and all(v.commitment for v in feed.venues)
+    # one report per run (the report does not wait for the feed), the newest as report.html
+    reports = sorted((tmp_path / "reports").glob("health-*.html"))
+    assert len(reports) == 2
+    assert (tmp_path / "report.html").read_bytes() == reports[-1].read_bytes()

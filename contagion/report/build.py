@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -569,3 +570,18 @@ def build_report(db: Path, registry: Registry, out: Path, *, chain_head: int | N
         tmp.unlink(missing_ok=True)
     return ReportSummary(out, out.stat().st_size, report.snapshot_block, report.level,
                          report.sections)
+
+
+def write_health_report(db: Path, registry: Registry, report_dir: Path, *,
+                        chain_head: int | None = None, lake: Lake | None = None) -> ReportSummary:
+    """This run's report as reports/health-<UTC time>.html under report_dir, and the newest
+    copied to report_dir/report.html."""
+    now = datetime.now(UTC)
+    written = build_report(db, registry, report_dir / "reports" /
+                           f"health-{now:%Y%m%dT%H%M%S.%fZ}.html", chain_head=chain_head,
+                           lake=lake, generated_at=now)
+    latest = report_dir / "report.html"
+    tmp = latest.with_name(f".{latest.name}.{uuid.uuid4().hex}.tmp")
+    shutil.copyfile(written.path, tmp)
+    tmp.replace(latest)
+    return written
