@@ -269,8 +269,6 @@ def build(registry: str | None = REGISTRY,
           snapshot: list[int] = typer.Option([], "--snapshot", help="Another snapshot block "
                                              "(repeatable); the end of every partition always "
                                              "is one."),
-          snapshot_every: int = typer.Option(0, help="Also a snapshot every N blocks (the "
-                                             "early-warning window; 0: partition ends only)."),
           max_price_age: int = typer.Option(3_600, help="Seconds after which a price is stale "
                                             "(the prices_fresh check)."),
           data_dir: Path = DATA_DIR) -> None:
@@ -278,18 +276,17 @@ def build(registry: str | None = REGISTRY,
     run the checks of sql/checks (a failing error-severity check exits 1)."""
     reg = _registry(registry, data_dir)
     run_build(reg, lake or str(data_dir / "lake"), _database(db, data_dir),
-              snapshot, max_price_age=max_price_age, snapshot_every=snapshot_every)
+              snapshot, max_price_age=max_price_age)
 
 
 def run_build(reg: Registry, lake: str, db: Path, snapshots: Sequence[int] = (), *,
-              max_price_age: int = 3_600, snapshot_every: int = 0) -> None:
+              max_price_age: int = 3_600) -> None:
     from contagion.lake import Lake
     from contagion.warehouse import build_database, connect_readonly, run_checks
 
     try:
         with console.status("building the database…"):
-            models = build_database(db, Lake(lake), reg, extra_snapshots=snapshots,
-                                    snapshot_every=snapshot_every)
+            models = build_database(db, Lake(lake), reg, extra_snapshots=snapshots)
     except (ValueError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     with connect_readonly(db) as con:

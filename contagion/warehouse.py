@@ -215,18 +215,9 @@ def _register_sources(con: duckdb.DuckDBPyConnection, lake: Lake, chain_id: int)
 
 # ---------------------------------------------------------------- reference tables
 
-def default_snapshots(lake: Lake, chain_id: int, every: int = 0) -> list[int]:
-    """The last block of every indexed partition and, with `every`, the last block of every
-    aligned window of that many blocks: the early-warning window need not be the partition
-    width."""
-    parts = lake.partitions(BLOCKS, chain_id)
-    ends = [part.stop - 1 for part in parts]
-    if every < 0:
-        raise ValueError(f"a snapshot interval is a number of blocks; got {every}")
-    if every and parts:
-        first, last = parts[0].start, parts[-1].stop - 1
-        ends += range((first // every + 1) * every - 1, last + 1, every)
-    return sorted(set(ends))
+def default_snapshots(lake: Lake, chain_id: int) -> list[int]:
+    """The last block of every indexed partition."""
+    return [part.stop - 1 for part in lake.partitions(BLOCKS, chain_id)]
 
 
 def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str, pa.Table]:
@@ -314,14 +305,14 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
 
 def build_database(db_path: Path, lake: Lake, registry: Registry, *,
                    snapshots: Iterable[int] | None = None, extra_snapshots: Iterable[int] = (),
-                   snapshot_every: int = 0, sql_dir: Path = SQL_DIR) -> list[Model]:
+                   sql_dir: Path = SQL_DIR) -> list[Model]:
     """(Re)build the database file from the lake; returns the models in the order they ran.
 
-    `snapshots` replaces the default (the end of every indexed partition, and of every
-    `snapshot_every` blocks); `extra_snapshots` adds blocks to it.
+    `snapshots` replaces the default (the end of every indexed partition); `extra_snapshots`
+    adds blocks to it.
     """
     models = load_models(sql_dir)
-    chosen = list(default_snapshots(lake, registry.chain_id, snapshot_every) if snapshots is None
+    chosen = list(default_snapshots(lake, registry.chain_id) if snapshots is None
                   else snapshots)
     chosen += list(extra_snapshots)
     if any(b < 0 for b in chosen):

@@ -58,8 +58,6 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     max_price_age_seconds: int = int(os.environ.get("CONTAGION_MAX_PRICE_AGE", "3600"))
     truth_sample: int = int(os.environ.get("CONTAGION_TRUTH_SAMPLE", "25"))  # accounts per venue
-    # a snapshot (an early-warning window) every this many blocks, besides partition ends
-    snapshot_every: int = int(os.environ.get("CONTAGION_SNAPSHOT_EVERY", "0"))
 
 
 class FeedResource(dg.ConfigurableResource):  # type: ignore[type-arg]

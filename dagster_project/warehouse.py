@@ -57,8 +57,7 @@ def warehouse(context: dg.AssetExecutionContext, chain: ChainResource, lake: Lak
               ) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
     registry = chain.load_registry()
     path = Path(duckdb.database)
-    build_database(path, lake.lake(), registry,
-                   snapshot_every=warehouse_settings.snapshot_every)
+    build_database(path, lake.lake(), registry)
     with duckdb.get_connection() as con:
         for model in MODELS:
             row = con.execute(f"select count(*) from {model.name}").fetchone()

@@ -369,18 +369,3 @@ def test_options_book_greeks_join_the_state_vectors(world: World) -> None:
     assert (options["book_vega"] > 0).any()
     for kind, features in FEATURES.items():
         assert {f.name for f in features} <= set(state.columns), kind
-
-
-@pytest.mark.devnet
-def test_snapshots_every_n_blocks_besides_partition_ends(world: World) -> None:
-    from contagion.ingest import BLOCKS
-    from contagion.warehouse import default_snapshots
-
-    parts = world.lake.partitions(BLOCKS, world.registry.chain_id)
-    ends = [p.stop - 1 for p in parts]
-    assert default_snapshots(world.lake, world.registry.chain_id) == ends
-    every = default_snapshots(world.lake, world.registry.chain_id, 4)
-    first, last = parts[0].start, parts[-1].stop - 1
-    assert every == sorted({*ends, *(b for b in range(first, last + 1) if (b + 1) % 4 == 0)})
-    with pytest.raises(ValueError, match="interval"):
-        default_snapshots(world.lake, world.registry.chain_id, -1)
