@@ -48,10 +48,11 @@ class PipelineRun:
         return {}
 
 
-def run_pipeline(data_dir: Path, rpc_url: str, *, width: int = 250,
-                 snapshot_every: int = 25, truth_sample: int = 25) -> PipelineRun:
-    """Index the chain into data_dir/lake, then build the database, marts, commitments, signed
-    feed, report and oracle updates, with the resources pointed at data_dir. Raises
+def run_pipeline(data_dir: Path, rpc_url: str, *, width: int = 25,
+                 truth_sample: int = 25) -> PipelineRun:
+    """Index the chain into data_dir/lake in windows of `width` blocks (each window's end is a
+    snapshot: the early warning's window), then build the database, marts, commitments,
+    signed feed, report and oracle updates, with the resources pointed at data_dir. Raises
     dagster's error when a step fails (a blocking check stops what depends on it)."""
     registry_file = data_dir / "registry.yaml"
     registry = load_registry(registry_file)
@@ -59,8 +60,7 @@ def run_pipeline(data_dir: Path, rpc_url: str, *, width: int = 250,
                           partition_width=width)
     resources = {
         "chain": chain, "lake": LakeResource(root=str(data_dir / "lake")),
-        "warehouse_settings": WarehouseResource(truth_sample=truth_sample,
-                                                snapshot_every=snapshot_every),
+        "warehouse_settings": WarehouseResource(truth_sample=truth_sample),
         "feed": FeedResource(feed_dir=str(data_dir / "feed")),
         "report": ReportResource(report_dir=str(data_dir)),
         "duckdb": DuckDBResource(database=str(data_dir / "contagion.duckdb"),
