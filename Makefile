@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ANVIL_VERSION := 1.7.1
 ANVIL := tools/node_modules/.bin/anvil
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo ui test test-slow lint bench clean
 
 setup: $(BIN)/.installed $(ANVIL)
 
@@ -24,6 +24,14 @@ $(ANVIL):
 
 demo: setup
 	$(BIN)/contagion demo
+
+# The Dagster UI on the demo's folder: every asset's lineage, the checks, the schedule and
+# sensor, and the demo's runs. CONTAGION_DATA_DIR points it at another folder.
+UI_DATA ?= data/demo
+ui: setup
+	mkdir -p $(UI_DATA)/dagster
+	CONTAGION_DATA_DIR=$(UI_DATA) DAGSTER_HOME=$(abspath $(UI_DATA))/dagster \
+		$(BIN)/dagster dev -w workspace.yaml
 
 test: setup
 	$(BIN)/ruff check .

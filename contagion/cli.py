@@ -1062,10 +1062,7 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
         with console.status("the Dagster pipeline: index → database → marts → commitments → "
                             "signed feed → report → oracle updates…"):
             run = run_pipeline(data_dir, info.url)
-        failed = [c.check_name for c in run.checks() if not c.passed]
-        console.print(f"Dagster: {run.windows} block-range windows indexed in one run, then the "
-                      f"build; {len(run.checks())} asset checks, "
-                      + (f"failed: {', '.join(failed)}" if failed else "all passed"))
+        _show_checks(run)
         db = data_dir / "contagion.duckdb"
         show_contagion(db)
         show_early_warning(registry, db)
@@ -1074,6 +1071,26 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
     finally:
         if not keep:
             stop_node(data_dir)
+
+
+def _show_checks(run: Any) -> None:
+    """The Dagster runs' asset checks: blocking ones, warnings, and the truth check's reach."""
+    import dagster as dg
+
+    checks = run.checks()
+    blocking = [c for c in checks if c.severity == dg.AssetCheckSeverity.ERROR]
+    failed = [c.check_name for c in blocking if not c.passed]
+    warned = [c.check_name for c in checks
+              if c.severity != dg.AssetCheckSeverity.ERROR and not c.passed]
+    truth = next((c for c in checks if c.check_name == "positions_match_chain"), None)
+    compared = truth.metadata.get("values_compared") if truth else None
+    console.print(
+        f"Dagster: {run.windows} block-range windows indexed in one run, then the build; "
+        f"{len(blocking)} blocking checks "
+        + (f"[red]failed: {', '.join(failed)}[/]" if failed else "passed")
+        + (f" (positions equal the contracts' own state: {compared.value} values)"
+           if compared is not None and truth and truth.passed else "")
+        + (f"; warnings: {', '.join(warned)} (docs/schema.md)" if warned else ""))
 
 
 def _played(spec: Any, blocks: int) -> Any:
