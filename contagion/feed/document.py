@@ -22,7 +22,7 @@ from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contagion.feed.commitment import ProofError, check_proof
-from contagion.feed.domain import eip712_domain
+from contagion.feed.domain import EIP712_DOMAIN_TYPE, eip712_domain
 
 __all__ = [
     "FEED_FORMAT",
@@ -158,16 +158,13 @@ _RISK_FEED_TYPE = [
     {"name": "contentHash", "type": "bytes32"},
     {"name": "methodology", "type": "string"},
 ]
-_DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"}]
 
 
 def feed_typed_data(body: FeedBody, chain_id: int, oracle: str) -> dict[str, Any]:
     """The EIP-712 message for a body, in the domain of (chain_id, oracle) — which the verifier
     pins from its own configuration, never from the document."""
     return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, "RiskFeed": _RISK_FEED_TYPE},
+        "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, "RiskFeed": _RISK_FEED_TYPE},
         "primaryType": "RiskFeed",
         "domain": eip712_domain(chain_id, oracle),
         "message": {"snapshotBlock": body.snapshot_block,
