@@ -13,6 +13,7 @@ from contagion.protocols import (
     gmx_v1,
     morpho_blue,
     opyn_gamma,
+    risk_oracle,
     uniswap_v2,
     uniswap_v3,
 )
@@ -21,7 +22,7 @@ from contagion.protocols.spec import EventSpec
 __all__ = ["ALL_EVENTS", "CREATOR", "MODULES"]
 
 MODULES = (erc20, aave_v3, compound_v3, morpho_blue, chainlink, uniswap_v2, uniswap_v3, gmx_v1,
-           opyn_gamma)
+           opyn_gamma, risk_oracle)
 ALL_EVENTS: tuple[EventSpec, ...] = tuple(spec for module in MODULES for spec in module.EVENTS)
 
 # The event that announces contracts a venue creates (address in the named decoded column)
