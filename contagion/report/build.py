@@ -444,8 +444,8 @@ def _coverage(ctx: _Context) -> Markup:
                  [(t, reason, f"{n:,}") for (t, reason), n in quarantined.most_common()],
                  numeric=[2])
            if quarantined else _note("No row was quarantined."))
-        + (Markup(f"<h3>Prices older than {esc(_duration(DEFAULT_MAX_PRICE_AGE_SECONDS))} "
-                  f"at block {esc(last_snap)}</h3>")
+        + (Markup(f"<h3>Tokens held at block {esc(last_snap)} without a price younger than "
+                  f"{esc(_duration(DEFAULT_MAX_PRICE_AGE_SECONDS))}</h3>")
            + table(["token", "problem", "positions", "age"], stale_rows, numeric=[2, 3])
            + _note(f"{fresh.failing_rows} tokens in all (the prices_fresh check).")
            if fresh.failing_rows else
