@@ -221,11 +221,13 @@ def _heatmap(ctx: _Context) -> Markup:
             grid[row_of[venue], col_of[int(block)]] = score
     latest = blocks[-1]
     now = ctx.rows("select venue, venue_kind, score, level, top_feature, "
-                   "insolvency_probability, expected_bad_debt_usd, method "
+                   "insolvency_probability, expected_bad_debt_usd, method, "
+                   "insolvency_horizon_days "
                    "from fct_anomaly_scores where snapshot_block = ? "
                    "order by score desc, venue", [latest])
     rule = ctx.settings.levels
     scored = int(np.isfinite(grid).sum())
+    horizon = next((h for *_, h in now if h is not None), None)
     return Markup(
         _lead("Each venue's anomaly score per window: −log10 of the p-value of its state "
               "vector's Mahalanobis distance from its own previous windows (4 ≈ once in "
@@ -237,9 +239,10 @@ def _heatmap(ctx: _Context) -> Markup:
                 f"{ctx.settings.min_windows} windows.")
         + Markup(f"<h3>Venues at block {esc(latest)}</h3>")
         + table(["venue", "kind", "score", "level", "top feature",
-                 "P(insolvent, 1 day)", "expected bad debt"],
+                 "P(insolvent)" if horizon is None else f"P(insolvent in {horizon:g} d)",
+                 "expected bad debt"],
                 [(v, k, number(s) if m != "none" else "no baseline", badge(lv), f or "—",
-                  percent(p), usd(e)) for v, k, s, lv, f, p, e, m in now],
+                  percent(p), usd(e)) for v, k, s, lv, f, p, e, m, _ in now],
                 numeric=[2, 5, 6]))
 
 
