@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 ANVIL_VERSION := 1.7.1
 ANVIL := tools/node_modules/.bin/anvil
+# headless Chromium for the report's browser test (Debian's packages; root, or sudo)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo ui test test-slow lint bench clean
 
@@ -22,6 +25,10 @@ $(ANVIL):
 	npm install --prefix tools --no-audit --no-fund --no-save --loglevel=error @foundry-rs/anvil@$(ANVIL_VERSION)
 	$(ANVIL) --version
 
+$(CHROMIUM):
+	@command -v apt-get >/dev/null 2>&1 || { echo "cannot install Chromium: no apt-get on this machine; install chromium and chromium-driver so that $(CHROMIUM) exists (tests/report opens the health report in it)"; exit 1; }
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver || { echo "cannot install Chromium with apt-get (root or sudo needed, and the Debian archive reachable): run 'apt-get install -y chromium chromium-driver' as root, then make test again"; exit 1; }
+
 demo: setup
 	$(BIN)/contagion demo
 
@@ -33,7 +40,7 @@ ui: setup
 	CONTAGION_DATA_DIR=$(UI_DATA) DAGSTER_HOME=$(abspath $(UI_DATA))/dagster \
 		$(BIN)/dagster dev -w workspace.yaml
 
-test: setup
+test: setup $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not slow"

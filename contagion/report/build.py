@@ -222,11 +222,13 @@ def _heatmap(ctx: _Context) -> Markup:
             grid[row_of[venue], col_of[int(block)]] = score
     latest = blocks[-1]
     now = ctx.rows("select venue, venue_kind, score, level, top_feature, "
-                   "insolvency_probability, expected_bad_debt_usd, method "
+                   "insolvency_probability, expected_bad_debt_usd, method, "
+                   "insolvency_horizon_days "
                    "from fct_anomaly_scores where snapshot_block = ? "
                    "order by score desc, venue", [latest])
     rule = ctx.settings.levels
     scored = int(np.isfinite(grid).sum())
+    horizon = next((h for *_, h in now if h is not None), None)
     return Markup(
         _lead("Each venue's anomaly score per window: −log10 of the p-value of its state "
               "vector's Mahalanobis distance from its own previous windows (4 ≈ once in "
@@ -238,9 +240,10 @@ def _heatmap(ctx: _Context) -> Markup:
                 f"{ctx.settings.min_windows} windows.")
         + Markup(f"<h3>Venues at block {esc(latest)}</h3>")
         + table(["venue", "kind", "score", "level", "top feature",
-                 "P(insolvent, 1 day)", "expected bad debt"],
+                 "P(insolvent)" if horizon is None else f"P(insolvent in {horizon:g} d)",
+                 "expected bad debt"],
                 [(v, k, number(s) if m != "none" else "no baseline", badge(lv), f or "—",
-                  percent(p), usd(e)) for v, k, s, lv, f, p, e, m in now],
+                  percent(p), usd(e)) for v, k, s, lv, f, p, e, m, _ in now],
                 numeric=[2, 5, 6]))
 
 
@@ -445,8 +448,8 @@ def _coverage(ctx: _Context) -> Markup:
                  [(t, reason, f"{n:,}") for (t, reason), n in quarantined.most_common()],
                  numeric=[2])
            if quarantined else _note("No row was quarantined."))
-        + (Markup(f"<h3>Prices older than {esc(_duration(DEFAULT_MAX_PRICE_AGE_SECONDS))} "
-                  f"at block {esc(last_snap)}</h3>")
+        + (Markup(f"<h3>Tokens held at block {esc(last_snap)} without a price younger than "
+                  f"{esc(_duration(DEFAULT_MAX_PRICE_AGE_SECONDS))}</h3>")
            + table(["token", "problem", "positions", "age"], stale_rows, numeric=[2, 3])
            + _note(f"{fresh.failing_rows} tokens in all (the prices_fresh check).")
            if fresh.failing_rows else

@@ -93,8 +93,8 @@ def anomaly_heatmap(venues: Sequence[str], blocks: Sequence[int], scores: np.nda
     top = max(float(np.nanmax(scores, initial=0.0)), rule.red * 2) + 1e-9
     bounds = [0.0, rule.amber / 2, rule.amber, (rule.amber + rule.red) / 2, rule.red,
               rule.red * 2, top]
-    cmap = ListedColormap(["#e3f1e4", "#a5d6a7", "#ffe08a", "#f5b841", "#ef7b6c", "#b71c1c"])
-    cmap.set_bad("#dcdfe3")
+    cmap = ListedColormap(["#e3f1e4", "#a5d6a7", "#ffe08a", "#f5b841", "#ef7b6c", "#b71c1c"]
+                          ).with_extremes(bad="#dcdfe3")
     fig = _figure(9.5, 1.2 + 0.34 * len(venues))
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(scores), aspect="auto", interpolation="nearest",
