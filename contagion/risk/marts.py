@@ -185,6 +185,8 @@ def compute_risk_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
     # the ecosystem at each snapshot, read once: the insolvency paths and the policy share it
     ecosystems = {int(b): ecosystem_at(con, registry, int(b)) for (b,) in con.execute(
         "select snapshot_block from ref_snapshots order by 1").fetchall()}
+    if not ecosystems:  # nothing to score, and no window to score it against
+        raise ValueError("the database has no snapshot: index some blocks and build it first")
     scores = venue_scores(state_vectors(con), settings).join(
         insolvency(con, registry, ecosystems), on=["snapshot_block", "venue"],
         how="left").with_columns(

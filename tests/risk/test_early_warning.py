@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import World
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,3 +96,19 @@ def test_levels_rise_at_once_and_fall_only_after_a_calm_stretch() -> None:
     assert levels([7, 4, 4, 4, 4], rule) == ["red", "red", "red", "amber", "amber"]
     with pytest.raises(ValueError):
         Hysteresis(amber=5, red=4)
+
+
+@pytest.mark.devnet
+def test_a_database_without_snapshots_is_a_clear_error(world: World, tmp_path: Path) -> None:
+    import shutil
+
+    import duckdb
+
+    from contagion.risk.marts import write_risk_marts
+
+    db = tmp_path / "empty.duckdb"
+    shutil.copy(world.db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("delete from ref_snapshots")
+    with pytest.raises(ValueError, match="no snapshot"):
+        write_risk_marts(db, world.registry)
