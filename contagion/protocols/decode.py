@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contagion.chain.logs import hash_matrix
+from contagion.chain.logs import hash_matrix, single_array
 from contagion.lake import QUARANTINE_SCHEMA
 from contagion.protocols import ALL_EVENTS
 from contagion.protocols.spec import EventParam, EventSpec
@@ -418,7 +418,7 @@ class _Rows:
     numpy moves a `void` item much faster than Arrow takes a binary value."""
 
     def __init__(self, column: pa.ChunkedArray) -> None:
-        array = column.combine_chunks().cast(pa.binary())  # 32-bit offsets: a partition fits
+        array = single_array(column).cast(pa.binary())  # 32-bit offsets: a partition fits
         self.flat = _bytes(array.buffers()[2])
         offsets = (np.frombuffer(array.buffers()[1], np.int32) if len(array)
                    else np.zeros(1, np.int32))
@@ -438,6 +438,17 @@ class _Rows:
 
 def _bytes(buffer: pa.Buffer | None) -> np.ndarray:
     return np.zeros(0, np.uint8) if buffer is None else np.frombuffer(buffer, np.uint8)
+
+
+def _valid(column: pa.ChunkedArray) -> np.ndarray:
+    """Per row: is the value present? Read off the validity bitmap (a few times faster than
+    Arrow's `is_valid().to_numpy()`)."""
+    array = single_array(column)
+    if array.buffers()[0] is None:
+        return np.ones(len(array), bool)
+    bits = np.unpackbits(_bytes(array.buffers()[0]), count=array.offset + len(array),
+                         bitorder="little")
+    return bits[array.offset:].view(bool)
 
 
 class _BlockTimes:
@@ -542,8 +553,7 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     n = logs.num_rows
     quarantine = _Quarantine()
     ignored: dict[str, int] = {}
-    present = [np.asarray(logs[f"topic{i}"].is_valid().to_numpy(zero_copy_only=False), bool)
-               for i in range(4)]
+    present = [_valid(logs[f"topic{i}"]) for i in range(4)]
     topic_count = np.sum(present, axis=0, dtype=np.int16)
     # topics are contiguous when none is present after an absent one
     contiguous = ~((present[1] & ~present[0]) | (present[2] & ~present[1])
@@ -552,9 +562,7 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     is_registered = _is_in(logs["address"], registered, 20)
 
     known = pa.array(catalog.topic0s, pa.binary(32))
-    index = logs["topic0"].combine_chunks() if n else pa.array([], pa.binary(32))
-    key = np.asarray(pc.fill_null(pc.index_in(index, value_set=known), -1)
-                     .to_numpy(zero_copy_only=False), np.int64)
+    key = pc.fill_null(pc.index_in(logs["topic0"], value_set=known), -1).to_numpy().astype(np.int16)
 
     broken = np.nonzero(~contiguous)[0]
     quarantine.add(broken, "topics are not contiguous (a null topic before a non-null one)")
@@ -566,11 +574,11 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
 
     # One stable sort by (topic0, topic count) puts each group's rows together, in input order.
     # (16-bit keys: numpy's stable sort is then a radix sort)
-    group = np.where(contiguous & (key >= 0), key * 5 + topic_count, -1).astype(np.int16)
+    group = np.where(contiguous & (key >= 0), key * 5 + topic_count, np.int16(-1))
     order = np.argsort(group, kind="stable")
     ordered = group[order]
-    starts = np.flatnonzero(np.diff(ordered, prepend=np.int16(-2)))
-    chosen: dict[str, list[np.ndarray]] = {}
+    starts = np.flatnonzero(np.diff(ordered, prepend=np.int16(-2)) != 0)
+    chosen: dict[str, np.ndarray] = {}  # a layout's rows, in input order (it has one group)
     for lo, hi in zip(starts, np.append(starts[1:], n)[:len(starts)], strict=True):
         value = int(ordered[lo])
         if value < 0:
@@ -587,17 +595,16 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
         for lay in candidates[1:]:  # a protocol claims its own contracts' logs
             mine = _is_in(logs["address"].take(pa.array(rows)),
                           by_protocol.get(lay.spec.protocol, ()), 20) & left
-            chosen.setdefault(lay.table, []).append(rows[mine])
+            chosen[lay.table] = rows[mine]
             left &= ~mine
-        chosen.setdefault(candidates[0].table, []).append(rows[left])
+        chosen[candidates[0].table] = rows[left]
 
     fixed = logs.select([*_FIXED_BASE, "topic1", "topic2", "topic3"]).combine_chunks()
     source = _Source(fixed, _Rows(logs["data"]), _BlockTimes(blocks))
     # Work in slices of rows small enough for the temporaries to stay in cache; the slices of
     # all layouts are spread over the threads.
-    jobs = [(lay, rows[lo:lo + _SLICE_ROWS]) for lay in catalog.layouts if lay.table in chosen
-            for rows in [np.sort(np.concatenate(chosen[lay.table]))]
-            for lo in range(0, len(rows), _SLICE_ROWS)]
+    jobs = [(lay, chosen[lay.table][lo:lo + _SLICE_ROWS]) for lay in catalog.layouts
+            if lay.table in chosen for lo in range(0, len(chosen[lay.table]), _SLICE_ROWS)]
 
     def decode(job: tuple[EventLayout, np.ndarray]) -> pa.Table:
         return _decode_layout(*job, source, quarantine)
@@ -611,8 +618,10 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     done: dict[str, list[pa.Table]] = {}
     for (lay, _), piece in zip(jobs, pieces, strict=True):
         done.setdefault(lay.table, []).append(piece)
+    # an absent event's table has no chunks: `empty_table` would allocate buffers for each
+    # column of each of them, a measurable share of a call
     tables = {lay.table: pa.concat_tables(done[lay.table]) if lay.table in done
-              else lay.schema.empty_table() for lay in catalog.layouts}
+              else pa.Table.from_batches([], lay.schema) for lay in catalog.layouts}
     result = DecodeResult(n, tables, quarantine.table(logs), ignored)
     result.check()
     return result
