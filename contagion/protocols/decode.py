@@ -120,17 +120,19 @@ def _contiguous(matrix: np.ndarray) -> np.ndarray:
 
 
 def _any_nonzero(cols: np.ndarray) -> np.ndarray:
-    """Per row: does this (rows × k) byte slice hold a non-zero byte? Eight bytes at a time,
-    column by column: numpy reduces a short axis slowly."""
+    """Per row: does this (rows × k) byte slice hold a non-zero byte? Column by column, in the
+    widest words that fit (an address's 12-byte head: 8 + 4): numpy reduces a short axis
+    slowly, and each column is a pass over the rows."""
     rows, k = cols.shape
     out = np.zeros(rows, bool)
-    whole = k - k % 8
-    if whole:
-        wide = cols[:, :whole].view(np.uint64)
-        for j in range(wide.shape[1]):
-            out |= wide[:, j] != 0
-    for j in range(whole, k):
-        out |= cols[:, j] != 0
+    done = 0
+    for size, word in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):
+        whole = (k - done) // size * size
+        if whole:
+            wide = cols[:, done:done + whole].view(word)
+            for j in range(wide.shape[1]):
+                out |= wide[:, j] != 0
+            done += whole
     return out
 
 
@@ -613,8 +615,13 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     if threads == 1:
         pieces = [decode(job) for job in jobs]
     else:
+        # the costliest jobs (about rows × columns) first, so that the threads run out of work
+        # together rather than one finishing a big job alone
+        first = sorted(range(len(jobs)), key=lambda j: len(jobs[j][1]) * len(jobs[j][0].slots),
+                       reverse=True)
         with ThreadPoolExecutor(threads) as pool:
-            pieces = list(pool.map(decode, jobs))
+            finished = dict(zip(first, pool.map(decode, [jobs[j] for j in first]), strict=True))
+        pieces = [finished[j] for j in range(len(jobs))]
     done: dict[str, list[pa.Table]] = {}
     for (lay, _), piece in zip(jobs, pieces, strict=True):
         done.setdefault(lay.table, []).append(piece)
