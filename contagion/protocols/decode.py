@@ -595,8 +595,9 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
             continue
         left = np.ones(len(rows), bool)
         for lay in candidates[1:]:  # a protocol claims its own contracts' logs
-            mine = _is_in(logs["address"].take(pa.array(rows)),
-                          by_protocol.get(lay.spec.protocol, ()), 20) & left
+            if not (members := by_protocol.get(lay.spec.protocol)):
+                continue
+            mine = _is_in(logs["address"].take(pa.array(rows)), members, 20) & left
             chosen[lay.table] = rows[mine]
             left &= ~mine
         chosen[candidates[0].table] = rows[left]
