@@ -424,8 +424,12 @@ class _Rows:
         self.flat = _bytes(array.buffers()[2])
         offsets = (np.frombuffer(array.buffers()[1], np.int32) if len(array)
                    else np.zeros(1, np.int32))
-        self.starts = offsets[array.offset:array.offset + len(array) + 1].astype(np.int64)
-        self.lengths = np.diff(self.starts)
+        self.offsets: np.ndarray = offsets[array.offset:array.offset + len(array) + 1]
+
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        """The byte lengths of these rows' values."""
+        lengths: np.ndarray = self.offsets[rows + 1] - self.offsets[rows]
+        return lengths
 
     def take(self, rows: np.ndarray, width: int) -> np.ndarray:
         """(rows × width) bytes: the first `width` of each row's value (the caller has checked
@@ -434,7 +438,7 @@ class _Rows:
             return np.zeros((len(rows), width), np.uint8)
         items = np.ndarray((len(self.flat) - width + 1,), np.dtype((np.void, width)),
                            self.flat.data, strides=(1,))
-        taken: np.ndarray = items[self.starts[rows]]
+        taken: np.ndarray = items[self.offsets[rows]]
         return taken.view(np.uint8).reshape(-1, width)
 
 
@@ -650,7 +654,7 @@ class _Source:
 
 def _decode_layout(lay: EventLayout, rows: np.ndarray, source: _Source,
                    quarantine: _Quarantine) -> pa.Table:
-    lengths = source.data.lengths[rows]
+    lengths = source.data.lengths(rows)
     expected = 32 * lay.data_words
     wrong = lengths != expected
     if wrong.any():
