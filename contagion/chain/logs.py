@@ -42,6 +42,7 @@ __all__ = [
     "logs_to_table",
     "parse_limit_error",
     "safe_head",
+    "single_array",
     "split_range",
 ]
 
@@ -322,10 +323,18 @@ def headers_to_table(headers: Sequence[dict[str, Any]], chain_id: int) -> pa.Tab
 
 # -- reading -----------------------------------------------------------------------------------
 
+def single_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The column as one Arrow array; its own chunk when it has one (`combine_chunks` copies
+    even then)."""
+    if isinstance(column, pa.Array):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def hash_matrix(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint8]:
     """A fixed-size binary column as an (n, width) byte matrix, without copying when it is one
     chunk. A null slot reads as whatever bytes Arrow keeps there: mask it by validity."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = single_array(column)
     width = array.type.byte_width
     buffer = array.buffers()[1]
     if len(array) == 0 or buffer is None:

@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from contagion.chain.logs import hash_matrix
+from contagion.chain.logs import hash_matrix, single_array
 from contagion.lake import QUARANTINE_SCHEMA
 from contagion.protocols import ALL_EVENTS
 from contagion.protocols.spec import EventParam, EventSpec
@@ -120,17 +120,19 @@ def _contiguous(matrix: np.ndarray) -> np.ndarray:
 
 
 def _any_nonzero(cols: np.ndarray) -> np.ndarray:
-    """Per row: does this (rows × k) byte slice hold a non-zero byte? Eight bytes at a time,
-    column by column: numpy reduces a short axis slowly."""
+    """Per row: does this (rows × k) byte slice hold a non-zero byte? Column by column, in the
+    widest words that fit (an address's 12-byte head: 8 + 4): numpy reduces a short axis
+    slowly, and each column is a pass over the rows."""
     rows, k = cols.shape
     out = np.zeros(rows, bool)
-    whole = k - k % 8
-    if whole:
-        wide = cols[:, :whole].view(np.uint64)
-        for j in range(wide.shape[1]):
-            out |= wide[:, j] != 0
-    for j in range(whole, k):
-        out |= cols[:, j] != 0
+    done = 0
+    for size, word in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):
+        whole = (k - done) // size * size
+        if whole:
+            wide = cols[:, done:done + whole].view(word)
+            for j in range(wide.shape[1]):
+                out |= wide[:, j] != 0
+            done += whole
     return out
 
 
@@ -418,12 +420,16 @@ class _Rows:
     numpy moves a `void` item much faster than Arrow takes a binary value."""
 
     def __init__(self, column: pa.ChunkedArray) -> None:
-        array = column.combine_chunks().cast(pa.binary())  # 32-bit offsets: a partition fits
+        array = single_array(column).cast(pa.binary())  # 32-bit offsets: a partition fits
         self.flat = _bytes(array.buffers()[2])
         offsets = (np.frombuffer(array.buffers()[1], np.int32) if len(array)
                    else np.zeros(1, np.int32))
-        self.starts = offsets[array.offset:array.offset + len(array) + 1].astype(np.int64)
-        self.lengths = np.diff(self.starts)
+        self.offsets: np.ndarray = offsets[array.offset:array.offset + len(array) + 1]
+
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        """The byte lengths of these rows' values."""
+        lengths: np.ndarray = self.offsets[rows + 1] - self.offsets[rows]
+        return lengths
 
     def take(self, rows: np.ndarray, width: int) -> np.ndarray:
         """(rows × width) bytes: the first `width` of each row's value (the caller has checked
@@ -432,12 +438,23 @@ class _Rows:
             return np.zeros((len(rows), width), np.uint8)
         items = np.ndarray((len(self.flat) - width + 1,), np.dtype((np.void, width)),
                            self.flat.data, strides=(1,))
-        taken: np.ndarray = items[self.starts[rows]]
+        taken: np.ndarray = items[self.offsets[rows]]
         return taken.view(np.uint8).reshape(-1, width)
 
 
 def _bytes(buffer: pa.Buffer | None) -> np.ndarray:
     return np.zeros(0, np.uint8) if buffer is None else np.frombuffer(buffer, np.uint8)
+
+
+def _valid(column: pa.ChunkedArray) -> np.ndarray:
+    """Per row: is the value present? Read off the validity bitmap (a few times faster than
+    Arrow's `is_valid().to_numpy()`)."""
+    array = single_array(column)
+    if array.buffers()[0] is None:
+        return np.ones(len(array), bool)
+    bits = np.unpackbits(_bytes(array.buffers()[0]), count=array.offset + len(array),
+                         bitorder="little")
+    return bits[array.offset:].view(bool)
 
 
 class _BlockTimes:
@@ -544,8 +561,7 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     n = logs.num_rows
     quarantine = _Quarantine()
     ignored: dict[str, int] = {}
-    present = [np.asarray(logs[f"topic{i}"].is_valid().to_numpy(zero_copy_only=False), bool)
-               for i in range(4)]
+    present = [_valid(logs[f"topic{i}"]) for i in range(4)]
     topic_count = np.sum(present, axis=0, dtype=np.int16)
     # topics are contiguous when none is present after an absent one
     contiguous = ~((present[1] & ~present[0]) | (present[2] & ~present[1])
@@ -554,9 +570,7 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     is_registered = _is_in(logs["address"], registered, 20)
 
     known = pa.array(catalog.topic0s, pa.binary(32))
-    index = logs["topic0"].combine_chunks() if n else pa.array([], pa.binary(32))
-    key = np.asarray(pc.fill_null(pc.index_in(index, value_set=known), -1)
-                     .to_numpy(zero_copy_only=False), np.int64)
+    key = pc.fill_null(pc.index_in(logs["topic0"], value_set=known), -1).to_numpy().astype(np.int16)
 
     broken = np.nonzero(~contiguous)[0]
     quarantine.add(broken, "topics are not contiguous (a null topic before a non-null one)")
@@ -567,12 +581,12 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
         ignored["not a known event, unregistered contract"] = count
 
     # One stable sort by (topic0, topic count) puts each group's rows together, in input order.
-    # (16-bit keys: numpy's stable sort is then a radix sort)
-    group = np.where(contiguous & (key >= 0), key * 5 + topic_count, -1).astype(np.int16)
-    order = np.argsort(group, kind="stable")
+    # (Arrow sorts integers of a small range by counting, a few times faster than numpy)
+    group = np.where(contiguous & (key >= 0), key * 5 + topic_count, np.int16(-1))
+    order = pc.sort_indices(pa.array(group)).to_numpy().view(np.int64)
     ordered = group[order]
-    starts = np.flatnonzero(np.diff(ordered, prepend=np.int16(-2)))
-    chosen: dict[str, list[np.ndarray]] = {}
+    starts = np.flatnonzero(np.diff(ordered, prepend=np.int16(-2)) != 0)
+    chosen: dict[str, np.ndarray] = {}  # a layout's rows, in input order (it has one group)
     for lo, hi in zip(starts, np.append(starts[1:], n)[:len(starts)], strict=True):
         value = int(ordered[lo])
         if value < 0:
@@ -587,19 +601,19 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
             continue
         left = np.ones(len(rows), bool)
         for lay in candidates[1:]:  # a protocol claims its own contracts' logs
-            mine = _is_in(logs["address"].take(pa.array(rows)),
-                          by_protocol.get(lay.spec.protocol, ()), 20) & left
-            chosen.setdefault(lay.table, []).append(rows[mine])
+            if not (members := by_protocol.get(lay.spec.protocol)):
+                continue
+            mine = _is_in(logs["address"].take(pa.array(rows)), members, 20) & left
+            chosen[lay.table] = rows[mine]
             left &= ~mine
-        chosen.setdefault(candidates[0].table, []).append(rows[left])
+        chosen[candidates[0].table] = rows[left]
 
     fixed = logs.select([*_FIXED_BASE, "topic1", "topic2", "topic3"]).combine_chunks()
     source = _Source(fixed, _Rows(logs["data"]), _BlockTimes(blocks))
     # Work in slices of rows small enough for the temporaries to stay in cache; the slices of
     # all layouts are spread over the threads.
-    jobs = [(lay, rows[lo:lo + _SLICE_ROWS]) for lay in catalog.layouts if lay.table in chosen
-            for rows in [np.sort(np.concatenate(chosen[lay.table]))]
-            for lo in range(0, len(rows), _SLICE_ROWS)]
+    jobs = [(lay, chosen[lay.table][lo:lo + _SLICE_ROWS]) for lay in catalog.layouts
+            if lay.table in chosen for lo in range(0, len(chosen[lay.table]), _SLICE_ROWS)]
 
     def decode(job: tuple[EventLayout, np.ndarray]) -> pa.Table:
         return _decode_layout(*job, source, quarantine)
@@ -608,13 +622,24 @@ def decode_logs(logs: pa.Table, *, blocks: pa.Table | None = None,
     if threads == 1:
         pieces = [decode(job) for job in jobs]
     else:
+        # the costliest jobs first, so that the threads run out of work together rather than
+        # one finishing a big job alone; the decimal text of wide integers dominates the cost
+        def cost(j: int) -> int:
+            lay, rows = jobs[j]
+            wide = sum(bool(_arrow_type(s.abi_type) == pa.string()) for s in lay.slots)
+            return len(rows) * (1 + wide)
+
+        first = sorted(range(len(jobs)), key=cost, reverse=True)
         with ThreadPoolExecutor(threads) as pool:
-            pieces = list(pool.map(decode, jobs))
+            finished = dict(zip(first, pool.map(decode, [jobs[j] for j in first]), strict=True))
+        pieces = [finished[j] for j in range(len(jobs))]
     done: dict[str, list[pa.Table]] = {}
     for (lay, _), piece in zip(jobs, pieces, strict=True):
         done.setdefault(lay.table, []).append(piece)
+    # an absent event's table has no chunks: `empty_table` would allocate buffers for each
+    # column of each of them, a measurable share of a call
     tables = {lay.table: pa.concat_tables(done[lay.table]) if lay.table in done
-              else lay.schema.empty_table() for lay in catalog.layouts}
+              else pa.Table.from_batches([], lay.schema) for lay in catalog.layouts}
     result = DecodeResult(n, tables, quarantine.table(logs), ignored)
     result.check()
     return result
@@ -631,7 +656,7 @@ class _Source:
 
 def _decode_layout(lay: EventLayout, rows: np.ndarray, source: _Source,
                    quarantine: _Quarantine) -> pa.Table:
-    lengths = source.data.lengths[rows]
+    lengths = source.data.lengths(rows)
     expected = 32 * lay.data_words
     wrong = lengths != expected
     if wrong.any():

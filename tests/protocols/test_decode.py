@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -255,3 +256,32 @@ def test_slices_and_threads_do_not_change_the_result(monkeypatch: pytest.MonkeyP
     assert sliced.quarantine.equals(whole.quarantine)
     for name, expected in whole.tables.items():
         assert sliced.tables[name].combine_chunks().equals(expected.combine_chunks()), name
+
+
+def test_a_slice_or_chunks_decode_like_the_same_logs_built_afresh() -> None:
+    """The decoder reads Arrow buffers directly (validity bitmaps, offsets): a slice of a
+    table, or a table in several chunks, must decode as a fresh copy of its logs does."""
+    rng = random.Random(11)
+    layouts = [CATALOG.layout(t) for t in ("erc20__transfer", "uniswap_v2__sync",
+                                            "aave_v3__supply")]
+    logs = []
+    for i in range(150):
+        lay = rng.choice(layouts)
+        address, topics, data = encode_log(lay, [_random_value(s.abi_type, rng)
+                                                 for s in lay.slots])
+        if i % 11 == 0:
+            data = data[:-1]  # quarantined: short data
+        logs.append((address, topics, data))
+    table = raw_logs(logs)
+    gap = pc.and_(pa.array([i % 13 == 0 for i in range(len(logs))]), table["topic2"].is_valid())
+    table = table.set_column(table.schema.get_field_index("topic1"), "topic1", pc.if_else(
+        gap, pa.scalar(None, pa.binary(32)), table["topic1"]))  # quarantined: a gap in topics
+    part = table.slice(5, 120)
+    chunks = pa.concat_tables([table.slice(5, 50), table.slice(55, 70)])
+    for variant in (part, chunks):
+        fresh = pa.Table.from_pylist(variant.to_pylist(), schema=RAW_LOGS_SCHEMA)
+        expected, got = decode_logs(fresh), decode_logs(variant)
+        assert expected.quarantine.num_rows > 0
+        assert got.quarantine.equals(expected.quarantine)
+        for name, want in expected.tables.items():
+            assert got.tables[name].combine_chunks().equals(want.combine_chunks()), name
