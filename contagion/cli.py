@@ -152,7 +152,7 @@ def registry_show(network: str = typer.Argument(..., help="Bundled network or re
     for col in ("venue", "protocol", "kind", "entry contract", "markets"):
         table.add_column(col)
     for v in registry.venues:
-        table.add_row(v.id, v.protocol, v.kind, next(iter(v.contracts.values())),
+        table.add_row(v.id, v.protocol, v.kind, v.main_contract,
                       str(len(v.markets)))
     console.print(table)
     console.print(f"{len(registry.tokens)} tokens, {len(registry.feeds)} feeds, "
@@ -815,15 +815,14 @@ def publish_on_chain(reg: Registry, document: Path | None, feed_dir: Path, url: 
     if feed is None:
         raise _fail(f"nothing signed in {feed_dir}: run `contagion feed sign` first")
     client = RpcClient(url)
-    try:  # the devnet mines on request, one block per update
-        relayed = relay_feed(client, reg, feed, signer,
-                             block_seconds=12 if reg.network == "devnet" else None)
+    try:
+        relayed = relay_feed(client, reg, feed, signer)
     except (CapExceeded, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:
         client.close()
     symbols = {t.address.lower(): t.symbol for t in reg.tokens}
-    venues = {next(iter(v.contracts.values())).lower(): v.id for v in reg.venues}
+    venues = {v.main_contract.lower(): v.id for v in reg.venues}
     table = Table("venue", "asset", "action", "cut (bps)", "nonce", "result",
                   title=f"feed #{feed.nonce} (snapshot {feed.snapshot_block}) → RiskOracle "
                         f"{reg.risk_oracle}")
@@ -1156,7 +1155,7 @@ def _show_outcome(registry: Registry, data_dir: Path, run: Any, summary: RunSumm
     table.add_row("strongest paths", "\n".join(
         f"{' → '.join(names.get(n, n) for n in p['path'])} ({p['transmission']:.0%})"
         for p in paths) or "none")
-    venues = {next(iter(v.contracts.values())).lower(): v.id for v in registry.venues}
+    venues = {v.main_contract.lower(): v.id for v in registry.venues}
     table.add_row("published on chain", "\n".join(
         f"{u['action']} {symbols.get(u['asset'].lower(), u['asset'])} at "
         f"{venues.get(u['venue'].lower(), u['venue'])}"
@@ -1190,7 +1189,7 @@ def _enforcement(registry: Registry, db: Path, url: str, before: int,
     from contagion.devnet.driver import DevnetDriver
 
     accepted = [u for u in updates if u["tx_hash"]]
-    aave = next(iter(registry.venue("aave_v3").contracts.values()))
+    aave = registry.venue("aave_v3").main_contract
     at_aave = [u for u in accepted if u["venue"].lower() == aave.lower()]
     if not at_aave:
         return "no update at the Aave pool"

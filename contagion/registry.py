@@ -91,6 +91,11 @@ class Venue(_Strict):
     markets: list[Market] = Field(default_factory=list)
     risk: dict[str, int | str | bool] = Field(default_factory=dict)
 
+    @property
+    def main_contract(self) -> str:
+        """The venue's main entry point: the first of its contracts."""
+        return next(iter(self.contracts.values()))
+
 
 class Claim(_Strict):
     """A token one venue issues as a claim on assets it holds: aTokens on an Aave reserve,

@@ -157,7 +157,7 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
         if not chosen:
             continue
         report.accounts[venue.id] = len(chosen)
-        main = next(iter(venue.contracts.values()))
+        main = venue.main_contract
         if venue.protocol == "aave_v3":
             for t in registry.tokens:
                 if t.issued_by != venue.id or t.kind not in ("atoken", "debt_token"):

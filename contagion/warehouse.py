@@ -233,7 +233,7 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
     tokens.append({"chain_id": chain, "token": USD, "symbol": "USD", "decimals": USD_DECIMALS,
                    "token_kind": "unit", "issued_by": None, "underlying": None})
     venues = [{"chain_id": chain, "venue": v.id, "protocol": v.protocol, "venue_kind": v.kind,
-               "name": v.name, "main_contract": next(iter(v.contracts.values())).lower()}
+               "name": v.name, "main_contract": v.main_contract.lower()}
               for v in registry.venues]
     contracts = [{"chain_id": chain, "venue": v.id, "role": role, "contract": a.lower()}
                  for v in registry.venues for role, a in v.contracts.items()]

@@ -88,9 +88,8 @@ def oracle_updates(context: dg.AssetExecutionContext, chain: ChainResource,
     except SigningKeyError as exc:
         raise dg.Failure(str(exc)) from None
     client = chain.client()
-    try:  # the devnet mines on request, one block per update
-        relayed = relay_feed(client, registry, document, signer,
-                             block_seconds=12 if registry.network == "devnet" else None)
+    try:
+        relayed = relay_feed(client, registry, document, signer)
     finally:
         client.close()
     for r in relayed:

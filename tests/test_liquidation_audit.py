@@ -228,7 +228,7 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
                                                                       row["transaction_hash"]))))
     user, health, threshold = row["borrower"], int(row["health_raw"]), int(row["threshold_raw"])
     venue = registry.venue(str(row["venue"]))
-    main = next(iter(venue.contracts.values()))
+    main = venue.main_contract
     if row["protocol"] == "aave_v3":
         account = view(driver.at("AavePool", main), "getUserAccountData", user)
         assert int(account[5]) == health and threshold == WAD

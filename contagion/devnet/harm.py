@@ -102,7 +102,7 @@ def harm_from_chain(client: RpcClient, registry: Registry, first: int,
         specs = HARM_EVENTS.get(venue.protocol)
         if specs is None:
             continue
-        address = next(iter(venue.contracts.values()))
+        address = venue.main_contract
         logs = client.call("eth_getLogs", [{"fromBlock": hex(first), "toBlock": hex(last),
                                             "address": address,
                                             "topics": [[s.topic0 for s in specs]]}])

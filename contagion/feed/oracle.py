@@ -331,7 +331,7 @@ def updates_from_recommendations(
         venue_cfg = registry.venue(row["venue"])
         if not venue_cfg.contracts:
             raise ValueError(f"venue {row['venue']!r} has no contract in the registry")
-        venue = to_checksum_address(next(iter(venue_cfg.contracts.values())))
+        venue = to_checksum_address(venue_cfg.main_contract)
         if action == "halt":
             if row["asset"] is not None:
                 raise ValueError(f"a halt of {row['venue']} is venue-wide, got asset "

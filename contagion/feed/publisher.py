@@ -144,7 +144,7 @@ def _venue_states(con: duckdb.DuckDBPyConnection, registry: Registry, block: int
     for venue in registry.venues:
         score, level, probability = scores.get(venue.id, (None, "green", None))
         states.append(VenueState(
-            venue=venue.id, address=next(iter(venue.contracts.values())), kind=venue.kind,
+            venue=venue.id, address=venue.main_contract, kind=venue.kind,
             score=_finite(score), level=level, insolvency_probability=_finite(probability),
             actions=actions.get(venue.id, []), commitment=commitments.get(venue.id)))
     return states

@@ -11,6 +11,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from contagion.chain.rpc import RpcClient
+from contagion.devnet.risk_oracle import SECONDS_PER_BLOCK
 from contagion.feed.document import SignedFeed
 from contagion.feed.oracle import (
     OracleRejected,
@@ -37,11 +38,11 @@ class Relayed:
         return self.tx_hash is not None
 
 
-def relay_feed(client: RpcClient, registry: Registry, feed: SignedFeed, signer: LocalAccount,
-               *, block_seconds: int | None = None) -> list[Relayed]:
+def relay_feed(client: RpcClient, registry: Registry, feed: SignedFeed, signer: LocalAccount
+               ) -> list[Relayed]:
     """Relay the document's actions (not `watch`) that the oracle does not already hold, signed
-    by `signer` (who also pays the gas). On a devnet that mines on request, `block_seconds`
-    mines each update in a block that many seconds after the head."""
+    by `signer` (who also pays the gas). The devnet mines on request: there each update is
+    mined in its own block, one devnet block time after the head."""
     if registry.risk_oracle is None or registry.chain_id != feed.chain_id:
         raise ValueError("the registry names no risk oracle for this document's chain")
     oracle = registry.risk_oracle
@@ -54,6 +55,7 @@ def relay_feed(client: RpcClient, registry: Registry, feed: SignedFeed, signer: 
         max_cut_step_bps=params.max_cut_step_bps, expiry=feed.valid_until,
         snapshot_hash=bytes.fromhex(feed.snapshot_block_hash[2:]),
         first_nonce=params.last_nonce + 1)
+    block_seconds = SECONDS_PER_BLOCK if registry.network == "devnet" else None
     relayed: list[Relayed] = []
     nonce = params.last_nonce
     for update in updates:

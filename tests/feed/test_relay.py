@@ -22,7 +22,7 @@ def _feed(registry: Registry, client: RpcClient, actions: list[dict[str, object]
           nonce: int) -> SignedFeed:
     head = client.call("eth_getBlockByNumber", ["latest", False])
     steth = registry.token("stETH").address
-    venues = [{"venue": v.id, "address": next(iter(v.contracts.values())), "kind": v.kind,
+    venues = [{"venue": v.id, "address": v.main_contract, "kind": v.kind,
                "score": 9.0, "level": "red", "insolvency_probability": None,
                "actions": [{**a, "asset": steth, "symbol": "stETH", "rule": "test",
                             "loss_before_usd": 2e6, "loss_after_usd": 1e6,
@@ -49,26 +49,26 @@ def test_a_feed_is_relayed_once_and_the_pool_obeys(tmp_path: Path) -> None:
         registry = deploy_ecosystem(info.url, tmp_path)
         assert registry.risk_oracle is not None
         aave = registry.venue("aave_v3")
-        pool, steth = next(iter(aave.contracts.values())), registry.token("stETH").address
+        pool, steth = aave.main_contract, registry.token("stETH").address
         signer = devnet_oracle_signer()
         cut = _feed(registry, client, [{"action": "raise_margin",
                                         "params": {"threshold_cut": 0.05}}], 1)
-        relayed = relay_feed(client, registry, cut, signer, block_seconds=12)
+        relayed = relay_feed(client, registry, cut, signer)
         assert [(r.update.action, r.accepted) for r in relayed] == [("raise_margin", True)]
         state = read_market(client, registry.risk_oracle, pool, steth)
         assert state.margin_cut_bps == 500 and not state.blocked
         # the oracle already holds it: nothing is sent again
-        assert relay_feed(client, registry, cut, signer, block_seconds=12) == []
+        assert relay_feed(client, registry, cut, signer) == []
         # a freeze of the same market right after: the oracle's cooldown rejects it
         freeze = _feed(registry, client, [{"action": "freeze_market", "params": {}}], 2)
-        rejected = relay_feed(client, registry, freeze, signer, block_seconds=12)
+        rejected = relay_feed(client, registry, freeze, signer)
         assert [(r.accepted, r.reason) for r in rejected] == [(False, "market cooling down")]
         assert not read_market(client, registry.risk_oracle, pool, steth).blocked
         # after the cooldown it goes through, and the pool takes no new stETH
         head = client.call("eth_getBlockByNumber", ["latest", False])
         client.call("evm_mine", [int(head["timestamp"], 16) + 6 * 3600])
         later = _feed(registry, client, [{"action": "freeze_market", "params": {}}], 3)
-        accepted = relay_feed(client, registry, later, signer, block_seconds=12)
+        accepted = relay_feed(client, registry, later, signer)
         assert [r.accepted for r in accepted] == [True]
         assert read_market(client, registry.risk_oracle, pool, steth).blocked
     finally:

@@ -188,7 +188,7 @@ def test_quarantine_reasons_and_accounting() -> None:
 def test_comet_claims_transfers_of_its_own_contract() -> None:
     registry = load_registry("ethereum")
     comet = next(v for v in registry.venues if v.protocol == "compound_v3")
-    comet_address = bytes.fromhex(next(iter(comet.contracts.values()))[2:])
+    comet_address = bytes.fromhex(comet.main_contract[2:])
     _, topics, data = encode_log(CATALOG.layout("erc20__transfer"), [b"\1" * 20, b"\2" * 20, 5])
     logs = raw_logs([(comet_address, topics, data), (b"\x44" * 20, topics, data)])
     with_registry = decode_logs(logs, registry=registry)
