@@ -591,8 +591,7 @@ def show_contagion(db: Path) -> None:
 
 
 def _ratio(value: float | None) -> str:
-    return "—" if value is None else "∞ (no floor alert before)" if value == float("inf") \
-        else f"{value:.1f}×"
+    return "—" if value is None else "∞" if value == float("inf") else f"{value:.1f}×"
 
 
 @app.command("warn")
@@ -658,19 +657,23 @@ def evaluate(scenarios: list[str] = typer.Argument(None, help="Bundled names or 
                 shutil.rmtree(workdir, ignore_errors=True)
     table = Table("scenario", "detector", "first amber", "first red", "first freeze",
                   "first bad debt", "lead (blocks)", "lead (min)", "false alerts",
-                  "lead ratio", title=f"early warning, windows of {window} blocks")
+                  "lead ratio", "ceiling", title=f"early warning, windows of {window} blocks",
+                  caption="∞: the floor did not alert before the bad debt · ceiling: the lead "
+                  "ratio of an alert in the first window of the first shock, the most any "
+                  "detector can show against this floor")
 
     def cell(value: object) -> str:
         return "—" if value is None else f"{value:,.0f}" if isinstance(value, float) \
             else str(value)
 
     for r in results:
-        for label, d in (("ours", r.ours), ("static floor", r.baseline)):
+        for label, d in (("ours", r.ours), ("floor", r.baseline)):
             table.add_row(r.scenario if label == "ours" else "", label, cell(d.first_amber),
                           cell(d.first_red), cell(d.first_freeze), cell(r.first_bad_debt_block),
                           cell(d.lead_blocks), cell(d.lead_minutes),
                           f"{d.false_alerts}/{d.calm_windows}",
-                          _ratio(r.lead_ratio) if label == "ours" else "")
+                          _ratio(r.lead_ratio) if label == "ours" else "",
+                          _ratio(r.ceiling_ratio) if label == "ours" else "")
     console.print(table)
     write_table(results, output)
     console.print(f"table: {output}")

@@ -16,6 +16,10 @@ scenario without shocks, unless it replays real prices, whose crisis is in the d
 calm is therefore not known); an alert there is a false alert. Lead time counts
 from the first alert at or after the first shock (or the first alert, without shocks) to the
 first bad debt; a detector that alerts only after it has a negative lead.
+
+The lead ceiling is the lead of a detector that alerts in the first window closing at or after
+the first shock: no detector without false alerts can do better at this window width, so
+ceiling / the baseline's lead bounds the lead ratio any detector can show on the scenario.
 """
 
 from __future__ import annotations
@@ -40,8 +44,16 @@ from contagion.registry import load_registry
 from contagion.risk.marts import write_risk_marts
 from contagion.warehouse import build_database
 
-__all__ = ["BASELINE_MARGIN", "Detection", "ScenarioEvaluation", "baseline_alerts",
-           "detect", "evaluate_scenario", "write_table"]
+__all__ = [
+    "BASELINE_MARGIN",
+    "Detection",
+    "ScenarioEvaluation",
+    "baseline_alerts",
+    "detect",
+    "evaluate_scenario",
+    "lead_ceiling",
+    "write_table",
+]
 
 BASELINE_MARGIN = 1.10
 
@@ -67,6 +79,7 @@ class ScenarioEvaluation:
     bad_debt_usd: float
     ours: Detection
     baseline: Detection
+    lead_ceiling_blocks: int | None = None  # first bad debt − first window end ≥ first shock
 
     @property
     def lead_ratio(self) -> float | None:
@@ -76,6 +89,25 @@ class ScenarioEvaluation:
         if a is None or a <= 0:
             return None
         return a / b if b is not None and b > 0 else float("inf")
+
+    @property
+    def ceiling_ratio(self) -> float | None:
+        """The lead ratio of a detector alerting in the first window of the first shock: the
+        most any detector can show against this baseline (see the module)."""
+        c, b = self.lead_ceiling_blocks, self.baseline.lead_blocks
+        if c is None or c <= 0:
+            return None
+        return c / b if b is not None and b > 0 else float("inf")
+
+
+def lead_ceiling(snapshots: list[int], *, first_shock: int | None,
+                 first_bad_debt: int | None) -> int | None:
+    """first bad debt − the first window end at or after the first shock (None without a shock,
+    a bad debt, or such a window)."""
+    if first_shock is None or first_bad_debt is None:
+        return None
+    first = min((b for b in snapshots if b >= first_shock), default=None)
+    return None if first is None else first_bad_debt - first
 
 
 def detect(levels: pl.DataFrame, *, first_shock: int | None, calm_until: int | None,
@@ -169,12 +201,18 @@ def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 
         scenario=spec.name, windows=ours.height, window_blocks=window,
         first_shock_block=first_shock, first_bad_debt_block=first_bad,
         bad_debt_usd=sum(h.bad_debt_usd for h in harm.values()),
-        ours=read(ours, freezes), baseline=read(base))
+        ours=read(ours, freezes), baseline=read(base),
+        lead_ceiling_blocks=lead_ceiling(ours["snapshot_block"].to_list(),
+                                         first_shock=first_shock, first_bad_debt=first_bad))
 
 
 def write_table(results: list[ScenarioEvaluation], path: Path) -> None:
     """The evaluation as JSON (one object per scenario, with the lead ratio)."""
-    rows = [{**asdict(r), "lead_ratio": r.lead_ratio if r.lead_ratio != float("inf") else None,
+    def finite(x: float | None) -> float | None:
+        return None if x == float("inf") else x
+
+    rows = [{**asdict(r), "lead_ratio": finite(r.lead_ratio),
+             "ceiling_ratio": finite(r.ceiling_ratio),
              "baseline_alerted_before_bad_debt": r.baseline.lead_blocks is not None
              and r.baseline.lead_blocks > 0} for r in results]
     tmp = path.with_suffix(path.suffix + ".tmp")

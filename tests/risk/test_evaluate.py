@@ -11,7 +11,14 @@ import polars as pl
 import pytest
 
 from contagion.devnet.node import free_port
-from contagion.evaluate import baseline_alerts, detect, evaluate_scenario
+from contagion.evaluate import (
+    Detection,
+    ScenarioEvaluation,
+    baseline_alerts,
+    detect,
+    evaluate_scenario,
+    lead_ceiling,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +70,25 @@ def test_detect_counts_calm_alerts_and_lead_from_the_first_shock() -> None:
     assert (replay.first_amber, replay.lead_minutes, replay.calm_windows) == (20, 450.0, 0)
 
 
+def test_the_lead_ceiling_is_an_alert_in_the_first_window_of_the_first_shock() -> None:
+    windows = [10, 20, 30, 40, 50, 60]
+    assert lead_ceiling(windows, first_shock=33, first_bad_debt=55) == 15  # window ending 40
+    assert lead_ceiling(windows, first_shock=30, first_bad_debt=55) == 25  # ends at the shock
+    assert lead_ceiling(windows, first_shock=None, first_bad_debt=55) is None
+    assert lead_ceiling(windows, first_shock=33, first_bad_debt=None) is None
+    assert lead_ceiling(windows, first_shock=61, first_bad_debt=70) is None
+
+    def run(ours: int, baseline: int | None) -> ScenarioEvaluation:
+        def d(lead: int | None) -> Detection:
+            return Detection(None, None, None, lead, None, 0, 0)
+        return ScenarioEvaluation("s", 6, 10, 33, 55, 1.0, d(ours), d(baseline),
+                                  lead_ceiling_blocks=15)
+
+    assert run(15, 10).ceiling_ratio == pytest.approx(1.5)  # no detector can show 2x here
+    assert run(15, 10).lead_ratio == pytest.approx(1.5)
+    assert run(15, None).ceiling_ratio == float("inf")
+
+
 def test_the_static_floor_is_fixed_at_the_first_window_with_debt() -> None:
     state = pl.DataFrame({
         "snapshot_block": [10, 20, 30, 10, 20, 30],
@@ -91,6 +117,7 @@ def test_a_small_crisis_is_alerted_before_its_bad_debt(tmp_path: Path) -> None:
     assert ours.first_freeze is not None and ours.first_freeze < result.first_bad_debt_block
     assert ours.lead_blocks is not None and ours.lead_blocks > 0
     assert result.lead_ratio is not None and result.lead_ratio >= 1  # never later than the floor
+    assert result.lead_ceiling_blocks is not None and ours.lead_blocks <= result.lead_ceiling_blocks
 
     with duckdb.connect(str(tmp_path / "run" / "contagion.duckdb"), read_only=True) as con:
         doc = (ROOT / "docs" / "schema.md").read_text()
