@@ -90,6 +90,9 @@ class Venue(_Strict):
     contracts: dict[str, Address]  # role -> address; the first one is the main entry point
     markets: list[Market] = Field(default_factory=list)
     risk: dict[str, int | str | bool] = Field(default_factory=dict)
+    # The venue reads the registry's `risk_oracle` (freezes, margin cuts). Its setter leaves no
+    # log, so the registry says it; the liquidation audit then judges by the cut in force.
+    obeys_risk_oracle: bool = False
 
     @property
     def main_contract(self) -> str:
@@ -147,6 +150,9 @@ class Registry(_Strict):
                 for sym in m.collateral:
                     need(sym, f"venues[{v.id}].markets[{m.id}].collateral", known, "token")
                 need(m.loan, f"venues[{v.id}].markets[{m.id}].loan", known, "token")
+            if v.obeys_risk_oracle and self.risk_oracle is None:
+                raise ValueError(f"venues[{v.id}].obeys_risk_oracle, but the registry names "
+                                 "no risk_oracle")
         for c in self.claims:
             need(c.token, "claims[].token", known, "token")
             need(c.issuer, f"claims[{c.token}].issuer", venues, "venue")

@@ -233,7 +233,9 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
     tokens.append({"chain_id": chain, "token": USD, "symbol": "USD", "decimals": USD_DECIMALS,
                    "token_kind": "unit", "issued_by": None, "underlying": None})
     venues = [{"chain_id": chain, "venue": v.id, "protocol": v.protocol, "venue_kind": v.kind,
-               "name": v.name, "main_contract": v.main_contract.lower()}
+               "name": v.name, "main_contract": v.main_contract.lower(),
+               "risk_oracle": registry.risk_oracle.lower()
+               if v.obeys_risk_oracle and registry.risk_oracle else None}
               for v in registry.venues]
     contracts = [{"chain_id": chain, "venue": v.id, "role": role, "contract": a.lower()}
                  for v in registry.venues for role, a in v.contracts.items()]
@@ -276,7 +278,7 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
                        "issued_by": pa.string(), "underlying": pa.string()},
         "ref_venues": {"chain_id": pa.uint64(), "venue": pa.string(), "protocol": pa.string(),
                        "venue_kind": pa.string(), "name": pa.string(),
-                       "main_contract": pa.string()},
+                       "main_contract": pa.string(), "risk_oracle": pa.string()},
         "ref_venue_contracts": {"chain_id": pa.uint64(), "venue": pa.string(),
                                 "role": pa.string(), "contract": pa.string()},
         "ref_markets": {"chain_id": pa.uint64(), "venue": pa.string(), "market_id": pa.string(),

@@ -4,8 +4,11 @@ On the shared crisis (Aave and Compound liquidate) and on a short crash where ev
 liquidates, with one Aave borrower liquidated twice in one block right after its price fell:
 every liquidation is audited and valid, and the recomputed health equals what the venue's own
 views answer at the block before, with the feeds set to the answers the liquidation read (taken
-from its call trace). A price changed in the lake turns a liquidation invalid; a risk parameter
-missing from the registry leaves the ones it decides undecided.
+from its call trace). A borrower healthy on the registry's parameters but not after a
+RiskOracle margin cut is liquidated at Aave and at Morpho: valid on the cut in force, flagged by
+a registry that does not know the venues obey the oracle. A price changed in the lake turns a
+liquidation invalid; a risk parameter missing from the registry leaves the ones it decides
+undecided.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def every_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         spec, path = load_scenario(scenario)
         run_scenario(spec, path, info.url, data)
         _liquidate_twice_in_one_block(DevnetDriver(client), registry)
+        _liquidate_under_a_margin_cut(DevnetDriver(client), registry)
         lake = Lake(str(data / "lake"))
         summary = index_range(client, lake, registry, width=10)
         db = data / "contagion.duckdb"
@@ -94,6 +98,9 @@ def every_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         stop_node(data)
 
 
+TWICE_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-twice")[12:])
+
+
 def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> None:
     """A fresh Aave borrower of USDC against WETH, at a health factor of about 1.06; then in
     one block the WETH price falls 15% and the borrower is liquidated twice (one sender, so the
@@ -102,7 +109,7 @@ def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> N
     weth, usdc = (driver.at("ERC20", registry.token(s).address) for s in ("WETH", "USDC"))
     feed = driver.at("ChainlinkAggregator",
                      next(f.address for f in registry.feeds if f.id == "WETH/USD"))
-    borrower = to_checksum_address(keccak(text="contagion/tests/liquidated-twice")[12:])
+    borrower = TWICE_BORROWER
     price = int(feed.call("latestAnswer"))
     supplied = 10 * WAD
     borrowed = supplied * price * 78 // 100 // 10**8 // 10**12  # 78% of its value, in USDC
@@ -120,6 +127,72 @@ def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> N
         pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, borrower,
                 borrowed // 10, False, gas=3_000_000)
     driver.mine_all(ts + 12)
+
+
+MARGIN_CUT_BPS = 500
+CUT_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-under-a-cut")[12:])
+
+
+def _liquidate_under_a_margin_cut(driver: DevnetDriver, registry: Registry) -> None:
+    """A fresh Aave borrower of USDC against WETH at 80% of its value: healthy on the
+    registry's 83% threshold (health 1.04). The RiskOracle then cuts WETH's margin at Aave by
+    MARGIN_CUT_BPS, to 78% (health 0.975), and in the next block, at unchanged prices, the
+    borrower is liquidated: allowed only by the threshold in force."""
+    from contagion.devnet.risk_oracle import devnet_oracle_signer
+    from contagion.feed.oracle import RiskUpdate, sign_update, submit_update
+
+    pool = driver.at("AavePool", registry.venue("aave_v3").contracts["pool"])
+    weth, usdc = (driver.at("ERC20", registry.token(s).address) for s in ("WETH", "USDC"))
+    feed = driver.at("ChainlinkAggregator",
+                     next(f.address for f in registry.feeds if f.id == "WETH/USD"))
+    borrower = CUT_BORROWER
+    supplied = 10 * WAD
+    borrowed = supplied * int(feed.call("latestAnswer")) * 80 // 100 // 10**8 // 10**12
+    weth.tx(DEPLOYER, "mint", borrower, supplied)
+    usdc.tx(DEPLOYER, "mint", DEPLOYER, borrowed)
+    latest = driver.client.call("eth_getBlockByNumber", ["latest", False])
+    _, ts = driver.mine_all(int(latest["timestamp"], 16) + 12)
+    weth.tx(borrower, "approve", pool.address, 2**256 - 1)
+    pool.tx(borrower, "supply", weth.address, supplied, borrower, 0)
+    pool.tx(borrower, "borrow", usdc.address, borrowed, 2, 0, borrower)
+    usdc.tx(DEPLOYER, "approve", pool.address, 2**256 - 1)
+    _, ts = driver.mine_all(ts + 12)
+    assert registry.risk_oracle is not None
+    update = RiskUpdate(venue=pool.address, asset=weth.address, action="raise_margin",
+                        margin_cut_bps=MARGIN_CUT_BPS, nonce=1, expiry=ts + 3600,
+                        snapshot_hash=b"\1" * 32)
+    signed = sign_update(devnet_oracle_signer(), registry.chain_id, registry.risk_oracle, update)
+    submit_update(driver.client, registry.risk_oracle, DEPLOYER, signed, mine_at=ts + 12)
+    driver.nonces.clear()  # the relay sent from the deployer behind the driver's back
+    pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, borrower, borrowed // 10,
+            False, gas=3_000_000)
+    _, ts = driver.mine_all(ts + 24)
+
+    # the same at Morpho's WETH/USDC market: 84% of the collateral's value borrowed against an
+    # LLTV of 86%, which the cut lowers to 81%
+    morpho = driver.at("MorphoBlue", registry.venue("morpho_blue").main_contract)
+    market = next(m for m in registry.venue("morpho_blue").markets
+                  if m.params.get("label") == "WETH/USDC")
+    params = morpho.call("idToMarketParams", bytes.fromhex(market.id[2:]))
+    price = int(driver.at("MorphoChainlinkOracle", str(market.params["oracle"])).call("price"))
+    borrowed = supplied * price // 10**36 * 84 // 100
+    weth.tx(DEPLOYER, "mint", borrower, supplied)
+    usdc.tx(DEPLOYER, "mint", DEPLOYER, 3 * borrowed)
+    _, ts = driver.mine_all(ts + 12)
+    weth.tx(borrower, "approve", morpho.address, 2**256 - 1)
+    usdc.tx(DEPLOYER, "approve", morpho.address, 2**256 - 1)
+    morpho.tx(DEPLOYER, "supply", params, 2 * borrowed, 0, DEPLOYER, b"")
+    morpho.tx(borrower, "supplyCollateral", params, supplied, borrower, b"")
+    morpho.tx(borrower, "borrow", params, borrowed, 0, borrower, borrower)
+    _, ts = driver.mine_all(ts + 12)
+    update = RiskUpdate(venue=morpho.address, asset=weth.address, action="raise_margin",
+                        margin_cut_bps=MARGIN_CUT_BPS, nonce=2, expiry=ts + 3600,
+                        snapshot_hash=b"\2" * 32)
+    signed = sign_update(devnet_oracle_signer(), registry.chain_id, registry.risk_oracle, update)
+    submit_update(driver.client, registry.risk_oracle, DEPLOYER, signed, mine_at=ts + 12)
+    driver.nonces.clear()
+    morpho.tx(DEPLOYER, "liquidate", params, borrower, supplied // 10, 0, b"", gas=3_000_000)
+    driver.mine_all(ts + 24)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -250,11 +323,14 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
         market = bytes.fromhex(str(row["market"])[2:])
         _, borrow_shares, collateral = view(morpho, "position", market, user)
         _, _, total_assets, total_shares, _, _ = view(morpho, "market", market)
-        _, _, oracle, _, lltv = view(morpho, "idToMarketParams", market)
+        _, collateral_token, oracle, _, lltv = view(morpho, "idToMarketParams", market)
         price = int(view(driver.at("MorphoChainlinkOracle", oracle), "price"))
+        cut = int(view(driver.at("RiskOracle", str(registry.risk_oracle)), "marginCutBps",
+                       main, collateral_token)) * 10**14
         assert threshold == -(-int(borrow_shares) * (int(total_assets) + 1)
                               // (int(total_shares) + 10**6))
-        assert health == int(collateral) * price // 10**36 * int(lltv) // WAD
+        lltv = int(lltv) - min(cut, int(lltv))
+        assert health == int(collateral) * price // 10**36 * lltv // WAD
     elif row["protocol"] == "gmx_v1":
         vault = driver.at("PerpsVault", main)
         event = _rows(world, "select collateral_token, index_token, is_long "
@@ -281,14 +357,14 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
 def _aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
     """The health factor liquidationCall computed, from what its first account pass read: for
     each listed reserve in order, the aToken balance (read only when it counts as collateral),
-    the debt, and the price (read only when either is not zero)."""
+    the debt, the price (read only when either is not zero) and, for collateral, the
+    RiskOracle's margin cut."""
     driver = DevnetDriver(world.client)
     pool = driver.at("AavePool", world.registry.venue("aave_v3").contracts["pool"])
     block = int(row["block_number"]) - 1
-    # the pool also asks the RiskOracle for freezes and margin cuts; only the reads matter here
+    # after a reserve's price the pool asks the RiskOracle for its margin cut (collateral only)
     oracle = (world.registry.risk_oracle or "").lower()
-    calls = iter(c for c in _trace(world.client, row["transaction_hash"])
-                 if c["to"].lower() != oracle)
+    calls = iter(_trace(world.client, row["transaction_hash"]))
     collateral = weighted = debt = 0
     for reserve in pool.call("getReservesList", block=block):
         a_token, debt_token, feed, unit, _, threshold, _, _ = pool.call("reserves", reserve,
@@ -304,8 +380,13 @@ def _aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
             assert call["to"].lower() == feed.lower()
             price = abi_decode(["uint80", "int256", "uint256", "uint256", "uint80"],
                                bytes.fromhex(call["output"][2:]))[1]
-            worth = held * price // unit
-            collateral, weighted = collateral + worth, weighted + worth * threshold
+            worth, cut = held * price // unit, 0
+            if held and oracle:
+                call = next(calls)
+                assert call["to"].lower() == oracle
+                cut = int(call["output"], 16)
+            collateral = collateral + worth
+            weighted += worth * (threshold - min(cut, threshold))
             debt += owed * price // unit
     average = weighted // collateral
     return ((collateral * average + 5_000) // 10_000 * WAD + debt // 2) // debt
@@ -375,7 +456,7 @@ def test_health_equals_the_venues_own_views_the_block_before(
 def test_a_borrower_liquidated_twice_in_a_block_is_judged_on_what_the_first_left(
         every_venue: World) -> None:
     rows = [r for r in _audit(every_venue) if r["protocol"] == "aave_v3"]
-    last = max(r["block_number"] for r in rows)
+    last = max(r["block_number"] for r in rows if r["borrower"] == TWICE_BORROWER.lower())
     first, second = [r for r in rows if r["block_number"] == last]
     assert first["borrower"] == second["borrower"]
     assert second["state_before_log_index"] > first["log_index"]
@@ -388,6 +469,38 @@ def test_a_borrower_liquidated_twice_in_a_block_is_judged_on_what_the_first_left
     assert second["health_raw"] != first["health_raw"]
     for row in rows:  # every other one as well, however many shared its block
         assert int(row["health_raw"]) == _aave_health_from_trace(every_venue, row)
+
+
+@pytest.mark.devnet
+def test_a_liquidation_the_risk_oracle_margin_cut_allowed_is_valid(every_venue: World,
+                                                                   tmp_path: Path) -> None:
+    cuts = _rows(every_venue, "select venue, asset, action, cut_bps from int_margin_cuts "
+                              "order by ordinal")
+    weth = every_venue.registry.token("WETH").address.lower()
+    assert cuts == [{"venue": venue, "asset": weth, "action": 1, "cut_bps": MARGIN_CUT_BPS}
+                    for venue in ("aave_v3", "morpho_blue")]
+    rows = {r["venue"]: r for r in _audit(every_venue) if r["borrower"] == CUT_BORROWER.lower()}
+    assert set(rows) == {"aave_v3", "morpho_blue"}
+    assert all(r["valid"] is True and r["reason"] is None for r in rows.values())
+    assert 0.97 < rows["aave_v3"]["health"] < 0.98  # 78% / 80%, on the threshold in force
+    # Morpho's health is max borrow over borrowed: 81% / 84% (the seizure left it below 1)
+    assert 0.96 < rows["morpho_blue"]["health"] < 0.97
+    # the same lake with a registry that does not know Aave obeys the oracle: the borrower was
+    # healthy on the registry's threshold, so the liquidation is flagged
+    data = every_venue.registry.model_dump()
+    for venue in data["venues"]:
+        venue["obeys_risk_oracle"] = False
+    db = tmp_path / "unaware.duckdb"
+    build_database(db, every_venue.lake, Registry.model_validate(data))
+    with connect_readonly(db) as con:
+        assert con.execute("select count(*) from int_margin_cuts").fetchall() == [(0,)]
+        unaware = {r[0]: r[1:] for r in con.execute(
+            "select venue, valid, reason, health from fct_liquidation_audit where borrower = ?",
+            [CUT_BORROWER.lower()]).fetchall()}
+    valid, reason, health = unaware["aave_v3"]
+    assert valid is False and "is not below 1" in reason and 1.03 < health < 1.04
+    valid, reason, health = unaware["morpho_blue"]
+    assert valid is False and 1.02 < health < 1.03  # 86% / 84%
 
 
 @pytest.mark.devnet

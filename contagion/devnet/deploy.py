@@ -144,14 +144,16 @@ def _describe(world: BaseWorld, aave: object, comet: object, morpho: object, per
                               params={"ltv_bps": ltv, "liquidation_threshold_bps": lt,
                                       "liquidation_bonus_bps": bonus})
                        for s, (ltv, lt, bonus) in AAVE_RESERVES.items()],
-              risk={"close_factor_bps": 5000, "close_factor_full_below_hf_bps": 9500}),
+              risk={"close_factor_bps": 5000, "close_factor_full_below_hf_bps": 9500},
+              obeys_risk_oracle=True),
         Venue(id="compound_v3_usdc", protocol="compound_v3", kind="lending",
               name="Compound v3 cUSDCv3 (devnet)", contracts={"comet": comet.comet.address},
               markets=[Market(id=name, collateral=[name], loan="USDC",
                               params={"borrow_collateral_factor": int(b * WAD),
                                       "liquidate_collateral_factor": int(lc * WAD),
                                       "liquidation_factor": int(lf * WAD)})
-                       for name, (b, lc, lf) in COMET_COLLATERAL.items()]),
+                       for name, (b, lc, lf) in COMET_COLLATERAL.items()],
+              obeys_risk_oracle=True),
         Venue(id="morpho_blue", protocol="morpho_blue", kind="lending",
               name="Morpho Blue (devnet)",
               contracts={"morpho": morpho.morpho.address,
@@ -162,7 +164,8 @@ def _describe(world: BaseWorld, aave: object, comet: object, morpho: object, per
                                       "oracle": morpho.oracles[k].address,
                                       **_oracle_params(morpho.oracles[k]),
                                       "irm": morpho.markets[k][3]})
-                       for k in morpho.markets]),
+                       for k in morpho.markets],
+              obeys_risk_oracle=True),
         Venue(id="gmx_v1", protocol="gmx_v1", kind="perps", name="Perps vault (GMX v1 events)",
               contracts={"vault": perps.vault.address},
               risk={name: int(perps.vault.call(name)) for name in PERPS_RISK},

@@ -4,7 +4,8 @@
 -- is enabled as collateral (its last ReserveUsedAsCollateralEnabled/Disabled) and its
 -- liquidation threshold is not zero, and the variable debt, each worth balance × price / 10^dec
 -- (floor) at the reserve's oracle answer; collateral C = Σ worth, threshold LT = Σ worth × lt / C
--- (floor), debt D = Σ worth; health factor = wadDiv(percentMul(C, LT), D), both half up. The
+-- (floor) with lt lowered by the RiskOracle's margin cut in force (int_margin_cuts), debt
+-- D = Σ worth; health factor = wadDiv(percentMul(C, LT), D), both half up. The
 -- liquidation is valid when it is below 1 (10^18), the collateral asset counts as collateral and
 -- the borrower owes the debt asset. Balances are the flows' principal: exact while the
 -- reserve's indexes stay at 1 (the devnet); once interest accrued the result is not decided.
@@ -62,6 +63,7 @@ legs as (
         '1' || repeat('0', t.decimals) as unit,
         coalesce(e.enabled, false) as enabled,
         try_cast(p.value as decimal(38, 0)) as lt_bps,
+        coalesce(mc.cut_bps, 0) as cut_bps,
         a.answer_raw, a.block_number as price_block, a.log_index as price_log_index,
         tf.feed
     from balances as b
@@ -76,6 +78,9 @@ legs as (
     left join int_token_feeds as tf on tf.chain_id = b.chain_id and tf.token = b.reserve
     asof left join stg_oracle_answers as a
         on a.chain_id = b.chain_id and a.feed = tf.feed and a.ordinal < l.state_ordinal
+    asof left join int_margin_cuts as mc
+        on mc.chain_id = b.chain_id and mc.venue = l.venue and mc.asset = b.reserve
+        and mc.ordinal < l.state_ordinal
 ),
 valued as (  -- what the pool reads of each reserve: collateral counts when enabled and lt ≠ 0
     select
@@ -92,8 +97,9 @@ account as (
     select
         chain_id, block_number, log_index,
         coalesce(sum(collateral_base) filter (where counts), 0) as collateral_base,
-        coalesce(sum(mul_div_down(collateral_base, lt_bps, 1)) filter (where counts), 0)
-            as weighted_base,
+        -- a RiskOracle margin cut lowers the threshold (not below 0); the reserve still counts
+        coalesce(sum(mul_div_down(collateral_base, lt_bps - least(cut_bps, lt_bps), 1))
+                 filter (where counts), 0) as weighted_base,
         coalesce(sum(debt_base) filter (where debt_raw > 0), 0) as debt_base,
         -- every input there, yet no value: a product beyond 38 digits
         count(*) filter (where answer_raw > 0 and unit is not null

@@ -3,7 +3,7 @@
 -- the account borrows (its base principal, Σ supply − Σ debt of its base flows, is below zero)
 -- and the borrow's value, principal × base price / base scale (truncated), exceeds Σ over its
 -- collateral of balance × price / scale (floor) × liquidateCollateralFactor / 10^18 (floor), all
--- in the feeds' 8-decimal USD. Comet stops adding collateral once the sum covers the borrow,
+-- in the feeds' 8-decimal USD; the factor less the RiskOracle's margin cut in force. Comet stops adding collateral once the sum covers the borrow,
 -- which does not change the outcome. Base moved by transferAsset while borrowing has no event
 -- (docs/canonical.md): such an account's principal is not what the flows say.
 with liq as (
@@ -44,7 +44,10 @@ legs as (  -- the base position and every collateral, priced before the absorb
         coalesce(b.collateral_raw, 0) as collateral_raw,
         coalesce(b.principal_raw, 0) as principal_raw,
         t.symbol, '1' || repeat('0', t.decimals) as scale,
-        try_cast(p.value as decimal(38, 0)) as liquidate_factor,
+        -- a RiskOracle margin cut (int_margin_cuts) lowers the factor by cut × 10^14, not below 0
+        try_cast(p.value as decimal(38, 0))
+            - least(coalesce(mc.cut_bps, 0)::decimal(38, 0) * 100000000000000,
+                    try_cast(p.value as decimal(38, 0))) as liquidate_factor,
         tf.feed, a.answer_raw, a.block_number as price_block, a.log_index as price_log_index
     from held as k
     join liq as l using (chain_id, block_number, log_index)
@@ -59,6 +62,9 @@ legs as (  -- the base position and every collateral, priced before the absorb
     left join int_token_feeds as tf on tf.chain_id = k.chain_id and tf.token = k.token
     asof left join stg_oracle_answers as a
         on a.chain_id = k.chain_id and a.feed = tf.feed and a.ordinal < l.state_ordinal
+    asof left join int_margin_cuts as mc
+        on mc.chain_id = k.chain_id and mc.venue = l.venue and mc.asset = k.token
+        and mc.ordinal < l.state_ordinal
 ),
 valued as (
     select

@@ -2,7 +2,7 @@
 -- Morpho's _isHealthy, from the state just before the liquidation (int_liquidations.
 -- state_ordinal): borrowed = toAssetsUp(borrow shares) = ⌈shares × (total borrow assets + 1) /
 -- (total borrow shares + 10^6)⌉; max borrow = ⌊⌊collateral × oracle price / 10^36⌋ × LLTV /
--- 10^18⌋, the oracle price being MorphoChainlinkOracle's ⌊scale factor × base answer / quote
+-- 10^18⌋ (LLTV less the RiskOracle's margin cut in force), the oracle price being MorphoChainlinkOracle's ⌊scale factor × base answer / quote
 -- answer⌋ (the registry market's oracle_base_feed, oracle_quote_feed — zero address: none —
 -- and oracle_scale_factor). Valid when borrowed > max borrow. The market's totals replay its
 -- Borrow, Repay and Liquidate events; Morpho floors total borrow assets at zero on a repay (a
@@ -78,7 +78,11 @@ inputs as (
         l.chain_id, l.block_number, l.log_index, l.market, l.state_ordinal,
         p.borrow_shares, p.collateral_raw,
         coalesce(t.total_assets, 0) as total_assets, coalesce(t.total_shares, 0) as total_shares,
-        k.lltv, k.base_feed, k.scale_factor, k.collateral_token, k.loan_token,
+        -- a RiskOracle margin cut on the collateral token (int_margin_cuts) lowers the LLTV
+        -- by cut × 10^14, not below 0
+        k.lltv - least(coalesce(mc.cut_bps, 0)::decimal(38, 0) * 100000000000000, k.lltv)
+            as lltv,
+        k.base_feed, k.scale_factor, k.collateral_token, k.loan_token,
         nullif(k.quote_feed, '0x0000000000000000000000000000000000000000') as quote_feed,
         k.market is not null as known
     from liq as l
@@ -88,6 +92,9 @@ inputs as (
     asof left join totals as t
         on t.chain_id = l.chain_id and t.contract = l.contract and t.market = l.market
         and t.ordinal < l.state_ordinal
+    asof left join int_margin_cuts as mc
+        on mc.chain_id = l.chain_id and mc.venue = l.venue and mc.asset = k.collateral_token
+        and mc.ordinal < l.state_ordinal
 ),
 priced as (
     select

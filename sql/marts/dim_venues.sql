@@ -6,6 +6,7 @@ select
     v.venue_kind,
     v.name,
     v.main_contract,
+    v.risk_oracle,
     (select count(*) from ref_markets as m where m.chain_id = v.chain_id and m.venue = v.venue)
         as collateral_markets,
     (select list(t.symbol order by t.symbol) from int_tokens as t
