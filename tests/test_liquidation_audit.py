@@ -101,18 +101,17 @@ def every_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 TWICE_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-twice")[12:])
 
 
-def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> None:
-    """A fresh Aave borrower of USDC against WETH, at a health factor of about 1.06; then in
-    one block the WETH price falls 15% and the borrower is liquidated twice (one sender, so the
-    price comes first and the liquidations in that order)."""
+def _aave_borrower(driver: DevnetDriver, registry: Registry, borrower: str, percent: int
+                   ) -> tuple[Contract, Contract, Contract, Contract, int, int, int]:
+    """A fresh Aave borrower of USDC against 10 WETH, `percent` % of its value borrowed, and the
+    deployer ready to repay for it: (pool, WETH, USDC, WETH feed, borrowed, price, last time)."""
     pool = driver.at("AavePool", registry.venue("aave_v3").contracts["pool"])
     weth, usdc = (driver.at("ERC20", registry.token(s).address) for s in ("WETH", "USDC"))
     feed = driver.at("ChainlinkAggregator",
                      next(f.address for f in registry.feeds if f.id == "WETH/USD"))
-    borrower = TWICE_BORROWER
     price = int(feed.call("latestAnswer"))
     supplied = 10 * WAD
-    borrowed = supplied * price * 78 // 100 // 10**8 // 10**12  # 78% of its value, in USDC
+    borrowed = supplied * price * percent // 100 // 10**8 // 10**12  # in USDC
     weth.tx(DEPLOYER, "mint", borrower, supplied)
     usdc.tx(DEPLOYER, "mint", DEPLOYER, borrowed)
     latest = driver.client.call("eth_getBlockByNumber", ["latest", False])
@@ -122,9 +121,18 @@ def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> N
     pool.tx(borrower, "borrow", usdc.address, borrowed, 2, 0, borrower)
     usdc.tx(DEPLOYER, "approve", pool.address, 2**256 - 1)
     _, ts = driver.mine_all(ts + 12)
+    return pool, weth, usdc, feed, borrowed, price, ts
+
+
+def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> None:
+    """A fresh Aave borrower at 78% of its value (health about 1.06); then in one block the
+    WETH price falls 15% and the borrower is liquidated twice (one sender, so the price comes
+    first and the liquidations in that order)."""
+    pool, weth, usdc, feed, borrowed, price, ts = _aave_borrower(driver, registry,
+                                                                 TWICE_BORROWER, 78)
     feed.tx(DEPLOYER, "transmit", price * 85 // 100)
     for _ in range(2):
-        pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, borrower,
+        pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, TWICE_BORROWER,
                 borrowed // 10, False, gas=3_000_000)
     driver.mine_all(ts + 12)
 
@@ -134,64 +142,51 @@ CUT_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-under
 
 
 def _liquidate_under_a_margin_cut(driver: DevnetDriver, registry: Registry) -> None:
-    """A fresh Aave borrower of USDC against WETH at 80% of its value: healthy on the
-    registry's 83% threshold (health 1.04). The RiskOracle then cuts WETH's margin at Aave by
-    MARGIN_CUT_BPS, to 78% (health 0.975), and in the next block, at unchanged prices, the
-    borrower is liquidated: allowed only by the threshold in force."""
+    """A fresh Aave borrower at 80% of its value: healthy on the registry's 83% threshold
+    (health 1.04). The RiskOracle then cuts WETH's margin at Aave by MARGIN_CUT_BPS, to 78%
+    (health 0.975), and in the next block, at unchanged prices, the borrower is liquidated:
+    allowed only by the threshold in force. The same at Morpho's WETH/USDC market: 84% of the
+    collateral's value borrowed against an LLTV of 86%, which the cut lowers to 81%."""
     from contagion.devnet.risk_oracle import devnet_oracle_signer
     from contagion.feed.oracle import RiskUpdate, sign_update, submit_update
 
-    pool = driver.at("AavePool", registry.venue("aave_v3").contracts["pool"])
-    weth, usdc = (driver.at("ERC20", registry.token(s).address) for s in ("WETH", "USDC"))
-    feed = driver.at("ChainlinkAggregator",
-                     next(f.address for f in registry.feeds if f.id == "WETH/USD"))
-    borrower = CUT_BORROWER
-    supplied = 10 * WAD
-    borrowed = supplied * int(feed.call("latestAnswer")) * 80 // 100 // 10**8 // 10**12
-    weth.tx(DEPLOYER, "mint", borrower, supplied)
-    usdc.tx(DEPLOYER, "mint", DEPLOYER, borrowed)
-    latest = driver.client.call("eth_getBlockByNumber", ["latest", False])
-    _, ts = driver.mine_all(int(latest["timestamp"], 16) + 12)
-    weth.tx(borrower, "approve", pool.address, 2**256 - 1)
-    pool.tx(borrower, "supply", weth.address, supplied, borrower, 0)
-    pool.tx(borrower, "borrow", usdc.address, borrowed, 2, 0, borrower)
-    usdc.tx(DEPLOYER, "approve", pool.address, 2**256 - 1)
-    _, ts = driver.mine_all(ts + 12)
-    assert registry.risk_oracle is not None
-    update = RiskUpdate(venue=pool.address, asset=weth.address, action="raise_margin",
-                        margin_cut_bps=MARGIN_CUT_BPS, nonce=1, expiry=ts + 3600,
-                        snapshot_hash=b"\1" * 32)
-    signed = sign_update(devnet_oracle_signer(), registry.chain_id, registry.risk_oracle, update)
-    submit_update(driver.client, registry.risk_oracle, DEPLOYER, signed, mine_at=ts + 12)
-    driver.nonces.clear()  # the relay sent from the deployer behind the driver's back
-    pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, borrower, borrowed // 10,
-            False, gas=3_000_000)
+    oracle = registry.risk_oracle
+    assert oracle is not None
+
+    def cut(venue: str, asset: str, nonce: int, ts: int) -> None:
+        """Relay a signed raise_margin in the next block (at ts + 12)."""
+        update = RiskUpdate(venue=venue, asset=asset, action="raise_margin",
+                            margin_cut_bps=MARGIN_CUT_BPS, nonce=nonce, expiry=ts + 3600,
+                            snapshot_hash=bytes([nonce]) * 32)
+        signed = sign_update(devnet_oracle_signer(), registry.chain_id, oracle, update)
+        submit_update(driver.client, oracle, DEPLOYER, signed, mine_at=ts + 12)
+        driver.nonces.clear()  # the relay sent from the deployer behind the driver's back
+
+    pool, weth, usdc, _, borrowed, _, ts = _aave_borrower(driver, registry, CUT_BORROWER, 80)
+    cut(pool.address, weth.address, 1, ts)
+    pool.tx(DEPLOYER, "liquidationCall", weth.address, usdc.address, CUT_BORROWER,
+            borrowed // 10, False, gas=3_000_000)
     _, ts = driver.mine_all(ts + 24)
 
-    # the same at Morpho's WETH/USDC market: 84% of the collateral's value borrowed against an
-    # LLTV of 86%, which the cut lowers to 81%
     morpho = driver.at("MorphoBlue", registry.venue("morpho_blue").main_contract)
     market = next(m for m in registry.venue("morpho_blue").markets
                   if m.params.get("label") == "WETH/USDC")
     params = morpho.call("idToMarketParams", bytes.fromhex(market.id[2:]))
     price = int(driver.at("MorphoChainlinkOracle", str(market.params["oracle"])).call("price"))
+    supplied = 10 * WAD
     borrowed = supplied * price // 10**36 * 84 // 100
-    weth.tx(DEPLOYER, "mint", borrower, supplied)
+    weth.tx(DEPLOYER, "mint", CUT_BORROWER, supplied)
     usdc.tx(DEPLOYER, "mint", DEPLOYER, 3 * borrowed)
     _, ts = driver.mine_all(ts + 12)
-    weth.tx(borrower, "approve", morpho.address, 2**256 - 1)
+    weth.tx(CUT_BORROWER, "approve", morpho.address, 2**256 - 1)
     usdc.tx(DEPLOYER, "approve", morpho.address, 2**256 - 1)
     morpho.tx(DEPLOYER, "supply", params, 2 * borrowed, 0, DEPLOYER, b"")
-    morpho.tx(borrower, "supplyCollateral", params, supplied, borrower, b"")
-    morpho.tx(borrower, "borrow", params, borrowed, 0, borrower, borrower)
+    morpho.tx(CUT_BORROWER, "supplyCollateral", params, supplied, CUT_BORROWER, b"")
+    morpho.tx(CUT_BORROWER, "borrow", params, borrowed, 0, CUT_BORROWER, CUT_BORROWER)
     _, ts = driver.mine_all(ts + 12)
-    update = RiskUpdate(venue=morpho.address, asset=weth.address, action="raise_margin",
-                        margin_cut_bps=MARGIN_CUT_BPS, nonce=2, expiry=ts + 3600,
-                        snapshot_hash=b"\2" * 32)
-    signed = sign_update(devnet_oracle_signer(), registry.chain_id, registry.risk_oracle, update)
-    submit_update(driver.client, registry.risk_oracle, DEPLOYER, signed, mine_at=ts + 12)
-    driver.nonces.clear()
-    morpho.tx(DEPLOYER, "liquidate", params, borrower, supplied // 10, 0, b"", gas=3_000_000)
+    cut(morpho.address, weth.address, 2, ts)
+    morpho.tx(DEPLOYER, "liquidate", params, CUT_BORROWER, supplied // 10, 0, b"",
+              gas=3_000_000)
     driver.mine_all(ts + 24)
 
 
