@@ -5,8 +5,8 @@
 -- liquidation threshold is not zero, and the variable debt, each worth balance × price / 10^dec
 -- (floor) at the reserve's oracle answer; collateral C = Σ worth, threshold LT = Σ worth × lt / C
 -- (floor) with lt lowered by the RiskOracle's margin cut in force (int_margin_cuts), debt
--- D = Σ worth; health factor = wadDiv(percentMul(C, LT), D), both half up. The
--- liquidation is valid when it is below 1 (10^18), the collateral asset counts as collateral and
+-- D = Σ worth; health factor = wadDiv(percentMul(C, LT), D), both half up. The liquidation is
+-- valid when it is below 1 (10^18), the collateral asset counts as collateral and
 -- the borrower owes the debt asset. Balances are the flows' principal: exact while the
 -- reserve's indexes stay at 1 (the devnet); once interest accrued the result is not decided.
 with liq as (

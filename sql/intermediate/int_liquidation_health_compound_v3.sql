@@ -3,8 +3,8 @@
 -- the account borrows (its base principal, Σ supply − Σ debt of its base flows, is below zero)
 -- and the borrow's value, principal × base price / base scale (truncated), exceeds Σ over its
 -- collateral of balance × price / scale (floor) × liquidateCollateralFactor / 10^18 (floor), all
--- in the feeds' 8-decimal USD; the factor less the RiskOracle's margin cut in force. Comet stops adding collateral once the sum covers the borrow,
--- which does not change the outcome. Base moved by transferAsset while borrowing has no event
+-- in the feeds' 8-decimal USD; the factor less the RiskOracle's margin cut in force. Comet
+-- stops adding collateral once the sum covers the borrow, which does not change the outcome. Base moved by transferAsset while borrowing has no event
 -- (docs/canonical.md): such an account's principal is not what the flows say.
 with liq as (
     select * from int_liquidations where protocol = 'compound_v3'
@@ -44,10 +44,10 @@ legs as (  -- the base position and every collateral, priced before the absorb
         coalesce(b.collateral_raw, 0) as collateral_raw,
         coalesce(b.principal_raw, 0) as principal_raw,
         t.symbol, '1' || repeat('0', t.decimals) as scale,
-        -- a RiskOracle margin cut (int_margin_cuts) lowers the factor by cut × 10^14, not below 0
+        -- a RiskOracle margin cut (int_margin_cuts) lowers the factor, not below 0
         try_cast(p.value as decimal(38, 0))
-            - least(coalesce(mc.cut_bps, 0)::decimal(38, 0) * 100000000000000,
-                    try_cast(p.value as decimal(38, 0))) as liquidate_factor,
+            - least(coalesce(mc.cut_wad, 0), try_cast(p.value as decimal(38, 0)))
+            as liquidate_factor,
         tf.feed, a.answer_raw, a.block_number as price_block, a.log_index as price_log_index
     from held as k
     join liq as l using (chain_id, block_number, log_index)

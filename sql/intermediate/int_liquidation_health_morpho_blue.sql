@@ -2,9 +2,9 @@
 -- Morpho's _isHealthy, from the state just before the liquidation (int_liquidations.
 -- state_ordinal): borrowed = toAssetsUp(borrow shares) = ⌈shares × (total borrow assets + 1) /
 -- (total borrow shares + 10^6)⌉; max borrow = ⌊⌊collateral × oracle price / 10^36⌋ × LLTV /
--- 10^18⌋ (LLTV less the RiskOracle's margin cut in force), the oracle price being MorphoChainlinkOracle's ⌊scale factor × base answer / quote
--- answer⌋ (the registry market's oracle_base_feed, oracle_quote_feed — zero address: none —
--- and oracle_scale_factor). Valid when borrowed > max borrow. The market's totals replay its
+-- 10^18⌋ (LLTV less the RiskOracle's margin cut in force), the oracle price being
+-- MorphoChainlinkOracle's ⌊scale factor × base answer / quote answer⌋ (the registry market's
+-- oracle_base_feed, oracle_quote_feed — zero address: none — and oracle_scale_factor). Valid when borrowed > max borrow. The market's totals replay its
 -- Borrow, Repay and Liquidate events; Morpho floors total borrow assets at zero on a repay (a
 -- rounded-up repay may exceed it by one), which a running sum does exactly as
 -- total = S − min(0, min of S so far) (a floor at zero on every step: Lindley's recursion).
@@ -78,10 +78,9 @@ inputs as (
         l.chain_id, l.block_number, l.log_index, l.market, l.state_ordinal,
         p.borrow_shares, p.collateral_raw,
         coalesce(t.total_assets, 0) as total_assets, coalesce(t.total_shares, 0) as total_shares,
-        -- a RiskOracle margin cut on the collateral token (int_margin_cuts) lowers the LLTV
-        -- by cut × 10^14, not below 0
-        k.lltv - least(coalesce(mc.cut_bps, 0)::decimal(38, 0) * 100000000000000, k.lltv)
-            as lltv,
+        -- a RiskOracle margin cut on the collateral token (int_margin_cuts) lowers the LLTV,
+        -- not below 0
+        k.lltv - least(coalesce(mc.cut_wad, 0), k.lltv) as lltv,
         k.base_feed, k.scale_factor, k.collateral_token, k.loan_token,
         nullif(k.quote_feed, '0x0000000000000000000000000000000000000000') as quote_feed,
         k.market is not null as known

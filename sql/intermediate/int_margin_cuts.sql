@@ -2,8 +2,8 @@
 -- The margin cut each update put in force at a venue that obeys the RiskOracle (registry
 -- `obeys_risk_oracle`): the oracle stores the last accepted update's marginCutBps per (venue,
 -- asset), freezes carrying the cut along, and the venue lowers the asset's liquidation
--- threshold by it (Aave in bps, Comet and Morpho as cut × 10^14 of their 1e18 factors, none
--- below 0). The cut in force before a log is the row with the largest ordinal below it. Venue-
+-- threshold by it, none below 0: Aave's bps by cut_bps, Comet's and Morpho's 1e18-scaled
+-- factors by cut_wad = cut_bps × 10^14. The cut in force before a log is the row with the largest ordinal below it. Venue-
 -- wide updates (halts, asset 0) carry no cut and are left out.
 select
     u.chain_id,
@@ -13,7 +13,8 @@ select
     u.block_number,
     u.log_index,
     u.action,
-    u.margin_cut_bps::integer as cut_bps
+    u.margin_cut_bps::integer as cut_bps,
+    u.margin_cut_bps::decimal(38, 0) * 100000000000000 as cut_wad
 from src_risk_oracle__risk_update_accepted as u
 join ref_venues as v
     on v.chain_id = u.chain_id and v.main_contract = '0x' || lower(hex(u.venue))
