@@ -3,7 +3,8 @@ module) and tied to this process, so a crashed run leaves no node behind."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,27 +91,39 @@ class World:
             return con.execute(query, params or []).fetchall()
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@contextmanager
+def scenario_world(data: Path, scenario: str, *,
+                   after_scenario: Callable[[DevnetDriver, Registry], None] | None = None,
+                   extra_snapshots: Sequence[int] = ()) -> Iterator[World]:
+    """A fresh devnet in `data` with the ecosystem deployed and `scenario` (YAML text) played,
+    then `after_scenario` (more transactions), indexed in 10-block partitions and built."""
     from contagion.devnet.deploy import deploy_ecosystem
     from contagion.devnet.runner import run_scenario
     from contagion.devnet.scenario import load_scenario
 
-    data = tmp_path_factory.mktemp("warehouse") / "data"
     info = start_node(data, free_port(), attached=True)
     client = RpcClient(info.url)
     try:
         registry = deploy_ecosystem(info.url, data)
-        scenario = data / "warehouse.yaml"
-        scenario.write_text(SCENARIO)
-        spec, path = load_scenario(scenario)
+        scenario_file = data / "scenario.yaml"
+        scenario_file.write_text(scenario)
+        spec, path = load_scenario(scenario_file)
         run_scenario(spec, path, info.url, data)
+        if after_scenario is not None:
+            after_scenario(DevnetDriver(client), registry)
         lake = Lake(str(data / "lake"))
         summary = index_range(client, lake, registry, width=10)
         db = data / "contagion.duckdb"
-        # and a snapshot before anything happened
-        build_database(db, lake, registry, extra_snapshots=[0])
+        build_database(db, lake, registry, extra_snapshots=extra_snapshots)
         yield World(client, registry, lake, db, data, summary.last_block)
     finally:
         client.close()
         stop_node(data)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    # and a snapshot before anything happened
+    with scenario_world(tmp_path_factory.mktemp("warehouse") / "data", SCENARIO,
+                        extra_snapshots=[0]) as built:
+        yield built

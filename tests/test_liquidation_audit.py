@@ -24,14 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import World
+from conftest import World, scenario_world
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
-from contagion.devnet.node import free_port, start_node, stop_node
-from contagion.indexing import index_range
 from contagion.lake import Lake
 from contagion.registry import Registry
 from contagion.warehouse import build_database, connect_readonly, run_checks
@@ -73,29 +71,13 @@ activity: 0.5
 
 @pytest.fixture(scope="module")
 def every_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from contagion.devnet.deploy import deploy_ecosystem
-    from contagion.devnet.runner import run_scenario
-    from contagion.devnet.scenario import load_scenario
+    def more(driver: DevnetDriver, registry: Registry) -> None:
+        _liquidate_twice_in_one_block(driver, registry)
+        _liquidate_under_a_margin_cut(driver, registry)
 
-    data = tmp_path_factory.mktemp("every_venue") / "data"
-    info = start_node(data, free_port(), attached=True)
-    client = RpcClient(info.url)
-    try:
-        registry = deploy_ecosystem(info.url, data)
-        scenario = data / "every-venue.yaml"
-        scenario.write_text(EVERY_VENUE)
-        spec, path = load_scenario(scenario)
-        run_scenario(spec, path, info.url, data)
-        _liquidate_twice_in_one_block(DevnetDriver(client), registry)
-        _liquidate_under_a_margin_cut(DevnetDriver(client), registry)
-        lake = Lake(str(data / "lake"))
-        summary = index_range(client, lake, registry, width=10)
-        db = data / "contagion.duckdb"
-        build_database(db, lake, registry)
-        yield World(client, registry, lake, db, data, summary.last_block)
-    finally:
-        client.close()
-        stop_node(data)
+    with scenario_world(tmp_path_factory.mktemp("every_venue") / "data", EVERY_VENUE,
+                        after_scenario=more) as built:
+        yield built
 
 
 TWICE_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-twice")[12:])
