@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from eth_account.signers.local import LocalAccount
 
 from contagion.feed.commitment import write_commitments
 from contagion.feed.keys import SigningKeyError, load_signer
@@ -40,6 +41,15 @@ def solvency_commitments(chain: ChainResource, duckdb: DuckDBResource
                               metadata={"snapshots_missing_venues": str(short[:10])})
 
 
+def _signer() -> LocalAccount:
+    """The feed's signing key (environment or keystore); without one the asset fails, saying
+    what to set."""
+    try:
+        return load_signer()
+    except SigningKeyError as exc:
+        raise dg.Failure(str(exc)) from None
+
+
 @dg.asset(deps=["solvency_commitments", "anomaly_scores", "ecosystem_score",
                 "freeze_recommendations", "stress_results"],
           group_name="outputs",
@@ -48,10 +58,7 @@ def solvency_commitments(chain: ChainResource, duckdb: DuckDBResource
                       "(fails) when a blocking check fails or the data is stale.")
 def risk_feed(context: dg.AssetExecutionContext, chain: ChainResource, feed: FeedResource,
               duckdb: DuckDBResource) -> dg.MaterializeResult[None]:
-    try:
-        signer = load_signer()
-    except SigningKeyError as exc:
-        raise dg.Failure(str(exc)) from None
+    signer = _signer()
     client = chain.client()
     try:
         document = publish_feed(Path(duckdb.database), chain.load_registry(), signer,
@@ -83,10 +90,7 @@ def oracle_updates(context: dg.AssetExecutionContext, chain: ChainResource,
     document = FeedStore(Path(feed.feed_dir)).latest()
     if document is None:
         raise dg.Failure("no signed feed document to publish")
-    try:
-        signer = load_signer()
-    except SigningKeyError as exc:
-        raise dg.Failure(str(exc)) from None
+    signer = _signer()
     client = chain.client()
     try:
         relayed = relay_feed(client, registry, document, signer)
