@@ -20,6 +20,7 @@ row's `unfit` column names it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -216,6 +217,7 @@ FLOW_FRAME: dict[str, pl.DataType] = {
     "account": pl.String(), "token": pl.String(), "action": pl.String(), "side": pl.String(),
     "amount_text": pl.String(), "decimals": pl.Int32(), "source": pl.String(),
 }
+_EMPTY_FLOWS = pl.DataFrame(schema=FLOW_FRAME)
 BASE = ("chain_id", "block_number", "block_time", "transaction_hash", "log_index",
         "contract_address")
 
@@ -226,6 +228,17 @@ def decoded_frame(table: pa.Table) -> pl.DataFrame:
     """A decoded event table as a Polars frame in the canonical tables' vocabulary: addresses and
     hashes (bytes in the decoder's output) as lowercase 0x text, the form the registry and
     analysts use, and block_time in milliseconds."""
+    if table.num_rows == 0:  # most tables of most partitions: convert each schema once
+        return _empty_decoded_frame(table.schema).clone()
+    return _decoded_frame(table)
+
+
+@functools.cache
+def _empty_decoded_frame(schema: pa.Schema) -> pl.DataFrame:
+    return _decoded_frame(schema.empty_table())
+
+
+def _decoded_frame(table: pa.Table) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns((pl.lit("0x") + pl.col(name).bin.encode("hex")).alias(name)
@@ -354,6 +367,8 @@ def flow_frame(df: pl.DataFrame, *, source: str | pl.Expr, protocol: str | pl.Ex
                market: pl.Expr | None = None, flow_index: int = 0,
                venue: pl.Expr | None = None, decimals: pl.Expr | None = None) -> pl.DataFrame:
     """Rows of a decoded (or decoded-and-joined) frame as flows of one action and side."""
+    if df.height == 0:  # the usual case for most actions of a partition; Polars ops are not free
+        return _EMPTY_FLOWS.clone()
     null = pl.lit(None, pl.String())
     return df.select(
         *(pl.col(c) for c in BASE),
@@ -372,8 +387,9 @@ def flow_frame(df: pl.DataFrame, *, source: str | pl.Expr, protocol: str | pl.Ex
 
 
 def concat_flows(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    parts = [f.select(list(FLOW_FRAME)).cast(FLOW_FRAME) for f in frames]  # type: ignore[arg-type]
-    return pl.concat(parts) if parts else pl.DataFrame(schema=FLOW_FRAME)
+    parts = [f.select(list(FLOW_FRAME)).cast(FLOW_FRAME)  # type: ignore[arg-type]
+             for f in frames if f.height]
+    return pl.concat(parts) if parts else _EMPTY_FLOWS.clone()
 
 
 def with_venue(df: pl.DataFrame, ctx: Context, column: str = "contract_address") -> pl.DataFrame:
