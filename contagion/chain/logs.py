@@ -12,9 +12,11 @@ buffers, never one Python object per field; the shape of every value is still ch
 from __future__ import annotations
 
 import binascii
+import functools
+import json
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -24,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
 
 from contagion.chain.rpc import RpcClient, RpcError
 from contagion.lake import BLOCKS_SCHEMA, RAW_LOGS_SCHEMA
@@ -41,6 +45,7 @@ __all__ = [
     "headers_to_table",
     "logs_to_table",
     "parse_limit_error",
+    "parse_logs_reply",
     "safe_head",
     "single_array",
     "split_range",
@@ -168,19 +173,31 @@ def _unhex(values: Sequence[Any], field: str, width: int | None
 
     A fixed `width` (bytes) is enforced per value; otherwise any whole number of bytes.
     """
-    n = len(values)
     lengths = _lengths(values, field)
-    bad = (lengths != 2 + 2 * width) if width is not None else ((lengths < 2) | (lengths % 2 == 1))
-    if n and bad.any():
-        i = int(np.argmax(bad))
-        size = f"{width} bytes" if width is not None else "whole bytes"
-        raise MalformedReply(f"{field} #{i}: {values[i]!r} is not 0x-prefixed hex of {size}")
+    _check_lengths(lengths, field, width, values.__getitem__)
     try:
         chars = np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8)
     except TypeError:  # a list or the like, of the right length
         raise MalformedReply(f"{field}: expected hex strings") from None
     except UnicodeEncodeError:
         raise MalformedReply(f"{field}: non-ASCII characters in hex values") from None
+    return _unhex_chars(chars, lengths, field, width, values.__getitem__)
+
+
+def _check_lengths(lengths: npt.NDArray[np.int64], field: str, width: int | None,
+                   value: Callable[[int], Any]) -> None:
+    bad = (lengths != 2 + 2 * width) if width is not None else ((lengths < 2) | (lengths % 2 == 1))
+    if len(lengths) and bad.any():
+        i = int(np.argmax(bad))
+        size = f"{width} bytes" if width is not None else "whole bytes"
+        raise MalformedReply(f"{field} #{i}: {value(i)!r} is not 0x-prefixed hex of {size}")
+
+
+def _unhex_chars(chars: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64], field: str,
+                 width: int | None, value: Callable[[int], Any]
+                 ) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """`_unhex` on the values' characters laid end to end (lengths already checked)."""
+    n = len(lengths)
     if width is not None:  # every value has the same length: one row each
         rows = chars.reshape(n, 2 + 2 * width)
         prefixed = (rows[:, 0] == ord("0")) & (rows[:, 1] == ord("x"))
@@ -195,7 +212,7 @@ def _unhex(values: Sequence[Any], field: str, width: int | None
         digits = chars[keep]
     if n and not prefixed.all():
         i = int(np.argmin(prefixed))
-        raise MalformedReply(f"{field} #{i}: {values[i]!r} lacks the 0x prefix")
+        raise MalformedReply(f"{field} #{i}: {value(i)!r} lacks the 0x prefix")
     try:
         raw = binascii.unhexlify(digits.tobytes())  # strict: hex digits only
     except binascii.Error:
@@ -251,10 +268,14 @@ def _topics(topic_lists: Sequence[Any], n: int) -> list[pa.Array]:
     if not all(map(isinstance, topic_lists, repeat(list))):
         raise MalformedReply("topics: expected a list per log")
     counts = np.fromiter(map(len, topic_lists), dtype=np.int64, count=n)
+    return _topic_columns(counts, _unhex(list(chain.from_iterable(topic_lists)), "topics", 32)[0])
+
+
+def _topic_columns(counts: npt.NDArray[np.int64], raw: bytes) -> list[pa.Array]:
+    """topic0..topic3 from each log's topic count and all topics' 32 bytes end to end."""
+    n = len(counts)
     if n and int(counts.max()) > 4:
         raise MalformedReply(f"topics: a log has {int(counts.max())} topics, at most 4 exist")
-    flat = list(chain.from_iterable(topic_lists))
-    raw, _ = _unhex(flat, "topics", 32)
     matrix = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32)
     first = np.zeros(n, dtype=np.int64)
     np.cumsum(counts[:-1], out=first[1:])
@@ -321,6 +342,135 @@ def headers_to_table(headers: Sequence[dict[str, Any]], chain_id: int) -> pa.Tab
     ], schema=BLOCKS_SCHEMA)
 
 
+# -- the fast path: a whole eth_getLogs reply parsed by Arrow ---------------------------------
+# json.loads makes a Python object of every field of every log and holds the GIL while it does;
+# Arrow's JSON reader parses the reply straight into columns, in C++, without the GIL. Anything
+# it cannot vouch for (an error reply, a missing or null field, an odd shape) goes back to the
+# general path above, which decides and explains: both paths accept exactly the same replies.
+
+_TEXT = pa.string()
+_REPLY_SCHEMA = pa.schema([
+    ("result", pa.list_(pa.struct([
+        ("blockNumber", _TEXT), ("blockHash", _TEXT), ("transactionHash", _TEXT),
+        ("transactionIndex", _TEXT), ("logIndex", _TEXT), ("address", _TEXT),
+        ("topics", pa.list_(_TEXT)), ("data", _TEXT), ("removed", pa.bool_())]))),
+    ("error", pa.null()),  # any error value fails the parse: the general path reads it
+])
+_NIBBLE = np.full(256, 16, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint64)
+
+
+class _NotVouched(Exception):
+    """The fast path leaves this reply to the general one."""
+
+
+def _text(array: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """A string array without nulls as (its UTF-8 bytes end to end, each value's length)."""
+    if array.null_count:
+        raise _NotVouched
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1,
+                            offset=4 * array.offset)
+    data = array.buffers()[2]
+    chars = (np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None
+             else np.zeros(0, dtype=np.uint8))
+    return chars, np.diff(offsets).astype(np.int64)
+
+
+def _arrow_hex(array: pa.Array, field: str, width: int | None) -> tuple[bytes,
+                                                                        npt.NDArray[np.int64]]:
+    chars, lengths = _text(array)
+    _check_lengths(lengths, field, width, lambda i: array[i].as_py())
+    return _unhex_chars(chars, lengths, field, width, lambda i: array[i].as_py())
+
+
+def _arrow_quantities(array: pa.Array, bits: int = 64) -> pa.Array:
+    """`0x` + 1 to 16 hex digits per value, as unsigned integers, vectorized; the general path
+    (Python's int) handles whatever else a node may send."""
+    chars, lengths = _text(array)
+    n = len(lengths)
+    digits = lengths - 2
+    if n and ((digits < 1) | (digits > 16)).any():
+        raise _NotVouched
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    if n and not ((chars[starts] == ord("0")) & (chars[starts + 1] == ord("x"))).all():
+        raise _NotVouched
+    keep = np.ones(len(chars), dtype=bool)
+    keep[starts] = False
+    keep[starts + 1] = False
+    nibbles = _NIBBLE[chars[keep]]
+    if (nibbles > 15).any():
+        raise _NotVouched
+    row = np.repeat(np.arange(n), digits)  # right-align each value's digits in 16 columns
+    first_digit = np.zeros(n, dtype=np.int64)
+    np.cumsum(digits[:-1], out=first_digit[1:])
+    column = 16 - digits[row] + (np.arange(len(nibbles)) - first_digit[row])
+    matrix = np.zeros((n, 16), dtype=np.uint64)
+    matrix[row, column] = nibbles
+    values = np.zeros(n, dtype=np.uint64)
+    for k in range(16):
+        values = (values << np.uint64(4)) | matrix[:, k]
+    if bits < 64 and n and int(values.max()) >= 1 << bits:
+        raise _NotVouched
+    return pa.array(values.astype(f"uint{bits}", copy=False))
+
+
+def _arrow_logs_table(logs: pa.StructArray, chain_id: int) -> pa.Table:
+    """The RAW_LOGS table of an Arrow-parsed reply: the same table `logs_to_table` makes."""
+    n = len(logs)
+    if logs.null_count:
+        raise _NotVouched
+    fields = dict(zip((f.name for f in logs.type), logs.flatten(), strict=True))
+    removed = fields["removed"]
+    if n and pc.any(removed).as_py():
+        raise _NotVouched  # the general path raises ChainMoved
+    topics = fields["topics"]
+    if topics.null_count:
+        raise _NotVouched
+    counts = np.diff(np.frombuffer(topics.buffers()[1], dtype=np.int32, count=n + 1,
+                                   offset=4 * topics.offset)).astype(np.int64)
+    topic_bytes, _ = _arrow_hex(topics.flatten(), "topics", 32)
+    data, sizes = _arrow_hex(fields["data"], "data", None)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+
+    def fixed(name: str, width: int) -> pa.Array:
+        raw, _ = _arrow_hex(fields[name], name, width)
+        return pa.Array.from_buffers(pa.binary(width), n, [None, pa.py_buffer(raw)])
+
+    return pa.Table.from_arrays([
+        pa.array(np.full(n, chain_id, dtype=np.uint64)),
+        _arrow_quantities(fields["blockNumber"]),
+        fixed("blockHash", 32),
+        fixed("transactionHash", 32),
+        _arrow_quantities(fields["transactionIndex"], 32),
+        _arrow_quantities(fields["logIndex"], 32),
+        fixed("address", 20),
+        *_topic_columns(counts, topic_bytes),
+        pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets),
+                                                     pa.py_buffer(data)]).cast(pa.binary()),
+    ], schema=RAW_LOGS_SCHEMA)
+
+
+def parse_logs_reply(content: bytes, chain_id: int) -> Any:
+    """An `eth_getLogs` reply body as `{"result": <RAW_LOGS table>}` when Arrow parses it and
+    vouches for every value; otherwise as `json.loads` gives it, for `logs_to_table` to check."""
+    try:
+        parsed = pajson.read_json(
+            pa.BufferReader(content),
+            read_options=pajson.ReadOptions(block_size=len(content) + 1, use_threads=False),
+            parse_options=pajson.ParseOptions(explicit_schema=_REPLY_SCHEMA,
+                                              unexpected_field_behavior="ignore",
+                                              newlines_in_values=True))
+        result = parsed["result"]
+        if parsed.num_rows != 1 or result.null_count:
+            raise _NotVouched
+        return {"result": _arrow_logs_table(result.chunk(0).flatten(), chain_id)}
+    except (_NotVouched, MalformedReply, pa.ArrowException):
+        return json.loads(content)
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 def single_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -363,10 +513,14 @@ def _check_chunk(table: pa.Table, lo: int, hi: int) -> None:
 
 def _fetch_chunk(client: RpcClient, chain_id: int, base: dict[str, Any], lo: int, hi: int
                  ) -> pa.Table:
-    result = client.call("eth_getLogs", [{**base, "fromBlock": hex(lo), "toBlock": hex(hi)}])
-    if not isinstance(result, list):
+    result = client.call("eth_getLogs", [{**base, "fromBlock": hex(lo), "toBlock": hex(hi)}],
+                         loads=functools.partial(parse_logs_reply, chain_id=chain_id))
+    if isinstance(result, pa.Table):
+        table = result
+    elif isinstance(result, list):
+        table = logs_to_table(result, chain_id)
+    else:
         raise MalformedReply(f"eth_getLogs [{lo}, {hi}] returned {str(result)[:100]}, not a list")
-    table = logs_to_table(result, chain_id)
     _check_chunk(table, lo, hi)
     return table
 

@@ -8,6 +8,7 @@ Run as a script, this file is the child process of the crash test (see `_child`)
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -194,8 +195,9 @@ class ForkAfterFirstRead(RpcClient):
         super().__init__(url)
         self.action: Callable[[], None] | None = action
 
-    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        result = super().call(method, params)
+    def call(self, method: str, params: Sequence[Any] = (), *,
+             loads: Callable[[bytes], Any] = json.loads) -> Any:
+        result = super().call(method, params, loads=loads)
         if method == "eth_getLogs" and self.action is not None:
             action, self.action = self.action, None
             action()
@@ -280,3 +282,4 @@ def test_a_kill_mid_write_leaves_no_partial_partition(history: History, tmp_path
 
 if __name__ == "__main__":
     _child()
+

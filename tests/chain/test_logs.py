@@ -4,13 +4,16 @@ through a proxy that injects transport faults and plays providers' range caps.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contagion.chain.logs import (
     ChainMoved,
@@ -22,6 +25,7 @@ from contagion.chain.logs import (
     headers_to_table,
     logs_to_table,
     parse_limit_error,
+    parse_logs_reply,
     safe_head,
     split_range,
 )
@@ -102,7 +106,8 @@ class ScriptedClient(RpcClient):
         self.answer = answer
         self.calls: list[tuple[int, int]] = []
 
-    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+    def call(self, method: str, params: Sequence[Any] = (), *,
+             loads: Callable[[bytes], Any] = json.loads) -> Any:
         assert method == "eth_getLogs"
         lo, hi = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
         self.calls.append((lo, hi))
@@ -202,6 +207,82 @@ def test_missing_fields_are_refused() -> None:
         logs_to_table([log], CHAIN)
     with pytest.raises(MalformedReply, match="not an object"):
         logs_to_table(["0x00"], CHAIN)  # type: ignore[list-item]
+
+
+# -- the Arrow fast path equals the general one -------------------------------------------------
+
+def general_path(content: bytes) -> pa.Table | str:
+    """What json.loads + logs_to_table make of a reply: the table, or the error it raises."""
+    try:
+        return logs_to_table(json.loads(content)["result"], CHAIN)
+    except (MalformedReply, ChainMoved) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def random_log(draw: st.DrawFn) -> dict[str, Any]:
+    def hex_bytes(n: int) -> str:
+        return "0x" + draw(st.binary(min_size=n, max_size=n)).hex()
+
+    return {"address": hex_bytes(20),
+            "topics": [hex_bytes(32) for _ in range(draw(st.integers(0, 4)))],
+            "data": "0x" + draw(st.binary(max_size=200)).hex(),
+            "blockNumber": hex(draw(st.integers(0, 2**64 - 1))),
+            "blockHash": hex_bytes(32), "transactionHash": hex_bytes(32),
+            "transactionIndex": hex(draw(st.integers(0, 2**32 - 1))),
+            "logIndex": hex(draw(st.integers(0, 2**32 - 1))), "removed": False}
+
+
+ODD_VALUES = st.sampled_from([
+    None, 7, "", "0x", "0X1f", "0x1F", "0x0001", "0x" + "1" * 17, "0x" + "0" * 17 + "1",
+    "0x100000000", "1f", "0xg1", "0x" + "ab" * 31, "0x" + "AB" * 32, "0x" + "ab" * 20,
+    "0x" + "\u00e9" * 40, ["0x" + "00" * 32] * 5, [None], [], True, {"x": 1}])
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> bytes:
+    """An eth_getLogs reply body: valid logs, sometimes with one field made odd, dropped, or
+    the log marked removed, in compact or indented JSON."""
+    logs = [random_log(draw) for _ in range(draw(st.integers(0, 6)))]
+    odd: bool = draw(st.booleans())
+    if logs and odd:
+        log = draw(st.sampled_from(logs))
+        field = draw(st.sampled_from(sorted(log)))
+        change = draw(st.sampled_from(["odd", "drop", "removed"]))
+        if change == "drop":
+            del log[field]
+        elif change == "removed":
+            log["removed"] = draw(st.sampled_from([True, None, "yes"]))
+        else:
+            log[field] = draw(ODD_VALUES)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": logs},
+                      indent=draw(st.sampled_from([None, 1])))
+    return body.replace("\\u00e9", "\u00e9").encode()  # a real JSON escape, not a backslash
+
+
+@settings(max_examples=400, deadline=None)
+@given(replies())
+def test_the_arrow_path_agrees_with_the_general_path(content: bytes) -> None:
+    parsed = parse_logs_reply(content, CHAIN)
+    expected = general_path(content)
+    if isinstance(parsed["result"], pa.Table):  # the fast path vouched for the reply
+        assert isinstance(expected, pa.Table), expected
+        assert parsed["result"].equals(expected)
+    else:  # it left the reply to the general path, unchanged
+        assert parsed == json.loads(content)
+
+
+def test_the_arrow_path_takes_ordinary_replies_and_leaves_the_rest() -> None:
+    logs = [fake_log(9, 0, 0, "0x"), fake_log(9, 1, 4, "0x" + "ab" * 70), fake_log(10, 0, 1)]
+    ok = json.dumps({"jsonrpc": "2.0", "id": 1, "result": logs}).encode()
+    assert parse_logs_reply(ok, CHAIN)["result"].equals(logs_to_table(logs, CHAIN))
+    empty = b'{"jsonrpc":"2.0","id":1,"result":[]}'
+    assert parse_logs_reply(empty, CHAIN)["result"].equals(RAW_LOGS_SCHEMA.empty_table())
+    for other in (b'{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"too many"}}',
+                  b'{"jsonrpc":"2.0","id":1,"result":null}',
+                  json.dumps({"result": [{**logs[0], "removed": True}]}).encode()):
+        assert parse_logs_reply(other, CHAIN) == json.loads(other)
+    with pytest.raises(ValueError):  # what json.loads raises: the client's fault handling
+        parse_logs_reply(ok[:-5], CHAIN)
 
 
 def test_header_conversion() -> None:
