@@ -10,16 +10,26 @@ replaces the smaller one (`supersede`): for each window start the lake keeps one
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from contagion.chain.logs import get_logs
 from contagion.chain.rpc import RpcClient
-from contagion.ingest import BLOCKS, RAW_LOGS, check_reorgs, index_partition, indexed_partitions
+from contagion.ingest import (
+    BLOCKS,
+    RAW_LOGS,
+    PartitionRead,
+    check_reorgs,
+    indexed_partitions,
+    read_partition,
+    write_partition,
+)
 from contagion.lake import Lake, PartitionFile
 from contagion.protocols import CREATOR
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, canonical_tables
@@ -137,14 +147,18 @@ def supersede(lake: Lake, tables: Iterable[str], part: PartitionFile, width: int
                 lake.delete(table, other)
 
 
-def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile
-                     ) -> DecodeResult:
-    """Decode a partition's raw logs into one file per decoded table, plus its quarantine.
+def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile,
+                     read: PartitionRead | None = None) -> DecodeResult:
+    """Decode a partition's raw logs (the lake's, unless the `read` just stored is given) into
+    one file per decoded table, plus its quarantine.
 
     The quarantine file is written last and carries the accounting (input, decoded, ignored),
     so its presence says the partition's decoding is complete."""
-    raw = lake.read(RAW_LOGS, part)
-    result = decode_logs(raw, blocks=lake.read(BLOCKS, part), registry=registry)
+    if read is None:
+        raw, blocks = lake.read(RAW_LOGS, part), lake.read(BLOCKS, part)
+    else:
+        raw, blocks = read.logs, read.headers
+    result = decode_logs(raw, blocks=blocks, registry=registry)
     for name, table in result.tables.items():
         lake.write(name, part, table)
     lake.write(QUARANTINE, part, result.quarantine, metadata={
@@ -235,23 +249,40 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                                 max_in_flight=max_in_flight)
     addresses = sorted({*contract_addresses(registry), *child_addresses(created)})
     topic0s = list(TOPIC0S)
-    for part in todo:
-        t0 = time.monotonic()
-        if part not in done:
-            stats = index_partition(client, lake, chain_id, part, addresses, topic0s,
-                                    chunk_blocks=chunk_blocks, max_in_flight=max_in_flight)
-            logs = stats.logs
-        else:  # raw files are there; a crash came before decoding finished
-            logs = lake.read(RAW_LOGS, part).num_rows
-        decoded = decode_partition(lake, registry, part)
-        canonical_partition(lake, registry, part, decoded.tables, created=created)
-        supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES), part,
-                  width)
-        result = WindowResult(part, logs, decoded.decoded_rows, decoded.quarantine.num_rows,
-                              decoded.ignored_rows, time.monotonic() - t0)
-        summary.windows.append(result)
-        if on_window is not None:
-            on_window(result)
+
+    def read(part: PartitionFile) -> PartitionRead | None:
+        if part in done:  # raw files are there; a crash came before decoding finished
+            return None
+        return read_partition(client, part, addresses, topic0s, chunk_blocks=chunk_blocks,
+                              max_in_flight=max_in_flight)
+
+    # While a partition is decoded and written, the next one is read: the node is never idle
+    # waiting for us, and at most two partitions are held in memory.
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as reader:
+        upcoming = iter(todo)
+        ahead = [reader.submit(read, part) for part in itertools.islice(upcoming, 1)]
+        try:
+            for part in todo:
+                t0 = time.monotonic()
+                fetched = ahead.pop().result()
+                ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
+                if fetched is not None:
+                    logs = write_partition(lake, fetched).logs
+                else:
+                    logs = lake.read(RAW_LOGS, part).num_rows
+                decoded = decode_partition(lake, registry, part, fetched)
+                canonical_partition(lake, registry, part, decoded.tables, created=created)
+                supersede(lake, (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE,
+                                 *CANONICAL_TABLES), part, width)
+                result = WindowResult(part, logs, decoded.decoded_rows,
+                                      decoded.quarantine.num_rows, decoded.ignored_rows,
+                                      time.monotonic() - t0)
+                summary.windows.append(result)
+                if on_window is not None:
+                    on_window(result)
+        finally:
+            for future in ahead:  # a failure above: do not start reading what won't be written
+                future.cancel()
     summary.seconds = time.monotonic() - began
     return summary
 

@@ -42,10 +42,13 @@ __all__ = [
     "BLOCKS",
     "RAW_LOGS",
     "DeepReorgError",
+    "PartitionRead",
     "PartitionStats",
     "check_reorgs",
     "index_partition",
     "indexed_partitions",
+    "read_partition",
+    "write_partition",
 ]
 
 RAW_LOGS = "raw_logs"  # table names in the lake
@@ -123,18 +126,23 @@ def _read_consistent(client: RpcClient, part: PartitionFile,
     return logs, headers
 
 
-def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: PartitionFile,
-                    addresses: Sequence[str] | None, topic0s: Sequence[str] | None, *,
-                    chunk_blocks: int = DEFAULT_CHUNK_BLOCKS,
-                    max_in_flight: int = DEFAULT_IN_FLIGHT, attempts: int = 3) -> PartitionStats:
-    """Read blocks [part.start, part.stop) and write their `raw_logs` and `blocks` files,
-    replacing any earlier version. The caller keeps part.stop - 1 at or below the safe head.
+@dataclass(frozen=True)
+class PartitionRead:
+    """One partition's logs and headers as read from one version of the chain, not yet stored."""
 
-    A reorg while reading restarts the read, up to `attempts` times, then ChainMoved is raised
-    and nothing is written.
-    """
-    if part.chain_id != chain_id:
-        raise ValueError(f"partition {part} is not of chain {chain_id}")
+    part: PartitionFile
+    logs: pa.Table
+    headers: pa.Table
+    attempts: int  # 1 unless the chain moved while the partition was read
+    seconds: float
+
+
+def read_partition(client: RpcClient, part: PartitionFile, addresses: Sequence[str] | None,
+                   topic0s: Sequence[str] | None, *, chunk_blocks: int = DEFAULT_CHUNK_BLOCKS,
+                   max_in_flight: int = DEFAULT_IN_FLIGHT, attempts: int = 3) -> PartitionRead:
+    """Read blocks [part.start, part.stop); the caller keeps part.stop - 1 at or below the safe
+    head. A reorg while reading restarts the read, up to `attempts` times, then ChainMoved is
+    raised."""
     if part.stop <= part.start:
         raise ValueError(f"partition {part} holds no block")
     began = time.monotonic()
@@ -146,6 +154,13 @@ def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: Partitio
         except ChainMoved:
             if attempt == attempts:
                 raise
+    return PartitionRead(part, logs, headers, attempt, time.monotonic() - began)
+
+
+def write_partition(lake: Lake, read: PartitionRead) -> PartitionStats:
+    """Write a read partition's `raw_logs` and `blocks` files, replacing any earlier version."""
+    part, logs, headers = read.part, read.logs, read.headers
+    began = time.monotonic()
     parent = headers["parent_hash"][0].as_py()  # rows are sorted: start first, stop - 1 last
     last = headers["block_hash"][headers.num_rows - 1].as_py()
     metadata = {"first_block": str(part.start), "first_parent_hash": _hex(parent),
@@ -154,7 +169,20 @@ def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: Partitio
     lake.write(RAW_LOGS, part, logs, metadata)
     lake.write(BLOCKS, part, headers, metadata)
     return PartitionStats(part, logs.num_rows, headers.num_rows, metadata["last_block_hash"],
-                          attempt, time.monotonic() - began)
+                          read.attempts, read.seconds + time.monotonic() - began)
+
+
+def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: PartitionFile,
+                    addresses: Sequence[str] | None, topic0s: Sequence[str] | None, *,
+                    chunk_blocks: int = DEFAULT_CHUNK_BLOCKS,
+                    max_in_flight: int = DEFAULT_IN_FLIGHT, attempts: int = 3) -> PartitionStats:
+    """Read blocks [part.start, part.stop) and write their `raw_logs` and `blocks` files
+    (`read_partition`, then `write_partition`): if the read fails nothing is written."""
+    if part.chain_id != chain_id:
+        raise ValueError(f"partition {part} is not of chain {chain_id}")
+    return write_partition(lake, read_partition(client, part, addresses, topic0s,
+                                                chunk_blocks=chunk_blocks,
+                                                max_in_flight=max_in_flight, attempts=attempts))
 
 
 def _complete(lake: Lake, chain_id: int) -> list[tuple[PartitionFile, dict[str, str]]]:

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from contagion.chain.logs import block_hashes
-from contagion.chain.rpc import RpcClient
+from contagion.chain.rpc import RpcClient, RpcUnavailable
+from contagion.indexing import index_range
 from contagion.ingest import (
     DeepReorgError,
     check_reorgs,
@@ -31,6 +32,7 @@ from contagion.ingest import (
     indexed_partitions,
 )
 from contagion.lake import BLOCKS_SCHEMA, RAW_LOGS_SCHEMA, Lake, PartitionFile
+from contagion.registry import Registry, Token
 
 if TYPE_CHECKING:  # pytest imports this folder's modules top-level; mypy sees the package
     from tests.chain.faultproxy import TRANSFER, History, add_transfers, devnet_history
@@ -283,3 +285,51 @@ def test_a_kill_mid_write_leaves_no_partial_partition(history: History, tmp_path
 if __name__ == "__main__":
     _child()
 
+
+class LosesTheNodeAt(RpcClient):
+    """eth_getLogs fails for blocks from `block` on, as a node gone away would."""
+
+    def __init__(self, url: str, block: int) -> None:
+        super().__init__(url)
+        self.block = block
+
+    def call(self, method: str, params: Sequence[Any] = (), *,
+             loads: Callable[[bytes], Any] = json.loads) -> Any:
+        if method == "eth_getLogs" and int(params[0]["toBlock"], 16) >= self.block:
+            raise RpcUnavailable(f"{self.url}: connection refused")
+        return super().call(method, params, loads=loads)
+
+
+@pytest.mark.devnet
+def test_a_read_failing_ahead_keeps_what_was_indexed_and_the_rerun_matches(
+        history: History, tmp_path: Path) -> None:
+    """index_range reads the next partition while it writes the current one: a failure there
+    surfaces after the current partition is complete, and nothing of the failed one is
+    written. The rerun does only what is missing and equals an uninterrupted index."""
+    registry = Registry(network="history", chain_id=CHAIN, deployed_at_block=history.first,
+                        tokens=[Token(symbol=s, address=c.address, decimals=18)
+                                for s, c in history.world.tokens.items()], venues=[])
+    width = 16
+    failing_at = history.first + 3 * width + 5  # inside the fourth window
+    lake, clean = Lake(tmp_path / "lake"), Lake(tmp_path / "clean")
+    broken = LosesTheNodeAt(history.url, failing_at)
+    with pytest.raises(RpcUnavailable):
+        index_range(broken, lake, registry, last=history.head, width=width,
+                    chunk_blocks=8, max_in_flight=3)
+    broken.close()
+    kept = indexed_partitions(lake, CHAIN)
+    assert kept and all(p.stop <= failing_at for p in kept)
+    assert kept[-1].stop > failing_at - width  # only the window holding the failure is missing
+    assert lake.partitions("flows", CHAIN) == kept  # each one decoded and mapped in full
+
+    client = RpcClient(history.url)
+    rerun = index_range(client, lake, registry, last=history.head, width=width,
+                        chunk_blocks=8, max_in_flight=3)
+    assert rerun.skipped == len(kept)
+    index_range(client, clean, registry, last=history.head, width=width, chunk_blocks=8)
+    client.close()
+    for table in ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows"):
+        parts = clean.partitions(table, CHAIN)
+        assert lake.partitions(table, CHAIN) == parts and len(parts) > len(kept)
+        for part in parts:
+            assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
