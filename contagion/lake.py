@@ -18,6 +18,7 @@ Column representation (docs/lake.md says the same for readers):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from dataclasses import dataclass
@@ -94,12 +95,23 @@ def write_parquet(data: pa.Table, path: str, fs: pafs.FileSystem | None = None,
         data = data.replace_schema_metadata(merged)
     try:
         with fs.open_output_stream(tmp) as sink:
-            pq.write_table(data, sink, compression="zstd")
+            if data.num_rows:
+                pq.write_table(data, sink, compression="zstd")
+            else:  # most tables of most partitions: the same bytes every time
+                sink.write(_empty_parquet(data.schema))
         fs.move(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             fs.delete_file(tmp)
         raise
+
+
+@functools.lru_cache(maxsize=256)
+def _empty_parquet(schema: pa.Schema) -> bytes:
+    """The Parquet file of a table without rows (its schema, metadata included)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink, compression="zstd")
+    return bytes(sink.getvalue())
 
 
 @dataclass(frozen=True, order=True)
