@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ __all__ = [
 QUARANTINE = "quarantine"
 DECODED_TABLES = tuple(layout.table for layout in CATALOG.layouts)
 CANONICAL_TABLES = tuple(CANONICAL_SCHEMAS)
+READ_AHEAD = 1  # partitions read while one is decoded and written (more only adds memory)
 TOPIC0S = tuple(dict.fromkeys(layout.spec.topic0 for layout in CATALOG.layouts))
 
 
@@ -258,13 +260,14 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
 
     # While a partition is decoded and written, the next one is read: the node is never idle
     # waiting for us, and at most two partitions are held in memory.
-    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as reader:
+    with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="prefetch") as reader:
         upcoming = iter(todo)
-        ahead = [reader.submit(read, part) for part in itertools.islice(upcoming, 1)]
+        ahead = deque(reader.submit(read, part)
+                      for part in itertools.islice(upcoming, READ_AHEAD))
         try:
             for part in todo:
                 t0 = time.monotonic()
-                fetched = ahead.pop().result()
+                fetched = ahead.popleft().result()
                 ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
                 if fetched is not None:
                     logs = write_partition(lake, fetched).logs
