@@ -30,6 +30,7 @@ from eth_utils import keccak, to_checksum_address
 
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
+from contagion.graph.load import ecosystem_at
 from contagion.lake import Lake
 from contagion.registry import Registry
 from contagion.warehouse import build_database, connect_readonly, run_checks
@@ -478,6 +479,47 @@ def test_a_liquidation_the_risk_oracle_margin_cut_allowed_is_valid(every_venue: 
     assert valid is False and "is not below 1" in reason and 1.03 < health < 1.04
     valid, reason, health = unaware["morpho_blue"]
     assert valid is False and 1.02 < health < 1.03  # 86% / 84%
+
+
+@pytest.mark.devnet
+def test_the_risk_marts_and_the_cascade_read_the_threshold_in_force(every_venue: World) -> None:
+    """After the cut, the thresholds the risk marts and the contagion engine use are the
+    registry's less the cut, and the health of every Aave borrower at the last snapshot equals
+    what the pool itself answers there."""
+    world, registry = every_venue, every_venue.registry
+    weth = registry.token("WETH").address.lower()
+    cut_block = _rows(world, "select min(block_number) as b from int_margin_cuts")[0]["b"]
+    rows = _rows(world, "select * from int_market_thresholds where collateral_token = ?",
+                 [weth])
+    in_force = [r["snapshot_block"] >= cut_block and r["venue"] in ("aave_v3", "morpho_blue")
+                for r in rows]
+    assert any(in_force) and not all(in_force)
+    for row, cut in zip(rows, in_force, strict=True):
+        assert row["margin_cut_bps"] == (MARGIN_CUT_BPS if cut else 0)
+        if row["registry_threshold"] is None:  # a market the registry gives no threshold
+            assert row["liquidation_threshold"] is None
+            continue
+        assert row["liquidation_threshold"] == pytest.approx(
+            row["registry_threshold"] - (MARGIN_CUT_BPS / 10**4 if cut else 0.0))
+
+    last = max(r["snapshot_block"] for r in rows)
+    pool = DevnetDriver(world.client).at("AavePool", registry.venue("aave_v3").main_contract)
+    view = _Views(world.client, last, {})
+    groups = _rows(world, "select account, health_factor from int_account_health "
+                          "where snapshot_block = ? and venue = 'aave_v3' and debt_usd > 0",
+                   [last])
+    assert CUT_BORROWER.lower() in {g["account"] for g in groups}
+    for group in groups:
+        on_chain = int(view(pool, "getUserAccountData", group["account"])[5]) / WAD
+        assert group["health_factor"] == pytest.approx(on_chain, rel=1e-9), group
+
+    with connect_readonly(world.db) as con:
+        eco = ecosystem_at(con, registry, last)
+    assert eco.margin_cuts == {("aave_v3", weth): 0.05, ("morpho_blue", weth): 0.05}
+    legs = [leg for leg in eco.legs if leg.venue == "aave_v3" and leg.token == weth]
+    assert legs and all(leg.threshold == pytest.approx(
+        next(m for m in registry.venue("aave_v3").markets if m.collateral == ["WETH"])
+        .params["liquidation_threshold_bps"] / 10**4 - 0.05) for leg in legs)
 
 
 @pytest.mark.devnet

@@ -95,6 +95,9 @@ class Ecosystem:
     claims: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     deposits_usd: dict[str, float] = field(default_factory=dict)  # venue -> lenders' claims
     symbols: dict[str, str] = field(default_factory=dict)
+    # (venue, asset) -> the margin cut in force there (a fraction, as thresholds are): the legs'
+    # thresholds already include it; an action setting a new cut replaces it, not adds to it
+    margin_cuts: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @cached_property
     def arrays(self) -> LegArrays:

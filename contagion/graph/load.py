@@ -1,6 +1,7 @@
 """The contagion engine's inputs read from the analysts' database at a snapshot: the exposure
 graph (`graph_at`) and the ecosystem the DeFi cascade runs on (`ecosystem_at`), with each
-venue's liquidation rules taken from the registry."""
+venue's liquidation rules taken from the registry and its liquidation thresholds as in force at
+the snapshot (the registry's less any RiskOracle margin cut, `int_market_thresholds`)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def ecosystem_at(con: duckdb.DuckDBPyConnection, registry: Registry, snapshot: i
     for venue, protocol, account, market, token, side, amount, threshold in con.execute(
             "select p.venue, p.protocol, p.account, p.market, p.token, p.side, p.amount, "
             "m.liquidation_threshold from fct_positions as p "
-            "left join ref_markets as m on m.chain_id = p.chain_id and m.venue = p.venue "
+            "left join int_market_thresholds as m on m.snapshot_block = p.snapshot_block "
+            "and m.chain_id = p.chain_id and m.venue = p.venue "
             "and m.market = p.market and m.collateral_token = p.token "
             "where p.snapshot_block = ? and p.venue_kind = 'lending' "
             "and p.side in ('collateral', 'debt') and p.amount is not null",
@@ -90,7 +92,10 @@ def ecosystem_at(con: duckdb.DuckDBPyConnection, registry: Registry, snapshot: i
             "select token, issued_by, underlying, token_kind from int_tokens "
             "where issued_by is not null and token_kind <> 'debt_token' "
             "and (token_kind <> 'atoken' or underlying is not null)").fetchall()}
+    margin_cuts = {(venue, asset): cut / 10**4 for venue, asset, cut in con.execute(
+        "select distinct venue, collateral_token, margin_cut_bps from int_market_thresholds "
+        "where snapshot_block = ? and margin_cut_bps > 0", [snapshot]).fetchall()}
     deposits = {venue: float(usd) for venue, usd in con.execute(
         "select venue, collateral_usd + supply_usd from fct_venue_balance_sheet "
         "where snapshot_block = ?", [snapshot]).fetchall()}
-    return Ecosystem(prices, legs, pools, rules, claims, deposits, symbols)
+    return Ecosystem(prices, legs, pools, rules, claims, deposits, symbols, margin_cuts)

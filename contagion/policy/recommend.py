@@ -18,7 +18,9 @@ fall by the policy's quantile of their move over the horizon, and the DeFi casca
 - halt (venue): the same for all its groups;
 - raise_margin (venue, asset): the asset's liquidation threshold there is lowered by the rule's
   cut (at most the guardrail), and groups below 1 on the new threshold repay to exactly 1
-  before the fall, while the pools are still deep.
+  before the fall, while the pools are still deep. The cut is the RiskOracle's new value for
+  the market, replacing any cut in force (`Ecosystem.margin_cuts`): it is proposed only where it
+  is deeper than that one, and only the difference lowers the thresholds further.
 Greedily, the candidate that cuts the loss most is taken, given those already taken, until no
 candidate cuts it by `min_loss_cut_usd`.
 """
@@ -121,7 +123,11 @@ def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon:
         total = sum(debt_usd[k] for k in open_groups)
         for k in open_groups:
             growth[k] += usd / total if total > 0 else 0.0
-    cuts = {(a.venue, a.asset): a.threshold_cut for a in actions if a.kind == "raise_margin"}
+    # a new cut replaces the one in force (the legs' thresholds already carry that one): only
+    # a deeper cut changes the book
+    deeper = {(a.venue, a.asset): a.threshold_cut - eco.margin_cuts.get((a.venue, a.asset), 0.0)
+              for a in actions if a.kind == "raise_margin" and a.asset is not None}
+    cuts = {key: cut for key, cut in deeper.items() if cut > 0}
     legs = []
     for leg in eco.legs:
         scale = 1.0 + growth.get((leg.venue, leg.group), 0.0)
@@ -212,7 +218,9 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
             for asset in sorted(implicated):
                 group = tuple(Action(rule.action, v, asset, cut) for v in exposed
                               if asset in venue_assets.get(v, ())
-                              and (rule.action, v, asset) not in cooling)
+                              and (rule.action, v, asset) not in cooling
+                              and not (rule.action == "raise_margin"
+                                       and cut <= eco.margin_cuts.get((v, asset), 0.0)))
                 candidates += [(rule, (a,)) for a in group]
                 if len(group) > 1:
                     candidates.append((rule, group))

@@ -1,5 +1,6 @@
 -- grain: one row per snapshot × lending venue × borrower position group (account; account and market at Morpho, whose markets are isolated)
--- Collateral at market value and weighted by each market's liquidation threshold, against
+-- Collateral at market value and weighted by each market's liquidation threshold in force at
+-- the snapshot (int_market_thresholds: the registry's less a RiskOracle margin cut), against
 -- debt, for every group that holds collateral or debt. A group is below its liquidation
 -- threshold when debt > Σ collateral × threshold. Collateral the registry gives no threshold
 -- counts as zero there.
@@ -10,9 +11,9 @@ with legs as (
         p.side, p.amount_usd,
         p.amount_usd * coalesce(m.liquidation_threshold, 0) as threshold_usd
     from int_positions as p
-    left join ref_markets as m
-        on m.chain_id = p.chain_id and m.venue = p.venue and m.market = p.market
-        and m.collateral_token = p.token
+    left join int_market_thresholds as m
+        on m.snapshot_block = p.snapshot_block and m.chain_id = p.chain_id
+        and m.venue = p.venue and m.market = p.market and m.collateral_token = p.token
     where p.venue_kind = 'lending' and p.side in ('collateral', 'debt')
 )
 select

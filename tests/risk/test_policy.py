@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,30 @@ def test_guardrails_exempt_assets_and_cooldown() -> None:
     cut = max(r.params.get("threshold_cut", 0.0)
               for r in recommend(_book(), [_anomaly()], "red", market, policy))
     assert cut <= policy.guardrails.max_threshold_cut
+
+
+def test_a_margin_cut_in_force_is_replaced_not_added_to() -> None:
+    """The book's thresholds already carry the RiskOracle's cut in force: a raise_margin of the
+    same size changes nothing and is not proposed again; a deeper one lowers them only by the
+    difference (the oracle stores the new cut in place of the old)."""
+    policy = load_policy()
+    market = _market({"a": 0.2, "b": 0.2})
+    shocks = {X: -0.3}
+    base = _book()
+    cut = replace(base, legs=[replace(leg, threshold=leg.threshold - 0.05) for leg in base.legs],
+                  margin_cuts={(v, X): 0.05 for v in ("a", "b")})
+    for venue in ("a", "b"):
+        same = [Action("raise_margin", venue, X, 0.05)]
+        assert simulated_loss(cut, same, shocks, market, 12) == \
+            simulated_loss(cut, [], shocks, market, 12)
+        # 0.08 on a book cut by 0.05 = 0.08 on the uncut book
+        assert simulated_loss(cut, [Action("raise_margin", venue, X, 0.08)], shocks, market,
+                              12) == pytest.approx(simulated_loss(
+                                  base, [Action("raise_margin", venue, X, 0.08)], shocks, market,
+                                  12))
+    margin_only = policy.model_copy(update={"rules": [r for r in policy.rules
+                                                      if r.action == "raise_margin"]})
+    assert {(r.venue, r.action) for r in recommend(base, [_anomaly()], "red", market,
+                                                   margin_only)} == {("a", "raise_margin"),
+                                                                     ("b", "raise_margin")}
+    assert recommend(cut, [_anomaly()], "red", market, margin_only) == []
