@@ -6,6 +6,9 @@ Each token moves as a driftless geometric Brownian motion over the horizon: log-
 σ√t·Z − σ²t/2 (the expected price is today's), the Z correlated through the Cholesky factor of
 the tokens' correlation matrix (Glasserman, Monte Carlo Methods in Financial Engineering, 2003,
 §2.3). A venue is insolvent on a path when the path leaves it more bad debt than its buffer.
+The lending venues' bad debt is the cascade's; the derivatives venues' (perps positions, written
+options: `contagion.risk.derivatives`) is their positions' shortfall at the prices the cascade
+ends with on that path.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contagion.graph.cascade import Ecosystem, cascade_batch
+from contagion.risk.derivatives import DerivativeBook
 
 __all__ = ["Insolvency", "insolvency_probability"]
 
@@ -69,14 +73,16 @@ def _correlation(correlation: npt.ArrayLike | None, n: int) -> Matrix:
 def insolvency_probability(eco: Ecosystem, *, vols: Mapping[str, float],
                            correlation: npt.ArrayLike | None = None, horizon_days: float = 1.0,
                            paths: int = 2000, seed: int = 0,
-                           buffers_usd: Mapping[str, float] | None = None) -> Insolvency:
+                           buffers_usd: Mapping[str, float] | None = None,
+                           derivatives: DerivativeBook | None = None) -> Insolvency:
     """Per venue, the probability that `horizon_days` of price moves leave it more bad debt than
     `buffers_usd` (default 0; bad debt under $1 never counts), with the mean and the 99 %
     quantile of that bad debt. `vols`: token → annualised volatility (over 365 days); tokens
     with vol 0, or absent, keep their price. `correlation`: between the tokens of `vols`, in
     that order (None: independent); one that is not positive definite is replaced by the
-    nearest positive semidefinite matrix (negative eigenvalues clipped to 0). The same seed
-    gives the same answer."""
+    nearest positive semidefinite matrix (negative eigenvalues clipped to 0). `derivatives`:
+    the perps positions and written options, valued at each path's final prices (every token
+    of theirs needs a price in the ecosystem). The same seed gives the same answer."""
     tokens = list(vols)
     sigma = np.array([vols[t] for t in tokens], dtype=np.float64)
     if not np.isfinite(sigma).all() or (sigma < 0).any():
@@ -95,7 +101,22 @@ def insolvency_probability(eco: Ecosystem, *, vols: Mapping[str, float],
     log_return = sigma * np.sqrt(years) * draws - sigma**2 * years / 2
     outcome = cascade_batch(eco, np.expm1(log_return[:, moving]),
                             [t for t, m in zip(tokens, moving, strict=True) if m])
-    bad, venues = outcome.bad_debt_usd, outcome.venues
+    bad, venues = outcome.bad_debt_usd, list(outcome.venues)
+    if derivatives is not None and (derivatives.perps or derivatives.options):
+        unpriced = sorted(derivatives.tokens() - set(eco.prices))
+        if unpriced:
+            raise ValueError(f"derivatives: no price for {unpriced[0]}: the position cannot be "
+                             "valued (DerivativeBook.priced leaves such positions out)")
+        column = {t: k for k, t in enumerate(outcome.tokens)}
+        final = {t: outcome.prices[:, column[t]] if t in column else eco.prices[t]
+                 for t in derivatives.tokens()}
+        extra = derivatives.bad_debt_usd(final, paths)
+        for k, venue in enumerate(derivatives.venues):
+            if venue in venues:
+                bad[:, venues.index(venue)] += extra[:, k]
+            else:
+                venues.append(venue)
+                bad = np.column_stack([bad, extra[:, k]])
     buffers = buffers_usd or {}
     limit = np.maximum(np.array([buffers.get(v, 0.0) for v in venues]), DUST_USD)
     probability = (bad > limit).mean(axis=0)

@@ -20,6 +20,7 @@ from contagion.graph.load import ecosystem_at
 from contagion.policy.model import Policy, load_policy
 from contagion.policy.recommend import Anomaly, Market, recommend
 from contagion.registry import Registry
+from contagion.risk.derivatives import derivatives_at
 from contagion.risk.insolvency import insolvency_probability
 from contagion.risk.scores import ScoreSettings, ecosystem_scores, venue_scores
 from contagion.risk.state import state_vectors
@@ -152,11 +153,12 @@ def _vols_and_correlation(con: duckdb.DuckDBPyConnection, snapshot: int
 
 def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry,
                ecosystems: Mapping[int, Ecosystem]) -> pl.DataFrame:
-    """Per snapshot and lending venue: the Monte Carlo probability that the next day's prices,
-    through the DeFi cascade, leave it more bad debt than its buffer (contagion.risk.insolvency),
-    with the mean and 99 % quantile of that bad debt."""
+    """Per snapshot and lending, perps or options venue: the Monte Carlo probability that the
+    next day's prices, through the DeFi cascade, leave it more bad debt than its buffer
+    (contagion.risk.insolvency; the derivatives venues' positions valued at the prices each path
+    ends with), with the mean and 99 % quantile of that bad debt."""
     rows = []
-    lenders = [v.id for v in registry.venues if v.kind == "lending"]
+    modelled = [v.id for v in registry.venues if v.kind in ("lending", "perps", "options")]
     for block, eco in sorted(ecosystems.items()):
         vols, corr = _vols_and_correlation(con, int(block))
         buffers = {v: float(b) for v, b in con.execute(
@@ -167,12 +169,12 @@ def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry,
         result = insolvency_probability(
             eco, vols=moving, correlation=corr[np.ix_(index, index)] if index else None,
             horizon_days=INSOLVENCY_HORIZON_DAYS, paths=INSOLVENCY_PATHS, seed=int(block),
-            buffers_usd=buffers)
-        # a lending venue with no borrower yet cannot be left with bad debt
+            buffers_usd=buffers, derivatives=derivatives_at(con, int(block)).priced(eco.prices))
+        # a venue with no borrower or open position yet cannot be left with bad debt
         rows += [{"snapshot_block": block, "venue": v,
                   "insolvency_probability": result.probability.get(v, 0.0),
                   "expected_bad_debt_usd": result.mean_bad_debt_usd.get(v, 0.0),
-                  "bad_debt_q99_usd": result.q99_bad_debt_usd.get(v, 0.0)} for v in lenders]
+                  "bad_debt_q99_usd": result.q99_bad_debt_usd.get(v, 0.0)} for v in modelled]
     return pl.DataFrame(rows, schema={"snapshot_block": pl.UInt64(), "venue": pl.Utf8(),
                                       "insolvency_probability": pl.Float64(),
                                       "expected_bad_debt_usd": pl.Float64(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -112,3 +113,111 @@ def test_a_database_without_snapshots_is_a_clear_error(world: World, tmp_path: P
         con.execute("delete from ref_snapshots")
     with pytest.raises(ValueError, match="no snapshot"):
         write_risk_marts(db, world.registry)
+
+
+@pytest.mark.devnet
+def test_the_derivatives_book_is_the_chains_and_gets_an_insolvency_probability(
+        world: World) -> None:
+    """At the last snapshot every open perps position and written option the insolvency paths
+    value is what the venues' own views hold, and the perps and options venues get a probability
+    of insolvency beside the lending ones."""
+    from contagion.devnet.driver import DevnetDriver
+    from contagion.graph.load import ecosystem_at, latest_snapshot
+    from contagion.risk.derivatives import OPTION_UNIT, USD_30, derivatives_at
+    from contagion.risk.marts import insolvency
+    from contagion.warehouse import connect_readonly
+
+    registry, driver = world.registry, DevnetDriver(world.client)
+    with connect_readonly(world.db) as con:
+        last = latest_snapshot(con)
+        book = derivatives_at(con, last)
+        perps = con.execute(
+            "select venue, account, collateral_token, index_token, is_long, size_usd_raw, "
+            "collateral_usd_raw, average_price_raw from int_perp_margin "
+            "where snapshot_block = ? and size_usd_raw > 0", [last]).fetchall()
+        shorts = con.execute(
+            "select venue, owner, vault_id, token, amount_raw from int_options_vaults "
+            "where snapshot_block = ? and side = 'debt' and amount_raw > 0", [last]).fetchall()
+        marts = insolvency(con, registry, {last: ecosystem_at(con, registry, last)})
+
+    def at(contract: str, address: str, fn: str, *args: object) -> object:
+        handle = driver.at(contract, address)
+        raw = world.client.call("eth_call", [{"to": address, "data": handle.data(fn, *args)},
+                                             hex(last)])
+        out = handle.abi.decode_result(fn, len(args), raw)
+        return out[0] if len(out) == 1 else out
+
+    assert perps and shorts  # the crisis leaves both kinds open
+    for venue, account, collateral_token, index, is_long, size, collateral, entry in perps:
+        vault = registry.venue(venue).main_contract
+        on_chain = at("PerpsVault", vault, "getPosition", account, collateral_token, index,
+                      is_long)
+        assert cast(tuple[int, ...], on_chain)[:3] == (int(size), int(collateral), int(entry))
+    assert sorted((p.size_usd, p.collateral_usd, p.entry_price) for p in book.perps) == sorted(
+        (int(s) / USD_30, int(c) / USD_30, int(e) / USD_30) for *_, s, c, e in perps)
+    for venue, owner, vault_id, otoken, amount in shorts:
+        venue_address = registry.venue(venue).main_contract
+        assert at("OptionsVenue", venue_address, "short_amount", owner, int(vault_id),
+                  otoken) == int(amount)
+        asset, collateral, settled = cast(tuple[str, int, bool], at(
+            "OptionsVenue", venue_address, "vault_of", owner, int(vault_id)))
+        is_put, strike, _ = cast(tuple[bool, int, int], at("OptionsVenue", venue_address,
+                                                           "series_of", otoken))
+        written = [o for o in book.options if o.vault == f"{owner}#{vault_id}"
+                   and o.amount == int(amount) / OPTION_UNIT]
+        assert not settled and len(written) == 1, (owner, vault_id)
+        decimals = registry.token(next(t.symbol for t in registry.tokens
+                                       if t.address.lower() == asset.lower())).decimals
+        assert (written[0].is_put, written[0].strike_usd, written[0].collateral_token,
+                written[0].collateral) == (is_put, strike / OPTION_UNIT, asset.lower(),
+                                           collateral / 10**decimals)
+    kinds = {v.id: v.kind for v in registry.venues}
+    rows = {r["venue"]: r for r in marts.to_dicts()}
+    assert {kinds[v] for v in rows} == {"lending", "perps", "options"}
+    for venue in (v for v in rows if kinds[v] != "lending"):
+        assert 0.0 <= rows[venue]["insolvency_probability"] <= 1.0
+        assert rows[venue]["expected_bad_debt_usd"] >= 0.0
+
+
+@pytest.mark.devnet
+def test_perps_under_water_are_insolvent_with_the_bad_debt_their_loss_leaves(
+        world: World, tmp_path: Path) -> None:
+    """The crisis leaves shorts in profit. Turned into longs (a copy of the database), each
+    loses size × (1 − price / entry) on the way from 2,000 to the crash price: the perps venue's
+    mean bad debt is that loss beyond the collateral (the price is driftless, and every path
+    stays under water), and it is insolvent where that exceeds the LPs' liquidity."""
+    import shutil
+
+    import duckdb
+
+    from contagion.graph.load import ecosystem_at, latest_snapshot
+    from contagion.risk.marts import insolvency
+
+    db = tmp_path / "longs.duckdb"
+    shutil.copy(world.db, db)
+    with duckdb.connect(str(db)) as con:
+        last = latest_snapshot(con)
+        con.execute("update int_perp_margin set is_long = not is_long where snapshot_block = ?",
+                    [last])
+        positions = con.execute(
+            "select m.size_usd_raw / 1e30, m.collateral_usd_raw / 1e30, "
+            "m.average_price_raw / 1e30, p.price_usd from int_perp_margin as m "
+            "join int_token_prices as p on p.snapshot_block = m.snapshot_block "
+            "and p.token = m.index_token where m.snapshot_block = ? and m.size_usd_raw > 0",
+            [last]).fetchall()
+        rows = {r["venue"]: r for r in insolvency(con, world.registry, {
+            last: ecosystem_at(con, world.registry, last)}).to_dicts()}
+        (buffer,), = con.execute("select buffer_usd from fct_venue_balance_sheet "
+                                 "where snapshot_block = ? and venue = 'gmx_v1'",
+                                 [last]).fetchall()
+    expected = sum(float(size) * (1 - float(price) / float(entry)) - float(collateral)
+                   for size, collateral, entry, price in positions)
+    assert positions and expected > 0
+    gmx = rows["gmx_v1"]
+    assert gmx["expected_bad_debt_usd"] == pytest.approx(expected, rel=0.03)
+    assert gmx["bad_debt_q99_usd"] > expected
+    # the LPs' liquidity (the venue's buffer) absorbs it on a path, or the venue is insolvent
+    if gmx["bad_debt_q99_usd"] < buffer:
+        assert gmx["insolvency_probability"] <= 0.01
+    else:
+        assert gmx["insolvency_probability"] > 0

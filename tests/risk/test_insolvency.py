@@ -3,11 +3,14 @@ orderings in volatility, horizon and correlation, and refused inputs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.stats import norm
 
 from contagion.graph.cascade import Ecosystem, Leg, LiquidationRule, Pool
+from contagion.risk.derivatives import DerivativeBook, OptionShort, PerpPosition
 from contagion.risk.greeks import black_scholes
 from contagion.risk.insolvency import insolvency_probability
 
@@ -140,3 +143,50 @@ def test_the_same_seed_gives_the_same_answer() -> None:
 def test_invalid_inputs_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         insolvency_probability(one_borrower(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_derivatives_bad_debt_by_hand() -> None:
+    book = DerivativeBook(
+        perps=[PerpPosition("perps", ETH, True, 10_000.0, 1_000.0, 2_000.0),
+               PerpPosition("perps", ETH, False, 6_000.0, 500.0, 2_000.0)],
+        options=[OptionShort("opts", "w#1", ETH, True, 2_000.0, 10.0, USD, 5_000.0),
+                 OptionShort("opts", "w#1", ETH, True, 1_800.0, 5.0, USD, 5_000.0),
+                 OptionShort("opts", "w#2", ETH, False, 2_200.0, 3.0, ETH, 3.0)])
+    prices: dict[str, Any] = {ETH: np.array([2_000.0, 1_600.0, 2_500.0, 1_000.0]), USD: 1.0}
+    bad = book.bad_debt_usd(prices, 4)
+    assert book.venues == ["opts", "perps"]
+    # long: 10,000 × 20 % = 2,000 lost on 1,000 of collateral at 1,600; short: 6,000 × 25 % =
+    # 1,500 on 500 at 2,500; at 1,000 the long loses 5,000
+    assert bad[:, 1].tolist() == [0.0, 1_000.0, 1_000.0, 4_000.0]
+    # vault 1 owes 10 × 400 + 5 × 200 = 5,000 at 1,600 (covered), 10 × 1,000 + 5 × 800 =
+    # 14,000 at 1,000; vault 2's calls are covered by the ETH they hold
+    assert bad[:, 0].tolist() == [0.0, 0.0, 0.0, 9_000.0]
+
+
+def test_derivatives_venues_fail_with_the_lognormal_probability() -> None:
+    """A 10× long is insolvent below a 10 % fall, a put writer with a third of the strike as
+    collateral below 1,500 (after the lending cascade, which here moves nothing)."""
+    sigma, days, paths = 0.8, 30.0, 20_000
+    book = DerivativeBook(perps=[PerpPosition("perps", ETH, True, 10_000.0, 1_000.0, 2_000.0)],
+                          options=[OptionShort("opts", "w#1", ETH, True, 2_000.0, 10.0, USD,
+                                               5_000.0)])
+    result = insolvency_probability(one_borrower(), vols={ETH: sigma}, horizon_days=days,
+                                    paths=paths, seed=5, derivatives=book)
+    t = days / YEAR
+
+    def below(level: float) -> float:
+        return float(norm.cdf((np.log(level / 2_000) + sigma**2 * t / 2) / (sigma * np.sqrt(t))))
+
+    # bad debt above $1: the long below 2,000 × (1 − 1,001 / 10,000), the put below 1,499.9
+    for venue, level in (("perps", 2_000 * (1 - 1_001 / 10_000)), ("opts", 1_499.9)):
+        expected = below(level)
+        assert abs(result.probability[venue] - expected) < 4 * np.sqrt(
+            expected * (1 - expected) / paths), venue
+    # the lending venue is as without the book
+    alone = insolvency_probability(one_borrower(), vols={ETH: sigma}, horizon_days=days,
+                                   paths=paths, seed=5)
+    assert result.probability["lender"] == alone.probability["lender"]
+    with pytest.raises(ValueError, match="no price for btc"):
+        insolvency_probability(one_borrower(), vols={ETH: sigma}, derivatives=DerivativeBook(
+            perps=[PerpPosition("perps", BTC, True, 1.0, 1.0, 1.0)]))
+    assert book.priced({USD: 1.0}) == DerivativeBook()
