@@ -6,7 +6,7 @@ invalidated."""
 import dagster as dg
 
 from contagion.chain.logs import safe_head
-from contagion.indexing import parse_window_key, stored_part, window_keys
+from contagion.indexing import StoredWindows, parse_window_key, stored_part, window_keys
 from contagion.ingest import BLOCKS, check_reorgs
 from dagster_project.assets import (
     BLOCK_RANGES,
@@ -35,10 +35,11 @@ def block_range_sensor(context: dg.SensorEvaluationContext, chain: ChainResource
         client.close()
     keys = window_keys(registry.deployed_at_block, safe, chain.partition_width)
     known = set(context.instance.get_dynamic_partitions(BLOCK_RANGES))
+    stored = StoredWindows(store, [BLOCKS], registry.chain_id, chain.partition_width)
     requests = []
     for key in keys:
         start, stop = parse_window_key(key)
-        have = stored_part(store, BLOCKS, registry.chain_id, start, stop)
+        have = stored_part(store, BLOCKS, registry.chain_id, start, stop, stored)
         want_stop = min(stop, safe + 1)
         invalid = any(start <= p.start < stop for p in stale)
         if have is None or have.stop < want_stop or invalid:

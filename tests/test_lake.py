@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from contagion.lake import QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake, PartitionFile
@@ -27,3 +28,18 @@ def test_an_empty_partition_file_is_the_file_pyarrow_writes(tmp_path: Path) -> N
     full = pa.table({"x": [1, 2]})
     lake.write("u", part, full)
     assert lake.read("u", part).equals(full)
+
+
+def test_listing_a_local_folder_finds_what_pyarrows_listing_finds(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    for start in (30, 0, 10, 100):
+        lake.write("t", PartitionFile(1, start, start + 10), pa.table({"x": [start]}))
+    folder = Path(lake.folder("t", 1))
+    (folder / ".000000000040-000000000050.parquet.123.tmp").write_bytes(b"half")
+    (folder / "notes.txt").write_text("a stranger")
+    (folder / "000000000200-000000000210.parquet").mkdir()  # a folder, not a file
+    generic = Lake(tmp_path / "lake")
+    generic.fs = pafs.SubTreeFileSystem("", pafs.LocalFileSystem())  # not local: pyarrow lists
+    expected = [PartitionFile(1, s, s + 10) for s in (0, 10, 30, 100)]
+    assert lake.partitions("t", 1) == generic.partitions("t", 1) == expected
+    assert lake.partitions("missing", 1) == generic.partitions("missing", 1) == []

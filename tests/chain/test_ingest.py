@@ -333,3 +333,35 @@ def test_a_read_failing_ahead_keeps_what_was_indexed_and_the_rerun_matches(
         assert lake.partitions(table, CHAIN) == parts and len(parts) > len(kept)
         for part in parts:
             assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
+
+
+class CountingLake(Lake):
+    """Counts folder listings."""
+
+    listings = 0
+
+    def partitions(self, table: str, chain_id: int) -> list[PartitionFile]:
+        self.listings += 1
+        return super().partitions(table, chain_id)
+
+
+@pytest.mark.devnet
+def test_a_run_lists_each_folder_once_however_many_partitions(history: History,
+                                                              tmp_path: Path) -> None:
+    """Listing the lake's folders for every partition made a run quadratic in the lake's size;
+    a run lists each table's folder a fixed number of times, and a rerun likewise."""
+    registry = Registry(network="history", chain_id=CHAIN, deployed_at_block=history.first,
+                        tokens=[Token(symbol=s, address=c.address, decimals=18)
+                                for s, c in history.world.tokens.items()], venues=[])
+    client = RpcClient(history.url)
+    runs = {}
+    for width in (64, 8):
+        lake = CountingLake(tmp_path / f"width-{width}")
+        first = index_range(client, lake, registry, last=history.head, width=width)
+        listed = lake.listings
+        again = index_range(client, lake, registry, last=history.head, width=width)
+        assert again.skipped == len(first.windows) and not again.windows
+        runs[width] = (len(first.windows), listed, lake.listings - listed)
+    client.close()
+    assert runs[8][0] >= 4 * runs[64][0]  # many more partitions, the same listings
+    assert runs[8][1:] == runs[64][1:]
