@@ -523,6 +523,53 @@ def test_the_risk_marts_and_the_cascade_read_the_threshold_in_force(every_venue:
 
 
 @pytest.mark.devnet
+def test_what_the_oracle_holds_is_lifted_once_calm(every_venue: World, tmp_path: Path) -> None:
+    """int_oracle_markets holds the cut from its block on; with every window calm (a policy
+    that lifts after one calm window), the recommendations lift it where it is held, once per
+    cooldown."""
+    import polars as pl
+
+    from contagion.graph.marts import write_graph_marts
+    from contagion.policy.model import Condition, load_policy
+    from contagion.risk.marts import freeze_recommendations
+
+    world, registry = every_venue, every_venue.registry
+    weth = registry.token("WETH").address.lower()
+    cut_block = _rows(world, "select min(block_number) as b from int_margin_cuts")[0]["b"]
+    held = _rows(world, "select snapshot_block, venue, asset, frozen, margin_cut_bps "
+                        "from int_oracle_markets order by snapshot_block, venue")
+    snapshots = sorted({r["snapshot_block"] for r in
+                        _rows(world, "select snapshot_block from ref_snapshots")})
+    after = [b for b in snapshots if b >= cut_block]
+    assert held == [{"snapshot_block": b, "venue": v, "asset": weth, "frozen": False,
+                     "margin_cut_bps": MARGIN_CUT_BPS}
+                    for b in after for v in ("aave_v3", "morpho_blue")]
+    policy = load_policy()
+    policy = policy.model_copy(update={"min_loss_cut_usd": 1e12, "rules": [
+        r.model_copy(update={"when": Condition(calm_windows=1)}) if r.action == "normal"
+        else r for r in policy.rules]})
+    green = pl.DataFrame([{"snapshot_block": b, "venue": v.id, "level": "green", "score": 0.0,
+                           "features": []} for b in snapshots for v in registry.venues],
+                         schema={"snapshot_block": pl.UInt64(), "venue": pl.Utf8(),
+                                 "level": pl.Utf8(), "score": pl.Float64(),
+                                 "features": pl.List(pl.Struct({"feature": pl.Utf8(),
+                                                                "value": pl.Float64(),
+                                                                "contribution": pl.Float64()}))})
+    calm = pl.DataFrame({"snapshot_block": snapshots, "level": ["green"] * len(snapshots)},
+                        schema={"snapshot_block": pl.UInt64(), "level": pl.Utf8()})
+    db = tmp_path / "calm.duckdb"  # with the contagion marts the counterfactual reads
+    shutil.copy(world.db, db)
+    write_graph_marts(db, registry)
+    with connect_readonly(db) as con:
+        ecosystems = {b: ecosystem_at(con, registry, b) for b in snapshots}
+        recs = freeze_recommendations(con, ecosystems, green, calm, policy).to_dicts()
+    cooldown = policy.guardrails.cooldown_windows
+    assert [(r["snapshot_block"], r["venue"], r["asset"], r["action"]) for r in recs] == [
+        (b, v, weth, "normal") for i, b in enumerate(after) if i % (cooldown + 1) == 0
+        for v in ("aave_v3", "morpho_blue")]
+
+
+@pytest.mark.devnet
 def test_a_price_that_left_the_borrower_healthy_is_flagged(world: World,
                                                            tmp_path: Path) -> None:
     audit = _audit(world)

@@ -77,7 +77,9 @@ class EcosystemState(_Model):
 
 
 class VenueAction(_Model):
-    action: Literal["watch", "raise_margin", "freeze_market", "halt"]
+    action: Literal["normal", "watch", "raise_margin", "freeze_market", "halt"] = Field(
+        description="normal lifts what the RiskOracle holds for the market (a freeze, a halt "
+                    "with asset null, a margin cut, step by step)")
     asset: Address | None = Field(description="Token acted on; null for the whole venue")
     symbol: str | None
     rule: str = Field(description="The policy rule that proposed it")

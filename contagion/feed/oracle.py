@@ -307,12 +307,14 @@ def updates_from_recommendations(
     `chain_state(venue, asset)` is what the oracle holds now (e.g.
     `functools.partial(read_market, client, oracle)`). Skipped: watch rows (never on chain), and
     markets already where the row asks: frozen, halted, or a cut at least the recommended one
-    (raise_margin never loosens a cut; lifting one is an explicit `normal`). A freeze carries
-    the market's current cut. A cut that would move by more than `max_cut_step_bps` raises
-    CapExceeded rather than being split: the oracle's per-market cooldown would reject a second
-    step of the same snapshot anyway, and a recommendation beyond the cap means the policy and
-    the oracle disagree, which a person should settle. Nonces run from `first_nonce` in
-    (venue, asset) order.
+    (raise_margin never loosens a cut; lifting one is an explicit `normal`), or for `normal`
+    neither frozen nor cut. A freeze carries the market's current cut; a `normal` lifts the
+    freeze (or, asset null, the halt) and brings the cut down by at most `max_cut_step_bps`,
+    so a deep cut comes off over several snapshots while the calm lasts. A raise_margin cut
+    that would move by more than `max_cut_step_bps` raises CapExceeded rather than being split:
+    the oracle's per-market cooldown would reject a second step of the same snapshot anyway,
+    and a recommendation beyond the cap means the policy and the oracle disagree, which a
+    person should settle. Nonces run from `first_nonce` in (venue, asset) order.
     """
     rows = list(rows)
     snapshots = {r["snapshot_block"] for r in rows}
@@ -325,14 +327,14 @@ def updates_from_recommendations(
         action = row["action"]
         if action == "watch":
             continue
-        if action not in ("raise_margin", "freeze_market", "halt"):
+        if action not in ("normal", "raise_margin", "freeze_market", "halt"):
             raise ValueError(f"row for {row['venue']}: {action!r} is not a recommendation "
-                             "action (watch, raise_margin, freeze_market, halt)")
+                             "action (normal, watch, raise_margin, freeze_market, halt)")
         venue_cfg = registry.venue(row["venue"])
         if not venue_cfg.contracts:
             raise ValueError(f"venue {row['venue']!r} has no contract in the registry")
         venue = to_checksum_address(venue_cfg.main_contract)
-        if action == "halt":
+        if action == "halt" or (action == "normal" and row["asset"] is None):
             if row["asset"] is not None:
                 raise ValueError(f"a halt of {row['venue']} is venue-wide, got asset "
                                  f"{row['asset']}")
@@ -356,6 +358,10 @@ def updates_from_recommendations(
                     raise CapExceeded(
                         f"{row['venue']} / {asset}: a cut from {state.margin_cut_bps} to {cut} "
                         f"bps moves more than the oracle's cap of {max_cut_step_bps} bps")
+            elif action == "normal":
+                if not state.frozen and state.margin_cut_bps == 0:
+                    continue
+                cut = max(state.margin_cut_bps - max_cut_step_bps, 0)
             elif state.frozen:  # freeze_market, or halt on the venue-wide market
                 continue
             else:

@@ -31,6 +31,8 @@ class Condition(_Strict):
     venue_level: Level | None = None  # the anomalous venue's level, at least
     ecosystem_level: Level | None = None  # the ecosystem's level, at least
     feature_above: dict[str, float] = Field(default_factory=dict)  # the venue's features
+    # normal only: the venue and the ecosystem have been green this many windows in a row
+    calm_windows: int | None = Field(default=None, ge=1)
 
 
 class RaiseMarginParams(_Strict):
@@ -49,6 +51,12 @@ class Rule(_Strict):
         if (self.action == "raise_margin") != (self.params is not None):
             raise ValueError("raise_margin needs params {threshold_cut: …}; other actions "
                              "take none")
+        if (self.action == "normal") != (self.when.calm_windows is not None):
+            raise ValueError("normal (lifting what is in force) needs when {calm_windows: N}, "
+                             "and only normal takes calm_windows")
+        if self.action == "normal" and (self.when.venue_level or self.when.ecosystem_level
+                                        or self.when.feature_above):
+            raise ValueError("normal is conditioned on calm_windows alone")
         return self
 
 

@@ -38,7 +38,8 @@ from scipy.stats import norm
 from contagion.graph.cascade import Ecosystem, cascade
 from contagion.policy.model import ACTIONS, Policy, Rule
 
-__all__ = ["Action", "Anomaly", "Market", "Recommendation", "recommend", "simulated_loss"]
+__all__ = ["Action", "Anomaly", "InForce", "Market", "Recommendation", "lifts", "recommend",
+           "simulated_loss"]
 
 LEVEL_RANK = {"green": 0, "amber": 1, "red": 2}
 
@@ -124,14 +125,17 @@ def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon:
         for k in open_groups:
             growth[k] += usd / total if total > 0 else 0.0
     # a new cut replaces the one in force (the legs' thresholds already carry that one): only
-    # a deeper cut changes the book
+    # a deeper cut changes the book, and lifting one (normal) gives its thresholds back
     deeper = {(a.venue, a.asset): a.threshold_cut - eco.margin_cuts.get((a.venue, a.asset), 0.0)
               for a in actions if a.kind == "raise_margin" and a.asset is not None}
     cuts = {key: cut for key, cut in deeper.items() if cut > 0}
+    lifted = {(a.venue, a.asset): eco.margin_cuts.get((a.venue, a.asset), 0.0)
+              for a in actions if a.kind == "normal" and a.asset is not None}
     legs = []
     for leg in eco.legs:
         scale = 1.0 + growth.get((leg.venue, leg.group), 0.0)
-        cut = cuts.get((leg.venue, eco.asset_of(leg.token)), 0.0) if leg.side == "collateral" \
+        where = (leg.venue, eco.asset_of(leg.token))
+        cut = cuts.get(where, 0.0) - lifted.get(where, 0.0) if leg.side == "collateral" \
             else 0.0
         legs.append(replace(leg, amount=leg.amount * scale,
                             threshold=max(leg.threshold - cut, 0.0)))
@@ -161,6 +165,53 @@ def simulated_loss(eco: Ecosystem, actions: Sequence[Action], shocks: Mapping[st
     return float(sum(sum(r.bad_debt_usd.values()) for r in rounds))
 
 
+@dataclass(frozen=True)
+class InForce:
+    """What the RiskOracle holds for a market (int_oracle_markets)."""
+
+    venue: str
+    asset: str | None  # None: the venue-wide market (a halt)
+    frozen: bool
+    margin_cut: float  # a fraction, as thresholds are
+
+
+def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
+          ecosystem_calm: int, market: Market, policy: Policy, *,
+          cooling: frozenset[tuple[str, str, str | None]] = frozenset()
+          ) -> list[Recommendation]:
+    """`normal` for each market the oracle still holds frozen or cut, at a venue that has been
+    green, and the ecosystem with it, for a lift rule's `calm_windows` in a row (`calm`: venue
+    -> green windows in a row) — unless lifting raises the simulated loss, with the market's
+    asset falling by the policy's quantile, by more than `min_loss_cut_usd`. Its loss before is
+    with what is in force, after without (the counterfactual models the cut; a freeze's effect
+    is leverage not yet built, which calm windows do not build either)."""
+    out: list[Recommendation] = []
+    years = policy.horizon_windows * market.window_seconds / (365.25 * 86_400)
+    z = float(norm.ppf(policy.stress_quantile))
+    for rule in (r for r in policy.rules if r.action == "normal"):
+        need = rule.when.calm_windows or 0
+        for held in in_force:
+            if not (held.frozen or held.margin_cut > 0) or ("normal", held.venue, held.asset) \
+                    in cooling or calm.get(held.venue, 0) < need or ecosystem_calm < need:
+                continue
+            vol = market.volatility.get(held.asset, 0.0) if held.asset else 0.0
+            shocks = {held.asset: -(1 - np.exp(-z * vol * np.sqrt(years)))} \
+                if held.asset and vol > 0 else {}
+            before = simulated_loss(eco, [], shocks, market, policy.horizon_windows)
+            after = simulated_loss(eco, [Action("normal", held.venue, held.asset)], shocks,
+                                   market, policy.horizon_windows)
+            if after - before > policy.min_loss_cut_usd:
+                continue
+            evidence = json.dumps({
+                "venue": held.venue, "calm_windows": calm.get(held.venue, 0),
+                "ecosystem_calm_windows": ecosystem_calm,
+                "in_force": {"frozen": held.frozen, "margin_cut": held.margin_cut},
+                "shocks": shocks}, default=float)
+            out.append(Recommendation(held.venue, held.asset, "normal", rule.name, {},
+                                      held.venue, before, after, before - after, (), evidence))
+    return sorted(out, key=lambda r: (r.venue, r.asset or ""))
+
+
 def _holds(rule: Rule, anomaly: Anomaly, ecosystem_level: str) -> bool:
     when = rule.when
     if when.venue_level and LEVEL_RANK[anomaly.level] < LEVEL_RANK[when.venue_level]:
@@ -186,7 +237,8 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
     for (venue, _), assets in held.items():
         venue_assets[venue] |= set(assets)
     for anomaly in sorted(anomalies, key=lambda a: -a.score):
-        rules = [r for r in policy.rules if _holds(r, anomaly, ecosystem_level)]
+        rules = [r for r in policy.rules
+                 if r.action != "normal" and _holds(r, anomaly, ecosystem_level)]
         if not rules:
             continue
         issued = {eco.asset_of(t) for t, (issuer, _) in eco.claims.items()

@@ -18,7 +18,7 @@ import polars as pl
 from contagion.graph.cascade import Ecosystem
 from contagion.graph.load import ecosystem_at
 from contagion.policy.model import Policy, load_policy
-from contagion.policy.recommend import Anomaly, Market, recommend
+from contagion.policy.recommend import Anomaly, InForce, Market, lifts, recommend
 from contagion.registry import Registry
 from contagion.risk.derivatives import derivatives_at
 from contagion.risk.insolvency import insolvency_probability
@@ -86,8 +86,10 @@ def _market(con: duckdb.DuckDBPyConnection, snapshot: int, window_seconds: float
 def freeze_recommendations(con: duckdb.DuckDBPyConnection, ecosystems: Mapping[int, Ecosystem],
                            scores: pl.DataFrame, ecosystem: pl.DataFrame,
                            policy: Policy) -> pl.DataFrame:
-    """The policy's recommendations at every window where a venue is at amber or above; an
-    action issued at a market is not proposed again within the policy's cooldown."""
+    """The policy's recommendations at every window where a venue is at amber or above, and
+    the lifts (`normal`) of what the RiskOracle still holds where the venue and the ecosystem
+    have been calm long enough; an action issued at a market is not proposed again within the
+    policy's cooldown."""
     seconds = con.execute(
         "select median(date_diff('second', a.block_time, b.block_time)) "
         "from fct_venue_state as s join stg_blocks as a on a.block_number = s.window_start "
@@ -98,19 +100,33 @@ def freeze_recommendations(con: duckdb.DuckDBPyConnection, ecosystems: Mapping[i
     rows: list[dict[str, object]] = []
     issued: dict[tuple[str, str, str | None], int] = {}  # -> window index of the last issue
     level_of = dict(zip(ecosystem["snapshot_block"], ecosystem["level"], strict=True))
+    calm: dict[str, int] = {}  # venue -> green windows in a row, up to this one
+    ecosystem_calm = 0
+    lifting = any(r.action == "normal" for r in policy.rules)
     for index, block in enumerate(sorted(level_of)):
-        at = scores.filter((pl.col("snapshot_block") == block) & (pl.col("level") != "green"))
-        if at.is_empty():
-            continue
-        anomalies = [Anomaly(r["venue"], r["level"], r["score"],
-                             {f["feature"]: f["value"] for f in r["features"]},
-                             {f["feature"]: f["contribution"] for f in r["features"]})
-                     for r in at.iter_rows(named=True)]
+        here = scores.filter(pl.col("snapshot_block") == block)
+        for venue, level in zip(here["venue"], here["level"], strict=True):
+            calm[venue] = calm.get(venue, 0) + 1 if level == "green" else 0
+        ecosystem_calm = ecosystem_calm + 1 if level_of[block] == "green" else 0
+        at = here.filter(pl.col("level") != "green")
         cooling = frozenset(k for k, i in issued.items()
                             if index - i <= policy.guardrails.cooldown_windows)
-        for rec in recommend(ecosystems[int(block)], anomalies, str(level_of[block]),
-                             _market(con, int(block), window_seconds, symbols), policy,
-                             cooling=cooling):
+        held = _in_force(con, int(block)) if lifting else []
+        if at.is_empty() and not held:
+            continue
+        eco, market = ecosystems[int(block)], _market(con, int(block), window_seconds, symbols)
+        recs = []
+        if not at.is_empty():
+            anomalies = [Anomaly(r["venue"], r["level"], r["score"],
+                                 {f["feature"]: f["value"] for f in r["features"]},
+                                 {f["feature"]: f["contribution"] for f in r["features"]})
+                         for r in at.iter_rows(named=True)]
+            recs = recommend(eco, anomalies, str(level_of[block]), market, policy,
+                             cooling=cooling)
+        acted = {(r.venue, r.asset) for r in recs}  # an action this window outranks a lift
+        recs += [r for r in lifts(eco, held, calm, ecosystem_calm, market, policy,
+                                  cooling=cooling) if (r.venue, r.asset) not in acted]
+        for rec in recs:
             issued[(rec.action, rec.venue, rec.asset)] = index
             rows.append({"snapshot_block": block, **asdict(rec)})
     schema: dict[str, pl.DataType] = {
@@ -123,6 +139,16 @@ def freeze_recommendations(con: duckdb.DuckDBPyConnection, ecosystems: Mapping[i
         row["params"] = json.dumps(row["params"])
         row["coordinated_with"] = list(row["coordinated_with"])  # type: ignore[call-overload]
     return pl.DataFrame(rows, schema=schema)
+
+
+def _in_force(con: duckdb.DuckDBPyConnection, snapshot: int) -> list[InForce]:
+    """What the RiskOracle holds at the snapshot that is not plain normal (int_oracle_markets)."""
+    zero = "0x" + "0" * 40
+    return [InForce(venue, None if asset == zero else asset, bool(frozen), cut / 10**4)
+            for venue, asset, frozen, cut in con.execute(
+                "select venue, asset, frozen, margin_cut_bps from int_oracle_markets "
+                "where snapshot_block = ? and (frozen or margin_cut_bps > 0) "
+                "order by venue, asset", [snapshot]).fetchall()]
 
 
 def _vols_and_correlation(con: duckdb.DuckDBPyConnection, snapshot: int

@@ -26,6 +26,7 @@ from contagion.devnet.world import Ecosystem, ecosystem_from_registry
 from contagion.feed.oracle import (
     ZERO_ADDRESS,
     CapExceeded,
+    MarketState,
     OracleAction,
     OracleRejected,
     RiskUpdate,
@@ -451,6 +452,29 @@ def test_updates_from_recommendations_reach_the_chain_once(chain: Chain) -> None
     with pytest.raises(CapExceeded, match="cap of 1000 bps"):
         plan([_row("aave_v3", weth, "raise_margin", threshold_cut=0.16)], 6)
 
+    # lifts: the halt (asset null), the cut (by at most the cap), the freeze; a market the
+    # oracle holds nothing for is left alone
+    chain.now += COOLDOWN  # the markets' cooldown since their last update
+    lifted = plan([_row("morpho_blue", None, "normal"), _row("aave_v3", weth, "normal"),
+                   _row("aave_v3", usdc, "normal"),
+                   _row("aave_v3", chain.token("WBTC"), "normal")], 6)
+    assert [(u.venue, u.asset, u.action, u.margin_cut_bps) for u in lifted] == [
+        *sorted([(pool, usdc, "normal", 0), (pool, weth, "normal", 0)],
+                key=lambda u: u[1].lower()),
+        (morpho, ZERO_ADDRESS, "normal", 0)]
+    for update in lifted:
+        chain.push(update)
+    assert not read_market(chain.client, chain.oracle, morpho, weth).blocked
+    assert read_market(chain.client, chain.oracle, pool, weth).margin_cut_bps == 0
+    assert not read_market(chain.client, chain.oracle, pool, usdc).frozen
+    assert plan([_row("aave_v3", weth, "normal")], 9) == []  # nothing left to lift
+    # a cut deeper than the cap comes down one capped step per lift
+    step = updates_from_recommendations(
+        [_row("aave_v3", weth, "normal")], chain.registry,
+        chain_state=lambda venue, asset: MarketState(False, False, 1500, 0),
+        max_cut_step_bps=1000, expiry=chain.now, snapshot_hash=SNAPSHOT, first_nonce=9)
+    assert [(u.action, u.margin_cut_bps) for u in step] == [("normal", 500)]
+
 
 def test_bad_recommendation_rows_are_errors(chain: Chain) -> None:
     cases: list[tuple[list[dict[str, Any]], str]] = [
@@ -459,7 +483,7 @@ def test_bad_recommendation_rows_are_errors(chain: Chain) -> None:
         ([_row("aave_v3", "0x" + "12" * 20, "freeze_market")], "not a token"),
         ([_row("aave_v3", None, "freeze_market")], "not a token"),
         ([_row("aave_v3", "0x" + "12" * 20, "halt")], "venue-wide"),
-        ([_row("aave_v3", None, "normal")], "not a recommendation action"),
+        ([_row("aave_v3", None, "lift")], "not a recommendation action"),
         ([_row("nowhere", None, "halt")], "no venue 'nowhere'"),
         ([_row("aave_v3", chain.token("WETH"), "raise_margin")], "threshold_cut"),
     ]

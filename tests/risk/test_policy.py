@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy.stats import norm
 
 from contagion.graph.cascade import Ecosystem, Leg, LiquidationRule, Pool
 from contagion.policy.model import PolicyError, load_policy
-from contagion.policy.recommend import Action, Anomaly, Market, recommend, simulated_loss
+from contagion.policy.recommend import (
+    Action,
+    Anomaly,
+    InForce,
+    Market,
+    lifts,
+    recommend,
+    simulated_loss,
+)
 
 X, USD = "0xx", "0xusd"
 
@@ -132,3 +142,57 @@ def test_a_margin_cut_in_force_is_replaced_not_added_to() -> None:
                                                    margin_only)} == {("a", "raise_margin"),
                                                                      ("b", "raise_margin")}
     assert recommend(cut, [_anomaly()], "red", market, margin_only) == []
+
+
+def test_what_is_in_force_is_lifted_after_a_calm_stretch_unless_it_still_cuts_the_loss(
+        tmp_path: Path) -> None:
+    policy = load_policy()
+    lift = next(r for r in policy.rules if r.action == "normal")
+    need = lift.when.calm_windows
+    assert need is not None and need >= 1
+    base = _book()  # borrowers at health 1.3 (1.22 on the thresholds cut by 0.05)
+    healthy = replace(base, legs=[replace(leg, amount=leg.amount * 1.05 / 1.3)
+                                  if leg.side == "debt" else leg for leg in base.legs])
+    cut = replace(healthy, legs=[replace(leg, threshold=leg.threshold - 0.05)
+                                 for leg in healthy.legs],
+                  margin_cuts={(v, X): 0.05 for v in ("a", "b")})
+    held = [InForce("a", X, False, 0.05), InForce("b", X, True, 0.0),
+            InForce("b", None, True, 0.0), InForce("a", USD, False, 0.0)]
+    calm_market = _market({"a": 0.2, "b": 0.2}, vol=0.0)
+    recs = lifts(cut, held, {"a": need, "b": need}, need, calm_market, policy)
+    # everything held is lifted (the last market holds nothing): nothing moves without
+    # volatility, so lifting costs no simulated loss
+    assert [(r.venue, r.asset, r.action, r.rule) for r in recs] == [
+        ("a", X, "normal", lift.name), ("b", None, "normal", lift.name),
+        ("b", X, "normal", lift.name)]
+    assert all(r.loss_before_usd == r.loss_after_usd == 0.0 for r in recs)
+    assert '"calm_windows"' in recs[0].evidence
+    # not calm long enough, the venue or the ecosystem; or lifted within the cooldown
+    assert {r.venue for r in lifts(cut, held, {"a": need - 1, "b": need}, need, calm_market,
+                                   policy)} == {"b"}
+    assert lifts(cut, held, {"a": need, "b": need}, need - 1, calm_market, policy) == []
+    assert [r.venue for r in lifts(cut, held, {"a": need, "b": need}, need, calm_market,
+                                   policy, cooling=frozenset({("normal", "a", X)}))] == ["b", "b"]
+    # a cut stays while lifting it would add more than min_loss_cut_usd to the simulated loss
+    # of X falling by the policy's quantile over the horizon
+    years = policy.horizon_windows * 86_400 / (365.25 * 86_400)
+    outcomes = set()
+    for vol in (0.3, 0.53, 0.8):
+        stormy = _market({"a": 0.2, "b": 0.2}, vol=vol)
+        fall = {X: -(1 - np.exp(-norm.ppf(policy.stress_quantile) * vol * np.sqrt(years)))}
+        added = simulated_loss(cut, [Action("normal", "a", X)], fall, stormy, 12) - \
+            simulated_loss(cut, [], fall, stormy, 12)
+        kept = not lifts(cut, held[:1], {"a": need}, need, stormy, policy)
+        assert kept == (added > policy.min_loss_cut_usd), vol
+        outcomes.add(kept)
+    assert outcomes == {True, False}  # both happen on this book
+    # a lift rule needs calm_windows, and only a lift rule takes it
+    bad = tmp_path / "p.yaml"
+    for rule in ("{name: r, doc: d, when: {}, action: normal}",
+                 "{name: r, doc: d, when: {calm_windows: 3}, action: watch}",
+                 "{name: r, doc: d, when: {calm_windows: 3, venue_level: amber}, "
+                 "action: normal}"):
+        bad.write_text("version: 1\nhorizon_windows: 1\nstress_quantile: 0.99\n"
+                       f"min_transmission: 0.1\nmin_loss_cut_usd: 0\nrules:\n  - {rule}\n")
+        with pytest.raises(PolicyError, match="normal"):
+            load_policy(bad)
