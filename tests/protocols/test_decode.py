@@ -232,23 +232,30 @@ def _random_value(abi_type: str, rng: random.Random) -> Any:
                                                                    2 ** (bits - 1))
 
 
+def _random_logs(tables: Sequence[str], count: int, *, seed: int, short_every: int
+                 ) -> list[tuple[bytes, list[bytes], bytes]]:
+    """`count` logs of the given event tables with random values; every `short_every`-th has its
+    data cut one byte short (to be quarantined)."""
+    rng = random.Random(seed)
+    layouts = [CATALOG.layout(t) for t in tables]
+    logs = []
+    for i in range(count):
+        lay = rng.choice(layouts)
+        address, topics, data = encode_log(lay, [_random_value(s.abi_type, rng)
+                                                 for s in lay.slots])
+        if i % short_every == 0:
+            data = data[:-1]  # quarantined: short data
+        logs.append((address, topics, data))
+    return logs
+
+
 def test_slices_and_threads_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """Event tables are decoded in slices of rows spread over threads; the output (order
     included) must be what one thread decoding whole tables gives."""
     import contagion.protocols.decode as decode_module
 
-    rng = random.Random(7)
-    layouts = [CATALOG.layout(t) for t in ("erc20__transfer", "aave_v3__supply",
-                                            "uniswap_v2__sync", "morpho_blue__liquidate")]
-    logs = []
-    for i in range(300):
-        lay = rng.choice(layouts)
-        address, topics, data = encode_log(lay, [_random_value(s.abi_type, rng)
-                                                 for s in lay.slots])
-        if i % 37 == 0:
-            data = data[:-1]  # quarantined: short data
-        logs.append((address, topics, data))
-    table = raw_logs(logs)
+    table = raw_logs(_random_logs(("erc20__transfer", "aave_v3__supply", "uniswap_v2__sync",
+                                   "morpho_blue__liquidate"), 300, seed=7, short_every=37))
     whole = decode_logs(table, threads=1)
     monkeypatch.setattr(decode_module, "_SLICE_ROWS", 7)
     sliced = decode_logs(table, threads=3)
@@ -261,17 +268,8 @@ def test_slices_and_threads_do_not_change_the_result(monkeypatch: pytest.MonkeyP
 def test_a_slice_or_chunks_decode_like_the_same_logs_built_afresh() -> None:
     """The decoder reads Arrow buffers directly (validity bitmaps, offsets): a slice of a
     table, or a table in several chunks, must decode as a fresh copy of its logs does."""
-    rng = random.Random(11)
-    layouts = [CATALOG.layout(t) for t in ("erc20__transfer", "uniswap_v2__sync",
-                                            "aave_v3__supply")]
-    logs = []
-    for i in range(150):
-        lay = rng.choice(layouts)
-        address, topics, data = encode_log(lay, [_random_value(s.abi_type, rng)
-                                                 for s in lay.slots])
-        if i % 11 == 0:
-            data = data[:-1]  # quarantined: short data
-        logs.append((address, topics, data))
+    logs = _random_logs(("erc20__transfer", "uniswap_v2__sync", "aave_v3__supply"), 150,
+                        seed=11, short_every=11)
     table = raw_logs(logs)
     gap = pc.and_(pa.array([i % 13 == 0 for i in range(len(logs))]), table["topic2"].is_valid())
     table = table.set_column(table.schema.get_field_index("topic1"), "topic1", pc.if_else(
