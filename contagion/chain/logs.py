@@ -203,13 +203,7 @@ def _unhex_chars(chars: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64], f
         prefixed = (rows[:, 0] == ord("0")) & (rows[:, 1] == ord("x"))
         digits = rows[:, 2:]
     else:
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        prefixed = (chars[starts] == ord("0")) & (chars[starts + 1] == ord("x"))
-        keep = np.ones(len(chars), dtype=bool)
-        keep[starts] = False
-        keep[starts + 1] = False
-        digits = chars[keep]
+        prefixed, digits = _split_prefixes(chars, lengths)
     if n and not prefixed.all():
         i = int(np.argmin(prefixed))
         raise MalformedReply(f"{field} #{i}: {value(i)!r} lacks the 0x prefix")
@@ -221,19 +215,39 @@ def _unhex_chars(chars: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64], f
     return raw, (lengths - 2) // 2
 
 
+def _split_prefixes(chars: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64]
+                    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]:
+    """Values of any length laid end to end: whether each starts with `0x`, and the characters
+    after those two of every value."""
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    prefixed = (chars[starts] == ord("0")) & (chars[starts + 1] == ord("x"))
+    keep = np.ones(len(chars), dtype=bool)
+    keep[starts] = False
+    keep[starts + 1] = False
+    return prefixed, chars[keep]
+
+
+def _fixed_array(raw: bytes, n: int, width: int) -> pa.Array:
+    return pa.Array.from_buffers(pa.binary(width), n, [None, pa.py_buffer(raw)])
+
+
+def _binary_array(raw: bytes, sizes: npt.NDArray[np.int64]) -> pa.Array:
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    # built with 64-bit offsets, cast to the schema's 32-bit ones: Arrow checks the overflow
+    big = pa.Array.from_buffers(pa.large_binary(), len(sizes),
+                                [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
+    return big.cast(pa.binary())
+
+
 def _fixed(values: Sequence[Any], field: str, width: int) -> pa.Array:
     raw, _ = _unhex(values, field, width)
-    return pa.Array.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(raw)])
+    return _fixed_array(raw, len(values), width)
 
 
 def _variable(values: Sequence[Any], field: str) -> pa.Array:
-    raw, sizes = _unhex(values, field, None)
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    # built with 64-bit offsets, cast to the schema's 32-bit ones: Arrow checks the overflow
-    big = pa.Array.from_buffers(pa.large_binary(), len(values),
-                                [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
-    return big.cast(pa.binary())
+    return _binary_array(*_unhex(values, field, None))
 
 
 def _quantities(values: Sequence[Any], field: str, bits: int = 64) -> pa.Array:
@@ -365,12 +379,17 @@ class _NotVouched(Exception):
     """The fast path leaves this reply to the general one."""
 
 
-def _text(array: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """A string array without nulls as (its UTF-8 bytes end to end, each value's length)."""
+def _offsets(array: pa.Array) -> npt.NDArray[np.int32]:
+    """The 32-bit offsets of a string or list array without nulls."""
     if array.null_count:
         raise _NotVouched
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1,
-                            offset=4 * array.offset)
+    return np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1,
+                         offset=4 * array.offset)
+
+
+def _text(array: pa.Array) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """A string array without nulls as (its UTF-8 bytes end to end, each value's length)."""
+    offsets = _offsets(array)
     data = array.buffers()[2]
     chars = (np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None
              else np.zeros(0, dtype=np.uint8))
@@ -392,14 +411,10 @@ def _arrow_quantities(array: pa.Array, bits: int = 64) -> pa.Array:
     digits = lengths - 2
     if n and ((digits < 1) | (digits > 16)).any():
         raise _NotVouched
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    if n and not ((chars[starts] == ord("0")) & (chars[starts + 1] == ord("x"))).all():
+    prefixed, hex_digits = _split_prefixes(chars, lengths)
+    if n and not prefixed.all():
         raise _NotVouched
-    keep = np.ones(len(chars), dtype=bool)
-    keep[starts] = False
-    keep[starts + 1] = False
-    nibbles = _NIBBLE[chars[keep]]
+    nibbles = _NIBBLE[hex_digits]
     if (nibbles > 15).any():
         raise _NotVouched
     row = np.repeat(np.arange(n), digits)  # right-align each value's digits in 16 columns
@@ -426,18 +441,11 @@ def _arrow_logs_table(logs: pa.StructArray, chain_id: int) -> pa.Table:
     if n and pc.any(removed).as_py():
         raise _NotVouched  # the general path raises ChainMoved
     topics = fields["topics"]
-    if topics.null_count:
-        raise _NotVouched
-    counts = np.diff(np.frombuffer(topics.buffers()[1], dtype=np.int32, count=n + 1,
-                                   offset=4 * topics.offset)).astype(np.int64)
+    counts = np.diff(_offsets(topics)).astype(np.int64)
     topic_bytes, _ = _arrow_hex(topics.flatten(), "topics", 32)
-    data, sizes = _arrow_hex(fields["data"], "data", None)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
 
     def fixed(name: str, width: int) -> pa.Array:
-        raw, _ = _arrow_hex(fields[name], name, width)
-        return pa.Array.from_buffers(pa.binary(width), n, [None, pa.py_buffer(raw)])
+        return _fixed_array(_arrow_hex(fields[name], name, width)[0], n, width)
 
     return pa.Table.from_arrays([
         pa.array(np.full(n, chain_id, dtype=np.uint64)),
@@ -448,8 +456,7 @@ def _arrow_logs_table(logs: pa.StructArray, chain_id: int) -> pa.Table:
         _arrow_quantities(fields["logIndex"], 32),
         fixed("address", 20),
         *_topic_columns(counts, topic_bytes),
-        pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets),
-                                                     pa.py_buffer(data)]).cast(pa.binary()),
+        _binary_array(*_arrow_hex(fields["data"], "data", None)),
     ], schema=RAW_LOGS_SCHEMA)
 
 
