@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -165,6 +165,15 @@ def simulated_loss(eco: Ecosystem, actions: Sequence[Action], shocks: Mapping[st
     return float(sum(sum(r.bad_debt_usd.values()) for r in rounds))
 
 
+def _stress_moves(assets: Iterable[str], market: Market, policy: Policy) -> dict[str, float]:
+    """Each asset's fall by the policy's quantile of its move over the horizon, 1 − exp(−z·σ·√T)
+    (assets without volatility do not move)."""
+    years = policy.horizon_windows * market.window_seconds / (365.25 * 86_400)
+    z = float(norm.ppf(policy.stress_quantile))
+    return {a: -(1 - float(np.exp(-z * market.volatility[a] * np.sqrt(years))))
+            for a in assets if market.volatility.get(a, 0.0) > 0}
+
+
 @dataclass(frozen=True)
 class InForce:
     """What the RiskOracle holds for a market (int_oracle_markets)."""
@@ -186,17 +195,13 @@ def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
     with what is in force, after without (the counterfactual models the cut; a freeze's effect
     is leverage not yet built, which calm windows do not build either)."""
     out: list[Recommendation] = []
-    years = policy.horizon_windows * market.window_seconds / (365.25 * 86_400)
-    z = float(norm.ppf(policy.stress_quantile))
     for rule in (r for r in policy.rules if r.action == "normal"):
         need = rule.when.calm_windows or 0
         for held in in_force:
             if not (held.frozen or held.margin_cut > 0) or ("normal", held.venue, held.asset) \
                     in cooling or calm.get(held.venue, 0) < need or ecosystem_calm < need:
                 continue
-            vol = market.volatility.get(held.asset, 0.0) if held.asset else 0.0
-            shocks = {held.asset: -(1 - np.exp(-z * vol * np.sqrt(years)))} \
-                if held.asset and vol > 0 else {}
+            shocks = _stress_moves([held.asset] if held.asset else [], market, policy)
             before = simulated_loss(eco, [], shocks, market, policy.horizon_windows)
             after = simulated_loss(eco, [Action("normal", held.venue, held.asset)], shocks,
                                    market, policy.horizon_windows)
@@ -230,8 +235,6 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
     venue, asset) issued within the cooldown, which are not proposed again."""
     out: list[Recommendation] = []
     exempt = {t for t, s in market.symbols.items() if s in policy.guardrails.exempt_assets}
-    years = policy.horizon_windows * market.window_seconds / (365.25 * 86_400)
-    z = float(norm.ppf(policy.stress_quantile))
     held = _group_assets(eco)
     venue_assets: dict[str, set[str]] = defaultdict(set)
     for (venue, _), assets in held.items():
@@ -248,8 +251,7 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
         strong = [p for p in market.paths if p[0] in sources and p[2] >= policy.min_transmission]
         exposed = sorted({anomaly.venue} | {p[1].removeprefix("venue:") for p in strong
                                             if p[1].startswith("venue:")})
-        shocks = {a: -(1 - np.exp(-z * market.volatility.get(a, 0.0) * np.sqrt(years)))
-                  for a in implicated if market.volatility.get(a, 0.0) > 0}
+        shocks = _stress_moves(implicated, market, policy)
         evidence = json.dumps({
             "venue": anomaly.venue, "level": anomaly.level, "score": anomaly.score,
             "features": dict(anomaly.features), "contributions": dict(anomaly.contributions),
