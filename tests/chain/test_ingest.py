@@ -286,6 +286,13 @@ if __name__ == "__main__":
     _child()
 
 
+def history_registry(history: History) -> Registry:
+    """A registry of the history's tokens (no venues), for index_range."""
+    return Registry(network="history", chain_id=CHAIN, deployed_at_block=history.first,
+                    tokens=[Token(symbol=s, address=c.address, decimals=18)
+                            for s, c in history.world.tokens.items()], venues=[])
+
+
 class LosesTheNodeAt(RpcClient):
     """eth_getLogs fails for blocks from `block` on, as a node gone away would."""
 
@@ -306,9 +313,7 @@ def test_a_read_failing_ahead_keeps_what_was_indexed_and_the_rerun_matches(
     """index_range reads the next partition while it writes the current one: a failure there
     surfaces after the current partition is complete, and nothing of the failed one is
     written. The rerun does only what is missing and equals an uninterrupted index."""
-    registry = Registry(network="history", chain_id=CHAIN, deployed_at_block=history.first,
-                        tokens=[Token(symbol=s, address=c.address, decimals=18)
-                                for s, c in history.world.tokens.items()], venues=[])
+    registry = history_registry(history)
     width = 16
     failing_at = history.first + 3 * width + 5  # inside the fourth window
     lake, clean = Lake(tmp_path / "lake"), Lake(tmp_path / "clean")
@@ -350,9 +355,7 @@ def test_a_run_lists_each_folder_once_however_many_partitions(history: History,
                                                               tmp_path: Path) -> None:
     """Listing the lake's folders for every partition made a run quadratic in the lake's size;
     a run lists each table's folder a fixed number of times, and a rerun likewise."""
-    registry = Registry(network="history", chain_id=CHAIN, deployed_at_block=history.first,
-                        tokens=[Token(symbol=s, address=c.address, decimals=18)
-                                for s, c in history.world.tokens.items()], venues=[])
+    registry = history_registry(history)
     client = RpcClient(history.url)
     runs = {}
     for width in (64, 8):
