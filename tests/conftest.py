@@ -13,7 +13,7 @@ import pytest
 
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.base import BaseWorld, deploy_base
-from contagion.devnet.driver import DevnetDriver
+from contagion.devnet.driver import Contract, DevnetDriver
 from contagion.devnet.node import GENESIS_TIMESTAMP, free_port, start_node, stop_node
 from contagion.indexing import index_range
 from contagion.lake import Lake
@@ -89,6 +89,21 @@ class World:
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with connect_readonly(self.db) as con:
             return con.execute(query, params or []).fetchall()
+
+
+class Views:
+    """Calls contracts' views at one block (with state overrides, e.g. feeds, when given)."""
+
+    def __init__(self, client: RpcClient, block: int,
+                 overrides: dict[str, Any] | None = None) -> None:
+        self.client, self.block, self.overrides = client, block, overrides or {}
+
+    def __call__(self, contract: Contract, fn: str, *args: Any) -> Any:
+        raw = self.client.call("eth_call", [{"to": contract.address,
+                                             "data": contract.data(fn, *args)},
+                                            hex(self.block), self.overrides])
+        out = contract.abi.decode_result(fn, len(args), raw)
+        return out[0] if len(out) == 1 else out
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import World, scenario_world
+from conftest import Views, World, scenario_world
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
@@ -238,20 +238,6 @@ def _feeds_as_read(answers: dict[str, tuple[int, int]]) -> dict[str, Any]:
         for feed, (round_id, answer) in answers.items()}
 
 
-class _Views:
-    """Calls a contract's views at one block with the feeds overridden."""
-
-    def __init__(self, client: RpcClient, block: int, overrides: dict[str, Any]) -> None:
-        self.client, self.block, self.overrides = client, block, overrides
-
-    def __call__(self, contract: Contract, fn: str, *args: Any) -> Any:
-        raw = self.client.call("eth_call", [{"to": contract.address,
-                                             "data": contract.data(fn, *args)},
-                                            hex(self.block), self.overrides])
-        out = contract.abi.decode_result(fn, len(args), raw)
-        return out[0] if len(out) == 1 else out
-
-
 def _judged_alone(world: World) -> list[dict[str, Any]]:
     """Liquidations whose state at the block before is the state they were judged on, up to
     prices: the only liquidation of that borrower at its venue in the block, after no other
@@ -275,7 +261,7 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
     client, registry = world.client, world.registry
     driver = DevnetDriver(client)
     block = int(row["block_number"]) - 1
-    view = _Views(client, block, _feeds_as_read(_answers_read(_trace(client,
+    view = Views(client, block, _feeds_as_read(_answers_read(_trace(client,
                                                                       row["transaction_hash"]))))
     user, health, threshold = row["borrower"], int(row["health_raw"]), int(row["threshold_raw"])
     venue = registry.venue(str(row["venue"]))
@@ -504,7 +490,7 @@ def test_the_risk_marts_and_the_cascade_read_the_threshold_in_force(every_venue:
 
     last = max(r["snapshot_block"] for r in rows)
     pool = DevnetDriver(world.client).at("AavePool", registry.venue("aave_v3").main_contract)
-    view = _Views(world.client, last, {})
+    view = Views(world.client, last)
     groups = _rows(world, "select account, health_factor from int_account_health "
                           "where snapshot_block = ? and venue = 'aave_v3' and debt_usd > 0",
                    [last])

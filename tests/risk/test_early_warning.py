@@ -7,7 +7,7 @@ from typing import cast
 
 import numpy as np
 import pytest
-from conftest import World
+from conftest import Views, World
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -140,12 +140,10 @@ def test_the_derivatives_book_is_the_chains_and_gets_an_insolvency_probability(
             "where snapshot_block = ? and side = 'debt' and amount_raw > 0", [last]).fetchall()
         marts = insolvency(con, registry, {last: ecosystem_at(con, registry, last)})
 
+    view = Views(world.client, last)
+
     def at(contract: str, address: str, fn: str, *args: object) -> object:
-        handle = driver.at(contract, address)
-        raw = world.client.call("eth_call", [{"to": address, "data": handle.data(fn, *args)},
-                                             hex(last)])
-        out = handle.abi.decode_result(fn, len(args), raw)
-        return out[0] if len(out) == 1 else out
+        return view(driver.at(contract, address), fn, *args)
 
     assert perps and shorts  # the crisis leaves both kinds open
     for venue, account, collateral_token, index, is_long, size, collateral, entry in perps:
