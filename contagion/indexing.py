@@ -27,7 +27,7 @@ from contagion.ingest import (
     RAW_LOGS,
     PartitionRead,
     check_reorgs,
-    indexed_partitions,
+    complete_partitions,
     read_partition,
     write_partition,
 )
@@ -273,8 +273,9 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     safe = max(head - confirmations, 0)
     first = registry.deployed_at_block if first is None else first
     last = safe if last is None else min(last, safe)
-    stale = set(check_reorgs(client, lake, chain_id, reorg_window))
-    done = set(indexed_partitions(lake, chain_id)) - stale
+    complete = complete_partitions(lake, chain_id)
+    stale = set(check_reorgs(client, lake, chain_id, reorg_window, complete=complete))
+    done = {part for part, _ in complete} - stale
     plan = plan_windows(chain_id, first, last, width)
     summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=len(stale))
     tables = (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)

@@ -44,7 +44,9 @@ __all__ = [
     "DeepReorgError",
     "PartitionRead",
     "PartitionStats",
+    "StoredPartition",
     "check_reorgs",
+    "complete_partitions",
     "index_partition",
     "indexed_partitions",
     "read_partition",
@@ -185,7 +187,12 @@ def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: Partitio
                                                 max_in_flight=max_in_flight, attempts=attempts))
 
 
-def _complete(lake: Lake, chain_id: int) -> list[tuple[PartitionFile, dict[str, str]]]:
+StoredPartition = tuple[PartitionFile, dict[str, str]]  # a complete partition, its metadata
+
+
+def complete_partitions(lake: Lake, chain_id: int) -> list[StoredPartition]:
+    """The complete partitions of a chain with their metadata, in block order: both files
+    present and read from the same chain (same last block hash in both)."""
     out = []
     logs = set(lake.partitions(RAW_LOGS, chain_id))
     for part in lake.partitions(BLOCKS, chain_id):
@@ -198,43 +205,70 @@ def _complete(lake: Lake, chain_id: int) -> list[tuple[PartitionFile, dict[str, 
 
 
 def indexed_partitions(lake: Lake, chain_id: int) -> list[PartitionFile]:
-    """The complete partitions of a chain, in block order: both files present and read from
-    the same chain (same last block hash in both). Anything else is to be indexed (again)."""
-    return [part for part, _ in _complete(lake, chain_id)]
+    """The complete partitions of a chain, in block order (`complete_partitions`). Anything
+    else is to be indexed (again)."""
+    return [part for part, _ in complete_partitions(lake, chain_id)]
 
 
-def check_reorgs(client: RpcClient, lake: Lake, chain_id: int, reorg_window: int
-                 ) -> list[PartitionFile]:
+def _joined(below: StoredPartition, above: StoredPartition) -> bool:
+    """`above` starts where `below` stops and its first block's parent is `below`'s last."""
+    return (below[0].stop == above[0].start
+            and below[1]["last_block_hash"] == above[1]["first_parent_hash"])
+
+
+def check_reorgs(client: RpcClient, lake: Lake, chain_id: int, reorg_window: int, *,
+                 complete: Sequence[StoredPartition] | None = None) -> list[PartitionFile]:
     """The complete partitions to re-index because the chain changed under them: the first
     whose last block hash differs from the chain's (or whose first block's parent is not the
     previous partition's last block), and every later one. Empty when all still hold.
+    `complete` is `complete_partitions(lake, chain_id)` when the caller has it already.
+
+    A block hash commits to every block below it, so a partition whose last block still holds
+    vouches for the stored partitions joined to it below. The chain is asked for the top of
+    each joined stretch (one call for a lake without gaps), and a binary search finds the first
+    partition that moved in a stretch whose top moved: a handful of calls however large the
+    lake, where asking for every partition's hash on every run would grow with it.
 
     Raises DeepReorgError instead when the lowest stored block found to differ lies more than
     `reorg_window` blocks below the head. The fork point may be lower still, in a stretch
     without logs, where the lake keeps no header to compare.
     """
-    parts = _complete(lake, chain_id)
+    parts = list(complete_partitions(lake, chain_id) if complete is None else complete)
     if not parts:
         return []
-    head = int(client.call("eth_blockNumber"), 16)
-    now = block_hashes(client, [p.stop - 1 for p, _ in parts])
-    previous: tuple[PartitionFile, dict[str, str]] | None = None
-    for i, ((part, meta), current) in enumerate(zip(parts, now, strict=True)):
-        moved = current != meta["last_block_hash"]
-        unlinked = (previous is not None and previous[0].stop == part.start
-                    and previous[1]["last_block_hash"] != meta["first_parent_hash"])
-        if moved:
-            _refuse_deep(client, lake, part, head, reorg_window)
-        if moved or unlinked:
-            return [p for p, _ in parts[i:]]
-        previous = (part, meta)
-    return []
+    starts = [0] + [i for i in range(1, len(parts)) if not _joined(parts[i - 1], parts[i])]
+    # adjacent but not joined: that partition and every later one are to be re-read
+    unlinked = next((i for i in starts[1:] if parts[i - 1][0].stop == parts[i][0].start),
+                    len(parts))
+    stretches = [(s, e) for s, e in zip(starts, [*starts[1:], len(parts)], strict=True)
+                 if s <= unlinked]
+
+    def holds(i: int, current: str | None) -> bool:
+        return current == parts[i][1]["last_block_hash"]
+
+    tops = block_hashes(client, [parts[e - 1][0].stop - 1 for _, e in stretches])
+    for (lo, hi), top in zip(stretches, tops, strict=True):
+        hi -= 1
+        if holds(hi, top):
+            continue
+        while lo < hi:  # parts[hi] moved; the first that moved is in [lo, hi]
+            mid = (lo + hi) // 2
+            if holds(mid, block_hashes(client, [parts[mid][0].stop - 1])[0]):
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo <= unlinked:
+            _refuse_deep(client, lake, parts[lo][0], reorg_window)
+            return [p for p, _ in parts[lo:]]
+        break
+    return [p for p, _ in parts[unlinked:]]
 
 
-def _refuse_deep(client: RpcClient, lake: Lake, part: PartitionFile, head: int,
-                 reorg_window: int) -> None:
+def _refuse_deep(client: RpcClient, lake: Lake, part: PartitionFile, reorg_window: int
+                 ) -> None:
     """Raise DeepReorgError if the lowest stored block of `part` that the chain no longer has
     lies deeper than the window."""
+    head = int(client.call("eth_blockNumber"), 16)
     stored = lake.read(BLOCKS, part)
     numbers = stored["block_number"].to_pylist()
     hashes = [_hex(h) for h in stored["block_hash"].to_pylist()]

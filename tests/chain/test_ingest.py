@@ -28,6 +28,7 @@ from contagion.indexing import index_range
 from contagion.ingest import (
     DeepReorgError,
     check_reorgs,
+    complete_partitions,
     index_partition,
     indexed_partitions,
 )
@@ -187,6 +188,73 @@ def test_reorgs_are_found_refused_when_deep_and_reindexed(tmp_path: Path) -> Non
         lake.write("blocks", tampered, table, meta)
         lake.write("raw_logs", tampered, lake.read("raw_logs", tampered), meta)
         assert check_reorgs(client, lake, CHAIN, reorg_window=100) == parts[1:]
+        client.close()
+
+
+class CountsHeaders(RpcClient):
+    """Counts the block headers asked for, alone or in batches."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.headers = 0
+
+    def call(self, method: str, params: Sequence[Any] = (), **kwargs: Any) -> Any:
+        self.headers += method == "eth_getBlockByNumber"
+        return super().call(method, params, **kwargs)
+
+    def batch(self, requests_: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        if len(requests_) <= self.max_batch:  # a longer one comes back here in pieces
+            self.headers += sum(m == "eth_getBlockByNumber" for m, _ in requests_)
+        return super().batch(requests_)
+
+
+def stale_by_scanning(client: RpcClient, lake: Lake) -> list[PartitionFile]:
+    """What check_reorgs answers, the slow way: every partition's hash, in order."""
+    parts = complete_partitions(lake, CHAIN)
+    now = block_hashes(client, [part.stop - 1 for part, _ in parts])
+    for i, ((part, meta), current) in enumerate(zip(parts, now, strict=True)):
+        below = parts[i - 1] if i else None
+        unlinked = (below is not None and below[0].stop == part.start
+                    and below[1]["last_block_hash"] != meta["first_parent_hash"])
+        if current != meta["last_block_hash"] or unlinked:
+            return [p for p, _ in parts[i:]]
+    return []
+
+
+@pytest.mark.devnet
+def test_the_reorg_check_asks_for_a_few_headers_however_many_partitions(tmp_path: Path) -> None:
+    """A partition whose last block still holds vouches for those joined below it: a lake of
+    30 partitions costs one header when nothing moved, and a binary search when something did,
+    with the same answer as asking for every partition's hash."""
+    with devnet_history(tmp_path / "node", blocks=20, seed=8) as history:
+        client = CountsHeaders(history.url)
+        snapshot = str(client.call("evm_snapshot"))
+        fork_head, fork_time = history.head, history.timestamp
+        add_transfers(history, 40, seed=9)
+        parts = partitions(history.first, history.head + 1, 2)
+        lake = Lake(tmp_path / "lake")
+        for part in parts:
+            index(history, lake, part)
+        assert len(parts) == 30
+
+        client.headers = 0
+        assert check_reorgs(client, lake, CHAIN, reorg_window=1000) == []
+        assert client.headers == 1
+
+        gap = parts[12]  # two joined stretches: the top of each is asked for, in one batch
+        lake.delete("blocks", gap)
+        client.headers = 0
+        assert check_reorgs(client, lake, CHAIN, reorg_window=1000) == []
+        assert client.headers == 2
+
+        fork(history, snapshot, fork_head, fork_time, blocks=40, seed=10)
+        expected = stale_by_scanning(client, lake)
+        assert expected == [p for p in parts if p.stop - 1 > fork_head and p != gap]
+        assert len(expected) == 19
+        client.headers = 0
+        assert check_reorgs(client, lake, CHAIN, reorg_window=1000) == expected
+        # two tops, a binary search over 17 partitions, the first moved one's two headers
+        assert client.headers <= 2 + 5 + 2 < len(parts)
         client.close()
 
 
