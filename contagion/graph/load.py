@@ -11,7 +11,8 @@ from contagion.graph.build import ExposureGraph
 from contagion.graph.cascade import Ecosystem, Leg, LiquidationRule, Pool, morpho_incentive
 from contagion.registry import Registry, Venue
 
-__all__ = ["ecosystem_at", "graph_at", "latest_snapshot", "venue_rule"]
+__all__ = ["bad_debt_buffers", "ecosystem_at", "graph_at", "latest_snapshot",
+           "venue_rule"]
 
 
 def latest_snapshot(con: duckdb.DuckDBPyConnection) -> int:
@@ -20,6 +21,15 @@ def latest_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     if row is None or row[0] is None:
         raise ValueError("the database has no snapshot: index some blocks and build it")
     return int(row[0])
+
+
+def bad_debt_buffers(con: duckdb.DuckDBPyConnection, snapshot: int) -> dict[str, float]:
+    """Per venue, the bad debt it can absorb at a snapshot (`bad_debt_buffer_usd`): what the
+    cascade's and the insolvency paths' bad debt, already net of each position's collateral,
+    is measured against."""
+    return {venue: float(b) for venue, b in con.execute(
+        "select venue, bad_debt_buffer_usd from fct_venue_balance_sheet "
+        "where snapshot_block = ?", [snapshot]).fetchall()}
 
 
 def graph_at(con: duckdb.DuckDBPyConnection, snapshot: int, *,

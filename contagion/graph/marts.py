@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from contagion.graph.importance import systemic_importance
-from contagion.graph.load import ecosystem_at, graph_at
+from contagion.graph.load import bad_debt_buffers, ecosystem_at, graph_at
 from contagion.graph.paths import strongest_paths
 from contagion.graph.stress import standard_scenarios, stress_suite
 from contagion.registry import Registry
@@ -86,9 +86,7 @@ def compute_graph_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
                     "hops": path.hops, "transmission": path.transmission,
                     "loss_usd": path.loss_usd})
         eco = ecosystem_at(con, registry, block)
-        buffers = {venue: float(b) for venue, b in con.execute(
-            "select venue, buffer_usd from fct_venue_balance_sheet where snapshot_block = ?",
-            [block]).fetchall()}
+        buffers = bad_debt_buffers(con, int(block))
         for result in stress_suite(eco, standard_scenarios(eco, lsts=lsts, venues=every_venue),
                                    buffers):
             s = result.scenario

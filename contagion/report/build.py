@@ -303,7 +303,8 @@ def _stress(ctx: _Context) -> Markup:
     return Markup(
         _lead(f"At block {block}: each priced token −10/−30/−50 %, each LST depegged, each "
               "venue failing alone, run through the DeFi cascade (liquidations, price impact, "
-              "bad debt). Shaded: a venue other than the one failing loses more than its buffer."
+              "bad debt). Shaded: a venue other than the one failing is left more bad debt than "
+              "its reserves (LP liquidity for perps) absorb."
               + ctx.stale("fct_stress_results", block))
         + table(["scenario", "kind", "initial loss", "bad debt", "liquidated", "total loss",
                  "amplification", "failed venues"],

@@ -5,7 +5,9 @@ not only whether a price crosses a level.
 Each token moves as a driftless geometric Brownian motion over the horizon: log-return
 σ√t·Z − σ²t/2 (the expected price is today's), the Z correlated through the Cholesky factor of
 the tokens' correlation matrix (Glasserman, Monte Carlo Methods in Financial Engineering, 2003,
-§2.3). A venue is insolvent on a path when the path leaves it more bad debt than its buffer.
+§2.3). A venue is insolvent on a path when the path leaves it more bad debt than it can absorb
+(`fct_venue_balance_sheet.bad_debt_buffer_usd`: the bad debt is already net of each position's
+own collateral, so a lending venue has its reserves to absorb it, a perps venue its LP liquidity).
 The lending venues' bad debt is the cascade's; the derivatives venues' (perps positions, written
 options: `contagion.risk.derivatives`) is their positions' shortfall at the prices the cascade
 ends with on that path.

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from contagion.graph.cascade import Ecosystem
-from contagion.graph.load import ecosystem_at
+from contagion.graph.load import bad_debt_buffers, ecosystem_at
 from contagion.policy.model import Policy, load_policy
 from contagion.policy.recommend import Anomaly, InForce, Market, lifts, recommend
 from contagion.registry import Registry
@@ -187,9 +187,7 @@ def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry,
     modelled = [v.id for v in registry.venues if v.kind in ("lending", "perps", "options")]
     for block, eco in sorted(ecosystems.items()):
         vols, corr = _vols_and_correlation(con, int(block))
-        buffers = {v: float(b) for v, b in con.execute(
-            "select venue, buffer_usd from fct_venue_balance_sheet where snapshot_block = ?",
-            [block]).fetchall()}
+        buffers = bad_debt_buffers(con, int(block))
         moving = {t: v for t, v in vols.items() if t in eco.prices}
         index = [list(vols).index(t) for t in moving]
         result = insolvency_probability(

@@ -6,7 +6,12 @@
 -- The loss-absorbing buffer (docs/schema.md): lending = max(reserves, 0) + the collateral in
 -- excess of debt over indebted positions (what prices can erase before bad debt); perps = the
 -- LP liquidity (supply); options = the margin posted; staking and AMMs = 0 (losses pass
--- straight to the holders of their claims).
+-- straight to the holders of their claims). The exposure graph divides by it.
+-- The bad-debt buffer: what a venue can absorb of bad debt that is already net of each
+-- position's own collateral (the cascade's, the insolvency paths'): lending = max(reserves, 0)
+-- (one borrower's excess collateral cannot cover another's shortfall); perps = the LP
+-- liquidity; options = 0 (a vault's collateral is already netted against what it owes; its
+-- shortfall falls on the holders of the series); staking and AMMs = 0.
 with sides as (
     select
         snapshot_block, chain_id, venue,
@@ -104,5 +109,10 @@ select
         when 'perps' then 'LP liquidity'
         when 'options' then 'margin posted'
         else 'none: losses pass through to claim holders'
-    end as buffer_basis
+    end as buffer_basis,
+    case venue_kind
+        when 'lending' then greatest(reserves_usd, 0)
+        when 'perps' then supply_usd
+        else 0
+    end as bad_debt_buffer_usd
 from with_reserves

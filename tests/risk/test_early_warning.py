@@ -219,3 +219,35 @@ def test_perps_under_water_are_insolvent_with_the_bad_debt_their_loss_leaves(
         assert gmx["insolvency_probability"] <= 0.01
     else:
         assert gmx["insolvency_probability"] > 0
+
+
+@pytest.mark.devnet
+def test_a_lending_venue_is_insolvent_when_its_bad_debt_exceeds_its_reserves(
+        world: World) -> None:
+    """Bad debt on a path is each borrower's debt beyond what their collateral fetches; other
+    borrowers' excess collateral cannot pay it, only the venue's reserves can. After the crash
+    every lending venue is left bad debt above its reserves on most paths, and the probability
+    says so, where the exposure graph's buffer (reserves + excess collateral) would have hidden
+    it at a venue whose 99 % quantile stays under that buffer."""
+    from contagion.graph.load import ecosystem_at, latest_snapshot
+    from contagion.risk.marts import insolvency
+    from contagion.warehouse import connect_readonly
+
+    with connect_readonly(world.db) as con:
+        last = latest_snapshot(con)
+        sheet = {r[0]: r[1:] for r in con.execute(
+            "select venue, venue_kind, reserves_usd, supply_usd, buffer_usd, bad_debt_buffer_usd "
+            "from fct_venue_balance_sheet where snapshot_block = ?", [last]).fetchall()}
+        rows = {r["venue"]: r for r in insolvency(con, world.registry, {
+            last: ecosystem_at(con, world.registry, last)}).to_dicts()}
+    for kind, reserves, supply, _, bad_debt_buffer in sheet.values():
+        expected = {"lending": max(reserves, 0.0), "perps": supply}.get(kind, 0.0)
+        assert bad_debt_buffer == pytest.approx(expected, abs=1e-6)
+    lending = [v for v, (kind, *_) in sheet.items() if kind == "lending"]
+    assert lending
+    for venue in lending:
+        row, buffer = rows[venue], sheet[venue][4]
+        assert row["expected_bad_debt_usd"] > buffer
+        assert row["insolvency_probability"] >= 0.5, (venue, row)
+    hidden = [v for v in lending if rows[v]["bad_debt_q99_usd"] < sheet[v][3]]
+    assert hidden  # this world tells the two buffers apart
