@@ -10,7 +10,8 @@
 - the models of `sql/staging`, `sql/intermediate` and `sql/marts`, one per file, run in
   dependency order. A model's header says its grain and, optionally, `materialized: view`
   (staging models are views by default, the others tables). The models may use the exact
-  integer functions of `contagion.exact` (`mul_div_down`, …), registered for the build.
+  integer functions of `contagion.exact` (`mul_div_down`, …) and `black_scholes_price`
+  (`contagion.risk.greeks`), registered for the build.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
 block asked for. The database is built under a temporary name and renamed into place, so a crash
@@ -38,6 +39,7 @@ from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, La
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, FLOW_SIGNS, USD, USD_DECIMALS
 from contagion.protocols.decode import CATALOG
 from contagion.registry import Registry
+from contagion.risk import greeks
 
 __all__ = [
     "LAYERS",
@@ -325,6 +327,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
         con = duckdb.connect(str(tmp))
         try:
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
+            greeks.register(con)  # black_scholes_price: the oToken marks
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
                 replace_table(con, name, table)

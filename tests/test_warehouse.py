@@ -206,8 +206,8 @@ def test_checks_hold_on_the_crisis_and_catch_a_missing_flow(world: World, tmp_pa
     assert set(results) >= {"flows_reconcile_with_token_balances", "no_negative_balances",
                             "prices_fresh", "transfer_values_fit"}
     assert all(r.passed for r in results.values() if r.check.severity == "error")
-    unpriced = {row["symbol"] for row in results["prices_fresh"].sample}
-    assert unpriced and all(str(s).startswith("oToken") for s in unpriced)  # no feed for options
+    # every position has a fresh price, oTokens included (marked by Black–Scholes)
+    assert results["prices_fresh"].passed and not results["prices_fresh"].sample
 
     # lose one Aave supply flow from the lake: the venue no longer adds up
     lake_copy = _lake_without_one_aave_supply(world, tmp_path / "lake")
@@ -369,3 +369,48 @@ def test_options_book_greeks_join_the_state_vectors(world: World) -> None:
     assert (options["book_vega"] > 0).any()
     for kind, features in FEATURES.items():
         assert {f.name for f in features} <= set(state.columns), kind
+
+
+def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays() -> None:
+    """int_otoken_prices on hand-made inputs: a live out-of-the-money put at Black–Scholes with
+    the put side's skew; an expired call at its intrinsic value at the underlying's last answer
+    before expiry, whatever the price did after; a series whose underlying has no vol mark
+    unpriced; one created after the snapshot absent."""
+    from contagion.risk import greeks
+
+    con = duckdb.connect()
+    greeks.register(con)
+    now = "2024-01-31 00:00:00+00"
+    con.execute("create table ref_snapshots as "
+                "select 1::ubigint as chain_id, 100::ubigint as snapshot_block")
+    con.execute(f"create table stg_blocks as select 1::ubigint as chain_id, "
+                f"100::ubigint as block_number, '{now}'::timestamptz as block_time")
+    con.execute("""create table stg_otokens as select * from (values
+        (1::ubigint, 10::ubigint, 'put', 'weth', 1800::double, true, '2024-03-01 00:00:00+00'),
+        (1, 20, 'call', 'weth', 1500.0, false, '2024-01-21 00:00:00+00'),
+        (1, 30, 'novol', 'wbtc', 30000.0, true, '2024-03-01 00:00:00+00'),
+        (1, 200, 'later', 'weth', 2000.0, true, '2024-03-01 00:00:00+00'))
+        as t(chain_id, created_block, otoken, underlying, strike_price_usd, is_put, expiry)""")
+    con.execute("alter table stg_otokens alter expiry type timestamptz")
+    con.execute("""create table stg_prices as select * from (values
+        (1::ubigint, 'weth', 40::ubigint, '2024-01-20 23:00:00+00'::timestamptz, 1700::double),
+        (1, 'weth', 90, '2024-01-30 00:00:00+00', 2000.0))
+        as t(chain_id, token, block_number, block_time, price_usd)""")
+    con.execute("""create table int_oracle_prices as select * from (values
+        (1::ubigint, 100::ubigint, 'weth', 2000::double, 90::ubigint, 10::bigint, 86400::bigint),
+        (1, 100, 'wbtc', 40000.0, 95, 5, 60))
+        as t(chain_id, snapshot_block, token, price_usd, price_block, price_age_blocks,
+             price_age_seconds)""")
+    con.execute("create table int_implied_vols as select 1::ubigint as chain_id, "
+                "100::ubigint as snapshot_block, 'weth' as token, 0.6::double as implied_vol, "
+                "-0.1::double as risk_reversal")
+    model = next(m for m in load_models() if m.name == "int_otoken_prices")
+    got = {r[0]: r[1:] for r in con.execute(
+        f"select token, price_usd, vol, years from ({model.sql})").fetchall()}
+    assert set(got) == {"put", "call", "novol"}
+    price, vol, years = got["put"]
+    assert vol == pytest.approx(0.65) and years == pytest.approx(30 / 365.25)
+    expected = greeks.black_scholes(2000.0, 1800.0, 30 / 365.25, 0.65, is_put=True).price
+    assert price == pytest.approx(float(expected), rel=1e-12)
+    assert got["call"][0] == pytest.approx(200.0)  # 1,700 at expiry, not 2,000 now
+    assert got["novol"][0] is None

@@ -73,6 +73,7 @@ __all__ = [
 
 UNIT = "micro-USD"
 UNIT_DECIMALS = 6  # one unit is 10^-6 USD
+MODEL_MARK = "black_scholes"  # int_otoken_prices' feed_id: a model value, not an oracle answer
 COMMITMENTS_TABLE = "fct_solvency_commitments"
 # what the venue owes the account back vs what the account owes the venue: the sides
 # fct_venue_balance_sheet subtracts from and adds to the venue's reserves
@@ -365,14 +366,19 @@ def _unit_prices(con: duckdb.DuckDBPyConnection, snapshot_block: int
                  ) -> dict[tuple[int, str], Fraction]:
     """USD per smallest unit of every priced token at the snapshot, exactly: the oracle answer
     / 10^(feed decimals + token decimals); an LP share (r0 × p0 + r1 × p1) / shares, with p0
-    and p1 the exact prices of the pair's tokens (the inputs of int_lp_share_prices)."""
+    and p1 the exact prices of the pair's tokens (the inputs of int_lp_share_prices). An oToken
+    has no oracle: its Black–Scholes mark (int_otoken_prices) is a model value, committed as
+    the exact value of the double the model gave."""
     prices: dict[tuple[int, str], Fraction] = {}
-    for chain, token, feed, answer, answer_decimals, decimals in con.execute(
-            "select p.chain_id, p.token, p.feed_id, p.answer_raw, p.answer_decimals, t.decimals "
-            "from int_token_prices as p "
+    for chain, token, feed, price, answer, answer_decimals, decimals in con.execute(
+            "select p.chain_id, p.token, p.feed_id, p.price_usd, p.answer_raw, "
+            "p.answer_decimals, t.decimals from int_token_prices as p "
             "join int_tokens as t on t.chain_id = p.chain_id and t.token = p.token "
             "where p.snapshot_block = ? and p.feed_id <> 'reserves'",
             [snapshot_block]).fetchall():
+        if feed == MODEL_MARK:
+            prices[int(chain), token] = Fraction(float(price)) / 10**decimals
+            continue
         if answer is None or answer_decimals is None:
             raise ValueError(f"{token} has a price at snapshot {snapshot_block} but no exact "
                              f"answer (feed {feed}: the answer does not fit decimal(38,0) or the "

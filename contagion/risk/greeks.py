@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from duckdb.func import ARROW, FunctionNullHandling
 from scipy.special import ndtr
 
-__all__ = ["Greeks", "black_scholes"]
+__all__ = ["Greeks", "black_scholes", "register"]
 
 Array = npt.NDArray[np.float64]
 
@@ -54,3 +58,31 @@ def black_scholes(spot: npt.ArrayLike, strike: npt.ArrayLike, years: npt.ArrayLi
         gamma=np.where(live, density / (s * root), 0.0),
         vega=np.where(live, s * density * np.sqrt(tt), 0.0),
     )
+
+
+def _price_column(spot: pa.Array, strike: pa.Array, years: pa.Array, vol: pa.Array,
+                  is_put: pa.Array) -> pa.Array:
+    """`black_scholes(...).price` over Arrow columns; null where an input is null or out of
+    the model's domain (spot or strike not positive, negative volatility)."""
+    inputs = [pc.cast(a, pa.float64()) for a in (spot, strike, years, vol)]
+    s, k, t, v = (a.to_numpy(zero_copy_only=False) for a in inputs)
+    put = pc.fill_null(is_put, False).to_numpy(zero_copy_only=False)
+    valid = np.ones(len(s), dtype=bool)
+    for a in (*inputs, is_put):
+        valid &= ~pc.is_null(a).to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        valid &= (s > 0) & (k > 0) & (v >= 0) & np.isfinite(t)
+    price = np.full(len(s), np.nan)
+    if valid.any():
+        price[valid] = black_scholes(s[valid], k[valid], t[valid], v[valid],
+                                     is_put=put[valid]).price
+    return pa.array(price, mask=~valid)
+
+
+def register(con: duckdb.DuckDBPyConnection) -> None:
+    """Add `black_scholes_price(spot, strike, years, vol, is_put)` (this module's price, zero
+    rate) to the connection, for the models that mark options (int_otoken_prices)."""
+    con.create_function("black_scholes_price", _price_column,
+                        ["double", "double", "double", "double", "boolean"], "double",
+                        type=ARROW, null_handling=FunctionNullHandling.SPECIAL,
+                        side_effects=False)

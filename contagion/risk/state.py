@@ -13,14 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from contagion.risk.greeks import black_scholes
 
 __all__ = ["FEATURES", "Feature", "features_of", "state_vectors"]
-
-SECONDS_PER_YEAR = 365.25 * 86_400
 
 
 @dataclass(frozen=True)
@@ -76,30 +73,22 @@ def features_of(kind: str) -> tuple[Feature, ...]:
 def _options_book(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Greeks of the oTokens written at each options venue, per USD of the margin behind them:
     book delta (USD per 1 % move of the underlying), gamma (change of that delta per 1 % move)
-    and vega (USD per volatility point), from the writers' side (short), with the implied vol
-    of the underlying's feed moved by half the 25-delta risk reversal for out-of-the-money
-    strikes (puts below spot, calls above)."""
+    and vega (USD per volatility point), from the writers' side (short), at the inputs that mark
+    each series (int_otoken_prices: the underlying's price, the years left, the implied vol with
+    the skew for out-of-the-money strikes)."""
     book = con.sql("""
         select v.snapshot_block, v.chain_id, v.venue, v.amount_raw::double / 1e8 as amount,
-               o.strike_price_usd as strike, o.is_put,
-               date_diff('second', b.block_time, o.expiry) as seconds_left,
-               g.oracle_price_usd as spot, g.implied_vol, coalesce(g.risk_reversal, 0) as rr
+               p.strike_price_usd as strike, p.is_put, p.years, p.spot_usd as spot, p.vol
         from int_options_vaults as v
-        join stg_otokens as o on o.chain_id = v.chain_id and o.otoken = v.token
-        join stg_blocks as b on b.chain_id = v.chain_id and b.block_number = v.snapshot_block
-        join int_token_signals as g
-            on g.chain_id = v.chain_id and g.snapshot_block = v.snapshot_block
-            and g.token = o.underlying
-        where v.side = 'debt' and v.amount_raw > 0 and g.implied_vol > 0
+        join int_otoken_prices as p
+            on p.chain_id = v.chain_id and p.snapshot_block = v.snapshot_block
+            and p.token = v.token
+        where v.side = 'debt' and v.amount_raw > 0 and p.spot_usd > 0 and p.vol is not null
     """).pl()
     keys = ["snapshot_block", "chain_id", "venue"]
-    spot, strike = book["spot"].to_numpy(), book["strike"].to_numpy()
-    put = book["is_put"].to_numpy()
-    otm = np.where(put, strike < spot, strike > spot)
-    vol = book["implied_vol"].to_numpy() + np.where(otm, np.where(put, -0.5, 0.5), 0.0) \
-        * book["rr"].to_numpy()
-    g = black_scholes(spot, strike, book["seconds_left"].to_numpy() / SECONDS_PER_YEAR,
-                      np.maximum(vol, 0.01), is_put=put)
+    spot = book["spot"].to_numpy()
+    g = black_scholes(spot, book["strike"].to_numpy(), book["years"].to_numpy(),
+                      book["vol"].to_numpy(), is_put=book["is_put"].to_numpy())
     short = -book["amount"].to_numpy()
     greeks: pl.DataFrame = book.select(keys).with_columns(
         book_delta_usd=pl.Series(short * g.delta * spot * 0.01),

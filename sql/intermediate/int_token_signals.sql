@@ -52,22 +52,6 @@ flow as (
     from swaps
     group by all
 ),
-marks as (
-    select w.chain_id, w.snapshot_block, f.base, f.kind, f.value
-    from int_windows as w
-    join (select distinct chain_id, base, kind from stg_vol_marks) as k
-        on k.chain_id = w.chain_id
-    asof join stg_vol_marks as f
-        on f.chain_id = k.chain_id and f.base = k.base and f.kind = k.kind
-        and f.block_number <= w.snapshot_block
-),
-vol_base as (
-    select distinct a.chain_id, a.token,
-           case when a.symbol in (select base from stg_vol_marks) then a.symbol
-                else u.symbol end as base
-    from assets as a
-    left join int_tokens as u on u.chain_id = a.chain_id and u.token = a.underlying
-),
 returns as (
     select *,
            ln(price_usd / lag(price_usd) over per_token) as log_return,
@@ -98,8 +82,8 @@ signals as (
         coalesce(f.bought_units, 0) * a.price_usd as amm_bought_usd,
         case when a.trailing_windows >= 5 and a.trailing_seconds > 0
              then sqrt(a.squared_returns / a.trailing_seconds * 31557600) end as realised_vol,
-        iv.value as implied_vol,
-        rr.value as risk_reversal
+        v.implied_vol,
+        v.risk_reversal
     from realised as a
     left join deepest as d
         on d.chain_id = a.chain_id and d.snapshot_block = a.snapshot_block
@@ -107,13 +91,9 @@ signals as (
     left join flow as f
         on f.chain_id = a.chain_id and f.snapshot_block = a.snapshot_block
         and f.token = a.token
-    left join vol_base as vb on vb.chain_id = a.chain_id and vb.token = a.token
-    left join marks as iv
-        on iv.chain_id = a.chain_id and iv.snapshot_block = a.snapshot_block
-        and iv.base = vb.base and iv.kind = 'implied_vol'
-    left join marks as rr
-        on rr.chain_id = a.chain_id and rr.snapshot_block = a.snapshot_block
-        and rr.base = vb.base and rr.kind = 'risk_reversal'
+    left join int_implied_vols as v
+        on v.chain_id = a.chain_id and v.snapshot_block = a.snapshot_block
+        and v.token = a.token
 )
 select
     *,

@@ -1,6 +1,7 @@
 -- grain: one row per oToken series created (chain_id, otoken)
 select
     o.chain_id,
+    o.block_number as created_block,
     '0x' || lower(hex(o.token_address)) as otoken,
     '0x' || lower(hex(o.contract_address)) as controller,
     '0x' || lower(hex(o.underlying)) as underlying,

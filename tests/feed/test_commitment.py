@@ -280,8 +280,32 @@ def test_totals_equal_the_balance_sheet_within_a_micro_usd_per_leaf(committed: P
         assert -floats <= sheet_c - float(collateral) / 1e6 <= leaves * 1e-6 + floats, where
         assert -floats <= float(debt) / 1e6 - sheet_d <= leaves * 1e-6 + floats, where
         assert (unpriced, leaves) == (nulls, n), where
-    assert any(r[5] > 0 for r in rows)  # the oTokens: unpriced, counted, not dropped
     assert any(r[3] > 0 for r in rows) and any(r[2] > 10**12 for r in rows)
+
+
+@pytest.mark.devnet
+def test_a_position_without_a_price_is_counted_not_dropped(world: World, tmp_path: Path
+                                                            ) -> None:
+    """Without a mark (here: the oTokens' taken away) a position is left out of the sums and
+    counted, and its account keeps its leaf."""
+    db = tmp_path / "unmarked.duckdb"
+    shutil.copy(world.db, db)
+    with duckdb.connect(str(db)) as con:
+        (last,), = con.execute("select max(snapshot_block) from ref_snapshots").fetchall()
+        con.execute("delete from int_token_prices where feed_id = 'black_scholes'")
+        con.execute("update fct_positions set price_usd = null, amount_usd = null where token "
+                    "in (select token from int_tokens where token_kind = 'otoken')")
+        unpriced = dict(con.execute(
+            "select venue, count(*) from fct_positions where snapshot_block = ? "
+            "and price_usd is null group by venue", [last]).fetchall())
+        accounts = dict(con.execute(
+            "select venue, count(distinct account) from fct_positions "
+            "where snapshot_block = ? group by venue", [last]).fetchall())
+        trees = {t.venue: t for t in venue_trees(con, last)}
+    assert unpriced.get("opyn_gamma", 0) > 0
+    for venue, tree in trees.items():
+        assert tree.unpriced_positions == unpriced.get(venue, 0), venue
+        assert len(tree.tree.leaves) == accounts.get(venue, 0), venue
 
 
 @pytest.mark.devnet

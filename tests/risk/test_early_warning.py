@@ -251,3 +251,52 @@ def test_a_lending_venue_is_insolvent_when_its_bad_debt_exceeds_its_reserves(
         assert row["insolvency_probability"] >= 0.5, (venue, row)
     hidden = [v for v in lending if rows[v]["bad_debt_q99_usd"] < sheet[v][3]]
     assert hidden  # this world tells the two buffers apart
+
+
+@pytest.mark.devnet
+def test_every_otoken_is_marked_by_black_scholes_from_what_the_chain_holds(
+        world: World) -> None:
+    """At the last snapshot each series' mark is Black–Scholes (zero rate) of the chain's own
+    state at that block: the series (OptionsVenue.series_of, OToken.underlyingAsset), the
+    underlying's Chainlink answer, the vol and risk-reversal feeds' answers (half the risk
+    reversal on out-of-the-money strikes) and the block's timestamp; and each oToken position
+    is worth its amount at that mark."""
+    from contagion.devnet.driver import DevnetDriver
+    from contagion.graph.load import latest_snapshot
+    from contagion.risk.greeks import black_scholes
+    from contagion.warehouse import connect_readonly
+
+    registry, driver = world.registry, DevnetDriver(world.client)
+    with connect_readonly(world.db) as con:
+        last = latest_snapshot(con)
+        marks = dict(con.execute("select token, price_usd from int_otoken_prices "
+                                 "where snapshot_block = ?", [last]).fetchall())
+        held = con.execute(
+            "select p.token, p.amount_raw, p.amount_usd from fct_positions as p "
+            "join int_tokens as t on t.token = p.token "
+            "where p.snapshot_block = ? and t.token_kind = 'otoken'", [last]).fetchall()
+    view = Views(world.client, last)
+    timestamp = int(world.client.call("eth_getBlockByNumber", [hex(last), False])["timestamp"],
+                    16)
+    venue = next(v for v in registry.venues if v.kind == "options").main_contract
+    symbol_of = {t.address.lower(): t.symbol for t in registry.tokens}
+
+    def answer(kind: str, base: str) -> float:
+        feed = next(f for f in registry.feeds if f.kind == kind and f.base == base)
+        raw = view(driver.at("ChainlinkAggregator", feed.address), "latestAnswer")
+        return float(cast(int, raw) / 10**feed.decimals)
+
+    assert marks and held
+    for otoken, mark in marks.items():
+        is_put, strike, expiry = cast(tuple[bool, int, int], view(
+            driver.at("OptionsVenue", venue), "series_of", otoken))
+        base = symbol_of[str(view(driver.at("OToken", otoken), "underlyingAsset")).lower()]
+        spot, strike_usd = answer("price", base), strike / 1e8
+        out_of_the_money = strike_usd < spot if is_put else strike_usd > spot
+        vol = answer("implied_vol", base) + (
+            (-0.5 if is_put else 0.5) * answer("risk_reversal", base) if out_of_the_money else 0)
+        expected = black_scholes(spot, strike_usd, (expiry - timestamp) / 31_557_600,
+                                 max(vol, 0.01), is_put=is_put).price
+        assert mark == pytest.approx(float(expected), rel=1e-9), otoken
+    for otoken, amount, usd in held:
+        assert usd == pytest.approx(int(amount) / 1e8 * marks[otoken], rel=1e-12)

@@ -1,0 +1,66 @@
+-- grain: one row per snapshot × oToken series created by then (chain_id, snapshot_block, token)
+-- What one oToken (one unit of the underlying) is worth at each snapshot: its Black–Scholes
+-- price (zero rate; contagion/risk/greeks.py) from the underlying's oracle price, the years
+-- left to expiry and the implied vol of the underlying's feed moved by half the 25-delta risk
+-- reversal for out-of-the-money strikes (puts below spot, calls above: the skew the venue's
+-- buyers pay). A series past expiry is worth its intrinsic value at the underlying's last
+-- oracle answer at or before expiry, what Opyn pays out on it. Null without a price or a vol.
+with series as (
+    select
+        s.chain_id, s.snapshot_block, b.block_time as snapshot_time, o.otoken, o.underlying,
+        o.strike_price_usd, o.is_put, o.expiry
+    from ref_snapshots as s
+    join stg_otokens as o on o.chain_id = s.chain_id and o.created_block <= s.snapshot_block
+    join stg_blocks as b on b.chain_id = s.chain_id and b.block_number = s.snapshot_block
+),
+settled as (
+    select x.chain_id, x.otoken, p.price_usd as expiry_price_usd
+    from (select distinct chain_id, otoken, underlying, expiry from series) as x
+    asof join stg_prices as p
+        on p.chain_id = x.chain_id and p.token = x.underlying and p.block_time <= x.expiry
+),
+inputs as (
+    select
+        x.*,
+        u.price_usd as spot_usd,
+        u.price_block,
+        u.price_age_blocks,
+        u.price_age_seconds,
+        date_diff('second', x.snapshot_time, x.expiry) / 31557600.0 as years,
+        -- at least 0.01; null without a mark (greatest() alone would skip the null)
+        case when v.implied_vol is not null then greatest(v.implied_vol
+            + case when x.is_put and x.strike_price_usd < u.price_usd then -0.5
+                   when not x.is_put and x.strike_price_usd > u.price_usd then 0.5
+                   else 0 end * coalesce(v.risk_reversal, 0), 0.01) end as vol,
+        d.expiry_price_usd
+    from series as x
+    left join int_oracle_prices as u
+        on u.chain_id = x.chain_id and u.snapshot_block = x.snapshot_block
+        and u.token = x.underlying
+    left join int_implied_vols as v
+        on v.chain_id = x.chain_id and v.snapshot_block = x.snapshot_block
+        and v.token = x.underlying
+    left join settled as d on d.chain_id = x.chain_id and d.otoken = x.otoken
+)
+select
+    chain_id,
+    snapshot_block,
+    otoken as token,
+    otoken as priced_as,
+    case
+        when years <= 0 then case when expiry_price_usd is not null then greatest(
+            case when is_put then strike_price_usd - expiry_price_usd
+                 else expiry_price_usd - strike_price_usd end, 0) end
+        else black_scholes_price(spot_usd, strike_price_usd, years, vol, is_put)
+    end as price_usd,
+    price_block,
+    price_age_blocks,
+    price_age_seconds,
+    'black_scholes' as feed_id,
+    spot_usd,
+    strike_price_usd,
+    years,
+    vol,
+    is_put,
+    expiry_price_usd
+from inputs
