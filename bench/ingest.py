@@ -71,8 +71,10 @@ def build_chain(data_dir: Path) -> tuple[str, Registry, int, int]:
 
 
 def ours(url: str, registry: Registry, first: int, last: int, out: Path) -> int:
-    summary = index_range(RpcClient(url), Lake(str(out)), registry, first=first, last=last,
-                          width=WIDTH, chunk_blocks=CHUNK, max_in_flight=IN_FLIGHT)
+    # the client bounds the requests on the wire, as cryo's max_concurrent_requests does
+    summary = index_range(RpcClient(url, max_in_flight=IN_FLIGHT), Lake(str(out)), registry,
+                          first=first, last=last, width=WIDTH, chunk_blocks=CHUNK,
+                          max_in_flight=IN_FLIGHT)
     return summary.logs
 
 
