@@ -135,6 +135,17 @@ class PartitionFile:
         return cls(chain_id, int(parts[0]), int(parts[1]))
 
 
+def _footer_metadata(path: str, fs: pafs.FileSystem) -> dict[str, str]:
+    meta = pq.read_schema(path, filesystem=fs).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW")}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _local_metadata(path: str, inode: int, size: int, mtime_ns: int
+                    ) -> tuple[tuple[str, str], ...]:
+    return tuple(_footer_metadata(path, pafs.LocalFileSystem()).items())
+
+
 class Lake:
     """A lake root (path or URL) and the tables under it."""
 
@@ -183,8 +194,15 @@ class Lake:
         return pq.read_table(self.path(table, part), filesystem=self.fs)
 
     def metadata(self, table: str, part: PartitionFile) -> dict[str, str]:
-        meta = pq.read_schema(self.path(table, part), filesystem=self.fs).metadata or {}
-        return {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW")}
+        """A partition file's key-value metadata (its footer). On a local disk each version of
+        a file (inode, size, modification time: a rewrite is a new file renamed into place) is
+        read once per process, so the long-lived sensor's reorg check re-reads only what
+        changed."""
+        path = self.path(table, part)
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            st = os.stat(path)
+            return dict(_local_metadata(path, st.st_ino, st.st_size, st.st_mtime_ns))
+        return _footer_metadata(path, self.fs)
 
     def read_range(self, table: str, chain_id: int, start: int, stop: int) -> pa.Table | None:
         """All rows of the files that overlap [start, stop), clipped to it; None if no file."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+import pytest
 
 from contagion.lake import QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake, PartitionFile
 
@@ -43,3 +44,34 @@ def test_listing_a_local_folder_finds_what_pyarrows_listing_finds(tmp_path: Path
     expected = [PartitionFile(1, s, s + 10) for s in (0, 10, 30, 100)]
     assert lake.partitions("t", 1) == generic.partitions("t", 1) == expected
     assert lake.partitions("missing", 1) == generic.partitions("missing", 1) == []
+
+
+def test_a_local_footer_is_read_once_per_version_of_the_file(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """Asking twice for an unchanged file's metadata reads its footer once; a rewrite (a new
+    file renamed into place) is read again, and a deleted file is an error, as pyarrow's."""
+    import contagion.lake as lake_module
+
+    reads: list[str] = []
+    read_schema = pq.read_schema
+
+    def counting(path: str, **kwargs: object) -> pa.Schema:
+        reads.append(path)
+        return read_schema(path, **kwargs)
+
+    monkeypatch.setattr(lake_module.pq, "read_schema", counting)
+    lake = Lake(tmp_path)
+    part = PartitionFile(1, 0, 10)
+    lake.write("blocks", part, RAW_LOGS_SCHEMA.empty_table(), {"last_block_hash": "0xaa"})
+    assert lake.metadata("blocks", part) == {"last_block_hash": "0xaa"}
+    assert lake.metadata("blocks", part) == {"last_block_hash": "0xaa"}
+    assert len(reads) == 1
+    lake.write("blocks", part, RAW_LOGS_SCHEMA.empty_table(), {"last_block_hash": "0xbb"})
+    assert lake.metadata("blocks", part) == {"last_block_hash": "0xbb"}
+    assert len(reads) == 2
+    lake.metadata("blocks", part)["last_block_hash"] = "changed by a caller"
+    assert lake.metadata("blocks", part) == {"last_block_hash": "0xbb"}
+    lake.delete("blocks", part)
+    with pytest.raises(FileNotFoundError):
+        lake.metadata("blocks", part)
