@@ -375,7 +375,7 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     """int_otoken_prices on hand-made inputs: a live out-of-the-money put at Black–Scholes with
     the put side's skew; an expired call at its intrinsic value at the underlying's last answer
     before expiry, whatever the price did after; a series whose underlying has no vol mark
-    unpriced; one created after the snapshot absent."""
+    unpriced, and one whose feed says 0; one created after the snapshot absent."""
     from contagion.risk import greeks
 
     con = duckdb.connect()
@@ -389,6 +389,7 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
         (1::ubigint, 10::ubigint, 'put', 'weth', 1800::double, true, '2024-03-01 00:00:00+00'),
         (1, 20, 'call', 'weth', 1500.0, false, '2024-01-21 00:00:00+00'),
         (1, 30, 'novol', 'wbtc', 30000.0, true, '2024-03-01 00:00:00+00'),
+        (1, 40, 'zerovol', 'wsol', 100.0, true, '2024-03-01 00:00:00+00'),
         (1, 200, 'later', 'weth', 2000.0, true, '2024-03-01 00:00:00+00'))
         as t(chain_id, created_block, otoken, underlying, strike_price_usd, is_put, expiry)""")
     con.execute("alter table stg_otokens alter expiry type timestamptz")
@@ -398,19 +399,22 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
         as t(chain_id, token, block_number, block_time, price_usd)""")
     con.execute("""create table int_oracle_prices as select * from (values
         (1::ubigint, 100::ubigint, 'weth', 2000::double, 90::ubigint, 10::bigint, 86400::bigint),
-        (1, 100, 'wbtc', 40000.0, 95, 5, 60))
+        (1, 100, 'wbtc', 40000.0, 95, 5, 60),
+        (1, 100, 'wsol', 90.0, 95, 5, 60))
         as t(chain_id, snapshot_block, token, price_usd, price_block, price_age_blocks,
              price_age_seconds)""")
-    con.execute("create table int_implied_vols as select 1::ubigint as chain_id, "
-                "100::ubigint as snapshot_block, 'weth' as token, 0.6::double as implied_vol, "
-                "-0.1::double as risk_reversal")
+    con.execute("""create table int_implied_vols as select * from (values
+        (1::ubigint, 100::ubigint, 'weth', 0.6::double, -0.1::double),
+        (1, 100, 'wsol', 0.0, 0.0))  -- a broken feed: no usable vol
+        as t(chain_id, snapshot_block, token, implied_vol, risk_reversal)""")
     model = next(m for m in load_models() if m.name == "int_otoken_prices")
     got = {r[0]: r[1:] for r in con.execute(
         f"select token, price_usd, vol, years from ({model.sql})").fetchall()}
-    assert set(got) == {"put", "call", "novol"}
+    assert set(got) == {"put", "call", "novol", "zerovol"}
     price, vol, years = got["put"]
     assert vol == pytest.approx(0.65) and years == pytest.approx(30 / 365.25)
     expected = greeks.black_scholes(2000.0, 1800.0, 30 / 365.25, 0.65, is_put=True).price
     assert price == pytest.approx(float(expected), rel=1e-12)
     assert got["call"][0] == pytest.approx(200.0)  # 1,700 at expiry, not 2,000 now
     assert got["novol"][0] is None
+    assert got["zerovol"][:2] == (None, None)  # not marked at a 0.01 floor

@@ -4,7 +4,7 @@
 -- left to expiry and the implied vol of the underlying's feed moved by half the 25-delta risk
 -- reversal for out-of-the-money strikes (puts below spot, calls above: the skew the venue's
 -- buyers pay). A series past expiry is worth its intrinsic value at the underlying's last
--- oracle answer at or before expiry, what Opyn pays out on it. Null without a price or a vol.
+-- oracle answer at or before expiry, what Opyn pays out on it. Null without a price or a vol above 0.
 with series as (
     select
         s.chain_id, s.snapshot_block, b.block_time as snapshot_time, o.otoken, o.underlying,
@@ -27,8 +27,9 @@ inputs as (
         u.price_age_blocks,
         u.price_age_seconds,
         date_diff('second', x.snapshot_time, x.expiry) / 31557600.0 as years,
-        -- at least 0.01; null without a mark (greatest() alone would skip the null)
-        case when v.implied_vol is not null then greatest(v.implied_vol
+        -- at least 0.01; null without a usable mark (none, or not above 0), which
+        -- greatest() alone would turn into 0.01
+        case when v.implied_vol > 0 then greatest(v.implied_vol
             + case when x.is_put and x.strike_price_usd < u.price_usd then -0.5
                    when not x.is_put and x.strike_price_usd > u.price_usd then 0.5
                    else 0 end * coalesce(v.risk_reversal, 0), 0.01) end as vol,
