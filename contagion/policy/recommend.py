@@ -186,35 +186,52 @@ class InForce:
 
 def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
           ecosystem_calm: int, market: Market, policy: Policy, *,
-          cooling: frozenset[tuple[str, str, str | None]] = frozenset()
-          ) -> list[Recommendation]:
+          cooling: frozenset[tuple[str, str, str | None]] = frozenset(),
+          acted: frozenset[tuple[str, str | None]] = frozenset()) -> list[Recommendation]:
     """`normal` for each market the oracle still holds frozen or cut, at a venue that has been
     green, and the ecosystem with it, for a lift rule's `calm_windows` in a row (`calm`: venue
-    -> green windows in a row) — unless lifting raises the simulated loss, with the market's
-    asset falling by the policy's quantile, by more than `min_loss_cut_usd`. Its loss before is
-    with what is in force, after without (the counterfactual models the cut; a freeze's effect
-    is leverage not yet built, which calm windows do not build either)."""
+    -> green windows in a row) — unless lifting raises the simulated loss by more than
+    `min_loss_cut_usd`, with the market's asset (for a halt: every asset the venue holds)
+    falling by the policy's quantile. The loss before is with what is still in force, after
+    with this market's freeze or halt gone and its cut given back. Markets are weighed one at a
+    time, in (venue, asset) order, each on the book the lifts already taken leave: two holds
+    that cover each other are not both lifted because each looks redundant beside the other.
+    A market in `acted` (an action proposed there this window outranks a lift) stays held."""
+    held_assets = _group_assets(eco)
+    standing = {(h.venue, h.asset): Action("halt" if h.asset is None else "freeze_market",
+                                           h.venue, h.asset)
+                for h in in_force if h.frozen}
+    lifted: list[Action] = []
+    rules = [r for r in policy.rules if r.action == "normal"]
     out: list[Recommendation] = []
-    for rule in (r for r in policy.rules if r.action == "normal"):
-        need = rule.when.calm_windows or 0
-        for held in in_force:
-            if not (held.frozen or held.margin_cut > 0) or ("normal", held.venue, held.asset) \
-                    in cooling or calm.get(held.venue, 0) < need or ecosystem_calm < need:
-                continue
-            shocks = _stress_moves([held.asset] if held.asset else [], market, policy)
-            before = simulated_loss(eco, [], shocks, market, policy.horizon_windows)
-            after = simulated_loss(eco, [Action("normal", held.venue, held.asset)], shocks,
-                                   market, policy.horizon_windows)
-            if after - before > policy.min_loss_cut_usd:
-                continue
-            evidence = json.dumps({
-                "venue": held.venue, "calm_windows": calm.get(held.venue, 0),
-                "ecosystem_calm_windows": ecosystem_calm,
-                "in_force": {"frozen": held.frozen, "margin_cut": held.margin_cut},
-                "shocks": shocks}, default=float)
-            out.append(Recommendation(held.venue, held.asset, "normal", rule.name, {},
-                                      held.venue, before, after, before - after, (), evidence))
-    return sorted(out, key=lambda r: (r.venue, r.asset or ""))
+    for held in sorted(in_force, key=lambda h: (h.venue, h.asset or "")):
+        market_key = (held.venue, held.asset)
+        rule = next((r for r in rules if calm.get(held.venue, 0) >= (r.when.calm_windows or 0)
+                     and ecosystem_calm >= (r.when.calm_windows or 0)), None)
+        if rule is None or not (held.frozen or held.margin_cut > 0) \
+                or ("normal", held.venue, held.asset) in cooling or market_key in acted:
+            continue
+        assets = [held.asset] if held.asset else sorted(
+            {a for (venue, _), usd in held_assets.items() if venue == held.venue for a in usd})
+        shocks = _stress_moves(assets, market, policy)
+        kept = [a for key, a in standing.items() if key != market_key]
+        before = simulated_loss(eco, [*standing.values(), *lifted], shocks, market,
+                                policy.horizon_windows)
+        lift = Action("normal", held.venue, held.asset)
+        after = simulated_loss(eco, [*kept, *lifted, lift], shocks, market,
+                               policy.horizon_windows)
+        if after - before > policy.min_loss_cut_usd:
+            continue
+        standing.pop(market_key, None)
+        lifted.append(lift)
+        evidence = json.dumps({
+            "venue": held.venue, "calm_windows": calm.get(held.venue, 0),
+            "ecosystem_calm_windows": ecosystem_calm,
+            "in_force": {"frozen": held.frozen, "margin_cut": held.margin_cut},
+            "shocks": shocks}, default=float)
+        out.append(Recommendation(held.venue, held.asset, "normal", rule.name, {},
+                                  held.venue, before, after, before - after, (), evidence))
+    return out
 
 
 def _holds(rule: Rule, anomaly: Anomaly, ecosystem_level: str) -> bool:

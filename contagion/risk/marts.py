@@ -124,8 +124,8 @@ def freeze_recommendations(con: duckdb.DuckDBPyConnection, ecosystems: Mapping[i
             recs = recommend(eco, anomalies, str(level_of[block]), market, policy,
                              cooling=cooling)
         acted = {(r.venue, r.asset) for r in recs}  # an action this window outranks a lift
-        recs += [r for r in lifts(eco, held, calm, ecosystem_calm, market, policy,
-                                  cooling=cooling) if (r.venue, r.asset) not in acted]
+        recs += lifts(eco, held, calm, ecosystem_calm, market, policy, cooling=cooling,
+                      acted=frozenset(acted))
         for rec in recs:
             issued[(rec.action, rec.venue, rec.asset)] = index
             rows.append({"snapshot_block": block, **asdict(rec)})

@@ -196,3 +196,37 @@ def test_what_is_in_force_is_lifted_after_a_calm_stretch_unless_it_still_cuts_th
                        f"min_transmission: 0.1\nmin_loss_cut_usd: 0\nrules:\n  - {rule}\n")
         with pytest.raises(PolicyError, match="normal"):
             load_policy(bad)
+
+
+def test_a_freeze_stays_while_the_leverage_it_keeps_out_would_add_to_the_loss() -> None:
+    """A freeze or a halt in force keeps a market's growth out; lifting it lets the growth back
+    in. The lift is weighed on the book with the hold (one venue here, so the growth has nowhere
+    else to go), and a halt against every asset the venue holds. Two holds that cover each
+    other are weighed one after the other, so they are not both lifted as each redundant."""
+    policy = load_policy()
+    need = next(r for r in policy.rules if r.action == "normal").when.calm_windows
+    assert need is not None
+    eco = _book(("a",))
+    freeze, halt = InForce("a", X, True, 0.0), InForce("a", None, True, 0.0)
+    years = policy.horizon_windows * 86_400 / (365.25 * 86_400)
+    outcomes = set()
+    for vol in (0.3, 0.8):
+        market = _market({"a": 0.2}, vol=vol)
+        fall = {X: -(1 - np.exp(-norm.ppf(policy.stress_quantile) * vol * np.sqrt(years)))}
+        added = simulated_loss(eco, [], fall, market, 12) - \
+            simulated_loss(eco, [Action("freeze_market", "a", X)], fall, market, 12)
+        kept = added > policy.min_loss_cut_usd
+        outcomes.add(kept)
+        for hold in (freeze, halt):
+            recs = lifts(eco, [hold], {"a": need}, need, market, policy)
+            assert (recs == []) == kept, (vol, hold)
+            assert all(r.loss_after_usd - r.loss_before_usd == pytest.approx(added)
+                       for r in recs)
+        both = lifts(eco, [freeze, halt], {"a": need}, need, market, policy)
+        assert [r.asset for r in both] == ([None] if kept else [None, X]), vol
+    assert outcomes == {True, False}
+    # an action proposed at the market this window outranks its lift
+    calm = _market({"a": 0.2}, vol=0.0)
+    assert [r.asset for r in lifts(eco, [freeze], {"a": need}, need, calm, policy)] == [X]
+    assert lifts(eco, [freeze], {"a": need}, need, calm, policy,
+                 acted=frozenset({("a", X)})) == []
