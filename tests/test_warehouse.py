@@ -372,10 +372,12 @@ def test_options_book_greeks_join_the_state_vectors(world: World) -> None:
 
 
 def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays() -> None:
-    """int_otoken_prices on hand-made inputs: a live out-of-the-money put at Black–Scholes with
-    the put side's skew; an expired call at its intrinsic value at the underlying's last answer
-    before expiry, whatever the price did after; a series whose underlying has no vol mark
-    unpriced, and one whose feed says 0; one created after the snapshot absent."""
+    """int_otoken_prices on hand-made inputs: a live out-of-the-money put at Black–Scholes at
+    its strike's vol on the smile (richer than ATM: puts are bid), and a call on the same
+    strike at the same vol, so the two keep put–call parity; an expired call at its intrinsic
+    value at the underlying's last answer before expiry, whatever the price did after; a series
+    whose underlying has no vol mark unpriced, and one whose feed says 0; one created after the
+    snapshot absent."""
     from contagion.risk import greeks
 
     con = duckdb.connect()
@@ -388,6 +390,7 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     con.execute("""create table stg_otokens as select * from (values
         (1::ubigint, 10::ubigint, 'put', 'weth', 1800::double, true, '2024-03-01 00:00:00+00'),
         (1, 20, 'call', 'weth', 1500.0, false, '2024-01-21 00:00:00+00'),
+        (1, 25, 'samestrike', 'weth', 1800.0, false, '2024-03-01 00:00:00+00'),
         (1, 30, 'novol', 'wbtc', 30000.0, true, '2024-03-01 00:00:00+00'),
         (1, 40, 'zerovol', 'wsol', 100.0, true, '2024-03-01 00:00:00+00'),
         (1, 200, 'later', 'weth', 2000.0, true, '2024-03-01 00:00:00+00'))
@@ -410,11 +413,15 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     model = next(m for m in load_models() if m.name == "int_otoken_prices")
     got = {r[0]: r[1:] for r in con.execute(
         f"select token, price_usd, vol, years from ({model.sql})").fetchall()}
-    assert set(got) == {"put", "call", "novol", "zerovol"}
+    assert set(got) == {"put", "call", "samestrike", "novol", "zerovol"}
     price, vol, years = got["put"]
-    assert vol == pytest.approx(0.65) and years == pytest.approx(30 / 365.25)
-    expected = greeks.black_scholes(2000.0, 1800.0, 30 / 365.25, 0.65, is_put=True).price
+    assert years == pytest.approx(30 / 365.25)
+    assert vol == pytest.approx(float(greeks.smile_vol(2000.0, 1800.0, years, 0.6, -0.1)))
+    assert 0.6 < vol < 0.7  # between ATM and ATM − RR: a put below spot is bid
+    expected = greeks.black_scholes(2000.0, 1800.0, 30 / 365.25, vol, is_put=True).price
     assert price == pytest.approx(float(expected), rel=1e-12)
+    assert got["samestrike"][1] == vol
+    assert got["samestrike"][0] - price == pytest.approx(2000.0 - 1800.0, rel=1e-9)
     assert got["call"][0] == pytest.approx(200.0)  # 1,700 at expiry, not 2,000 now
     assert got["novol"][0] is None
     assert got["zerovol"][:2] == (None, None)  # not marked at a 0.01 floor

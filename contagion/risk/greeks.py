@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from duckdb.func import ARROW, FunctionNullHandling
 from scipy.special import ndtr
 
-__all__ = ["Greeks", "black_scholes", "register"]
+__all__ = ["Greeks", "black_scholes", "register", "smile_vol"]
 
 Array = npt.NDArray[np.float64]
 
@@ -60,16 +60,36 @@ def black_scholes(spot: npt.ArrayLike, strike: npt.ArrayLike, years: npt.ArrayLi
     )
 
 
+def smile_vol(spot: npt.ArrayLike, strike: npt.ArrayLike, years: npt.ArrayLike,
+              atm_vol: npt.ArrayLike, risk_reversal: npt.ArrayLike) -> Array:
+    """The implied vol at a strike from the at-the-money vol and the 25-delta risk reversal
+    (σ of the 25-delta call − σ of the 25-delta put), by Malz's (1997) smile, quadratic in the
+    call delta, here without a butterfly: σ = ATM − 2·RR·(Δc − ½), Δc the call delta at the
+    ATM vol. The 25-delta call (Δc = ¼) gets ATM + RR/2, the 25-delta put (Δc = ¾) ATM − RR/2,
+    the wings stay within ATM ± RR, and a put and a call on one strike get one vol, so their
+    prices keep put–call parity. Zero rate, as `black_scholes` is used here."""
+    s, k, t, atm, rr = (np.asarray(x, dtype=np.float64)
+                        for x in (spot, strike, years, atm_vol, risk_reversal))
+    call_delta = black_scholes(s, k, t, atm).delta
+    return atm - 2.0 * rr * (call_delta - 0.5)
+
+
+def _arrow_inputs(*columns: pa.Array) -> tuple[list[Array], npt.NDArray[np.bool_]]:
+    """Arrow columns as float arrays and where none of them is null."""
+    inputs = [pc.cast(a, pa.float64()) for a in columns]
+    valid = np.ones(len(columns[0]), dtype=bool)
+    for a in inputs:
+        valid &= ~pc.is_null(a).to_numpy(zero_copy_only=False)
+    return [a.to_numpy(zero_copy_only=False) for a in inputs], valid
+
+
 def _price_column(spot: pa.Array, strike: pa.Array, years: pa.Array, vol: pa.Array,
                   is_put: pa.Array) -> pa.Array:
     """`black_scholes(...).price` over Arrow columns; null where an input is null or out of
     the model's domain (spot or strike not positive, negative volatility)."""
-    inputs = [pc.cast(a, pa.float64()) for a in (spot, strike, years, vol)]
-    s, k, t, v = (a.to_numpy(zero_copy_only=False) for a in inputs)
+    (s, k, t, v), valid = _arrow_inputs(spot, strike, years, vol)
     put = pc.fill_null(is_put, False).to_numpy(zero_copy_only=False)
-    valid = np.ones(len(s), dtype=bool)
-    for a in (*inputs, is_put):
-        valid &= ~pc.is_null(a).to_numpy(zero_copy_only=False)
+    valid &= ~pc.is_null(is_put).to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
         valid &= (s > 0) & (k > 0) & (v >= 0) & np.isfinite(t)
     price = np.full(len(s), np.nan)
@@ -79,10 +99,26 @@ def _price_column(spot: pa.Array, strike: pa.Array, years: pa.Array, vol: pa.Arr
     return pa.array(price, mask=~valid)
 
 
+def _smile_column(spot: pa.Array, strike: pa.Array, years: pa.Array, atm_vol: pa.Array,
+                  risk_reversal: pa.Array) -> pa.Array:
+    """`smile_vol` over Arrow columns; null where an input is null or out of its domain."""
+    (s, k, t, atm, rr), valid = _arrow_inputs(spot, strike, years, atm_vol, risk_reversal)
+    with np.errstate(invalid="ignore"):
+        valid &= (s > 0) & (k > 0) & (atm >= 0) & np.isfinite(t) & np.isfinite(rr)
+    vol = np.full(len(s), np.nan)
+    if valid.any():
+        vol[valid] = smile_vol(s[valid], k[valid], t[valid], atm[valid], rr[valid])
+    return pa.array(vol, mask=~valid)
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Add `black_scholes_price(spot, strike, years, vol, is_put)` (this module's price, zero
-    rate) to the connection, for the models that mark options (int_otoken_prices)."""
+    rate) and `smile_vol(spot, strike, years, atm_vol, risk_reversal)` to the connection, for
+    the models that mark options (int_otoken_prices)."""
     con.create_function("black_scholes_price", _price_column,
                         ["double", "double", "double", "double", "boolean"], "double",
+                        type=ARROW, null_handling=FunctionNullHandling.SPECIAL,
+                        side_effects=False)
+    con.create_function("smile_vol", _smile_column, ["double"] * 5, "double",
                         type=ARROW, null_handling=FunctionNullHandling.SPECIAL,
                         side_effects=False)

@@ -74,8 +74,8 @@ def _options_book(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Greeks of the oTokens written at each options venue, per USD of the margin behind them:
     book delta (USD per 1 % move of the underlying), gamma (change of that delta per 1 % move)
     and vega (USD per volatility point), from the writers' side (short), at the inputs that mark
-    each series (int_otoken_prices: the underlying's price, the years left, the implied vol with
-    the skew for out-of-the-money strikes)."""
+    each series (int_otoken_prices: the underlying's price, the years left, the vol at the
+    strike on the feed's smile)."""
     book = con.sql("""
         select v.snapshot_block, v.chain_id, v.venue, v.amount_raw::double / 1e8 as amount,
                p.strike_price_usd as strike, p.is_put, p.years, p.spot_usd as spot, p.vol

@@ -1,9 +1,9 @@
 -- grain: one row per snapshot × oToken series created by then (chain_id, snapshot_block, token)
 -- What one oToken (one unit of the underlying) is worth at each snapshot: its Black–Scholes
 -- price (zero rate; contagion/risk/greeks.py) from the underlying's oracle price, the years
--- left to expiry and the implied vol of the underlying's feed moved by half the 25-delta risk
--- reversal for out-of-the-money strikes (puts below spot, calls above: the skew the venue's
--- buyers pay). A series past expiry is worth its intrinsic value at the underlying's last
+-- left to expiry and the vol at its strike on the smile of the underlying's feed: its ATM vol
+-- and 25-delta risk reversal, by Malz's quadratic in delta (greeks.smile_vol), one vol per
+-- strike for puts and calls alike, so the marks keep put–call parity. A series past expiry is worth its intrinsic value at the underlying's last
 -- oracle answer at or before expiry, what Opyn pays out on it. Null without a price or a vol above 0.
 with series as (
     select
@@ -27,12 +27,11 @@ inputs as (
         u.price_age_blocks,
         u.price_age_seconds,
         date_diff('second', x.snapshot_time, x.expiry) / 31557600.0 as years,
-        -- at least 0.01; null without a usable mark (none, or not above 0), which
-        -- greatest() alone would turn into 0.01
-        case when v.implied_vol > 0 then greatest(v.implied_vol
-            + case when x.is_put and x.strike_price_usd < u.price_usd then -0.5
-                   when not x.is_put and x.strike_price_usd > u.price_usd then 0.5
-                   else 0 end * coalesce(v.risk_reversal, 0), 0.01) end as vol,
+        -- null without a usable mark (no vol, or not above 0; no spot)
+        case when v.implied_vol > 0 then smile_vol(
+            u.price_usd, x.strike_price_usd,
+            date_diff('second', x.snapshot_time, x.expiry) / 31557600.0,
+            v.implied_vol, coalesce(v.risk_reversal, 0)) end as smile,
         d.expiry_price_usd
     from series as x
     left join int_oracle_prices as u
@@ -42,6 +41,10 @@ inputs as (
         on v.chain_id = x.chain_id and v.snapshot_block = x.snapshot_block
         and v.token = x.underlying
     left join settled as d on d.chain_id = x.chain_id and d.otoken = x.otoken
+),
+marked as (
+    -- at least 0.01; a missing smile stays null, which greatest() alone would make 0.01
+    select *, case when smile is not null then greatest(smile, 0.01) end as vol from inputs
 )
 select
     chain_id,
@@ -64,4 +67,4 @@ select
     vol,
     is_put,
     expiry_price_usd
-from inputs
+from marked

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contagion.risk.anomaly import anomaly_score
-from contagion.risk.greeks import black_scholes
+from contagion.risk.greeks import black_scholes, smile_vol
 from contagion.risk.levels import Hysteresis, levels
 
 
@@ -41,6 +41,27 @@ def test_put_call_parity_and_bounds(spot: float, strike: float, years: float, vo
     assert 0 <= float(c.delta) <= 1 and -1 <= float(p.delta) <= 0
     assert float(c.gamma) >= 0 and float(c.vega) >= 0
     assert float(c.price) >= max(forward, 0.0) - 1e-9 * (spot + strike)
+
+
+def test_the_smile_passes_through_the_quotes_it_is_built_from() -> None:
+    """Malz's smile from ATM vol and the 25-delta risk reversal: at the strikes where the call
+    delta (at the ATM vol) is ¼, ½ and ¾ it gives ATM + RR/2, ATM and ATM − RR/2 (the 25-delta
+    call's and put's vols); with puts bid (RR < 0) it falls as the strike rises, stays within
+    ATM ± |RR|, and one strike has one vol, so a put and a call there keep put–call parity."""
+    from scipy.stats import norm
+
+    spot, years, atm, rr = 2000.0, 30 / 365.25, 0.6, -0.1
+    root = atm * np.sqrt(years)
+    strikes = spot * np.exp(-norm.ppf([0.25, 0.5, 0.75]) * root + root**2 / 2)
+    assert black_scholes(spot, strikes, years, atm).delta == pytest.approx([0.25, 0.5, 0.75])
+    assert smile_vol(spot, strikes, years, atm, rr) == pytest.approx(
+        [atm + rr / 2, atm, atm - rr / 2], abs=1e-12)
+    grid = np.linspace(500, 6000, 200)
+    vols = smile_vol(spot, grid, years, atm, rr)
+    assert (np.diff(vols) <= 0).all() and (vols <= atm - rr).all() and (vols >= atm + rr).all()
+    call = black_scholes(spot, grid, years, vols).price
+    put = black_scholes(spot, grid, years, vols, is_put=True).price
+    assert call - put == pytest.approx(spot - grid, abs=1e-9 * spot)
 
 
 def test_vectorized_over_a_book_and_expired_options_are_intrinsic() -> None:
@@ -258,12 +279,12 @@ def test_every_otoken_is_marked_by_black_scholes_from_what_the_chain_holds(
         world: World) -> None:
     """At the last snapshot each series' mark is Black–Scholes (zero rate) of the chain's own
     state at that block: the series (OptionsVenue.series_of, OToken.underlyingAsset), the
-    underlying's Chainlink answer, the vol and risk-reversal feeds' answers (half the risk
-    reversal on out-of-the-money strikes) and the block's timestamp; and each oToken position
-    is worth its amount at that mark."""
+    underlying's Chainlink answer, the vol and risk-reversal feeds' answers (the vol at the
+    strike on their smile) and the block's timestamp; and each oToken position is worth its
+    amount at that mark."""
     from contagion.devnet.driver import DevnetDriver
     from contagion.graph.load import latest_snapshot
-    from contagion.risk.greeks import black_scholes
+    from contagion.risk.greeks import black_scholes, smile_vol
     from contagion.warehouse import connect_readonly
 
     registry, driver = world.registry, DevnetDriver(world.client)
@@ -292,11 +313,11 @@ def test_every_otoken_is_marked_by_black_scholes_from_what_the_chain_holds(
             driver.at("OptionsVenue", venue), "series_of", otoken))
         base = symbol_of[str(view(driver.at("OToken", otoken), "underlyingAsset")).lower()]
         spot, strike_usd = answer("price", base), strike / 1e8
-        out_of_the_money = strike_usd < spot if is_put else strike_usd > spot
-        vol = answer("implied_vol", base) + (
-            (-0.5 if is_put else 0.5) * answer("risk_reversal", base) if out_of_the_money else 0)
-        expected = black_scholes(spot, strike_usd, (expiry - timestamp) / 31_557_600,
-                                 max(vol, 0.01), is_put=is_put).price
+        years = (expiry - timestamp) / 31_557_600
+        vol = smile_vol(spot, strike_usd, years, answer("implied_vol", base),
+                        answer("risk_reversal", base))
+        expected = black_scholes(spot, strike_usd, years, max(float(vol), 0.01),
+                                 is_put=is_put).price
         assert mark == pytest.approx(float(expected), rel=1e-9), otoken
     for otoken, amount, usd in held:
         assert usd == pytest.approx(int(amount) / 1e8 * marks[otoken], rel=1e-12)
