@@ -5,10 +5,10 @@ liquidates, with one Aave borrower liquidated twice in one block right after its
 every liquidation is audited and valid, and the recomputed health equals what the venue's own
 views answer at the block before, with the feeds set to the answers the liquidation read (taken
 from its call trace). A borrower healthy on the registry's parameters but not after a
-RiskOracle margin cut is liquidated at Aave and at Morpho: valid on the cut in force, flagged by
-a registry that does not know the venues obey the oracle. A price changed in the lake turns a
-liquidation invalid; a risk parameter missing from the registry leaves the ones it decides
-undecided.
+RiskOracle margin cut is liquidated at Aave, at Morpho and (absorbed) at Compound: valid on the
+cut in force, flagged by a registry that does not know the venues obey the oracle. A price
+changed in the lake turns a liquidation invalid; a risk parameter missing from the registry
+leaves the ones it decides undecided.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from conftest import Views, World, scenario_world
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from contagion.chain.rpc import RpcClient
+from contagion.chain.rpc import RpcClient, RpcError
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
 from contagion.graph.load import ecosystem_at
 from contagion.lake import Lake
@@ -121,6 +121,9 @@ def _liquidate_twice_in_one_block(driver: DevnetDriver, registry: Registry) -> N
 
 
 MARGIN_CUT_BPS = 500
+COMET_BORROW_PERCENT = 82  # of the collateral's value, within Comet's WETH borrow CF of 82.5%
+COMET_DROP_PERCENT = 5  # WETH's fall before the cut at Comet
+CUT_VENUES = ("aave_v3", "compound_v3_usdc", "morpho_blue")  # where the cut borrower is liquidated
 CUT_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-under-a-cut")[12:])
 
 
@@ -129,8 +132,13 @@ def _liquidate_under_a_margin_cut(driver: DevnetDriver, registry: Registry) -> N
     (health 1.04). The RiskOracle then cuts WETH's margin at Aave by MARGIN_CUT_BPS, to 78%
     (health 0.975), and in the next block, at unchanged prices, the borrower is liquidated:
     allowed only by the threshold in force. The same at Morpho's WETH/USDC market: 84% of the
-    collateral's value borrowed against an LLTV of 86%, which the cut lowers to 81%."""
+    collateral's value borrowed against an LLTV of 86%, which the cut lowers to 81%. And at
+    Comet: 82% of 10 WETH's value borrowed (borrow CF 82.5%), then WETH falls 5%, to 86.3% of
+    it: healthy on the registry's liquidate CF of 89.5% (health 1.037), not on the 84.5% the
+    cut leaves (health 0.979); the absorb in the block after the cut succeeds, while before the
+    cut it reverts as NotLiquidatable."""
     from contagion.devnet.risk_oracle import devnet_oracle_signer
+    from contagion.devnet.venues.compound_v3 import CompoundV3Venue
     from contagion.feed.oracle import RiskUpdate, sign_update, submit_update
 
     oracle = registry.risk_oracle
@@ -170,7 +178,44 @@ def _liquidate_under_a_margin_cut(driver: DevnetDriver, registry: Registry) -> N
     cut(morpho.address, weth.address, 2, ts)
     morpho.tx(DEPLOYER, "liquidate", params, CUT_BORROWER, supplied // 10, 0, b"",
               gas=3_000_000)
-    driver.mine_all(ts + 24)
+    _, ts = driver.mine_all(ts + 24)
+
+    # Comet's borrow CF (82.5%) is below its liquidate CF less the cut (84.5%): no borrow the
+    # market allows is liquidatable by the cut alone, so WETH first falls COMET_DROP_PERCENT.
+    comet = CompoundV3Venue(driver.at("Comet", registry.venue("compound_v3_usdc").main_contract),
+                            "USDC", usdc.address, {"WETH": weth.address})
+    weth_feed = driver.at("ChainlinkAggregator",
+                          next(f.address for f in registry.feeds if f.id == "WETH/USD"))
+    price = int(comet.comet.call("getPrice", weth_feed.address))
+    base_price = int(comet.comet.call("getPrice", comet.comet.call("baseTokenPriceFeed")))
+    borrowed = supplied * price // WAD * COMET_BORROW_PERCENT // 100 * 10**6 // base_price
+    weth.tx(DEPLOYER, "mint", CUT_BORROWER, supplied)
+    usdc.tx(DEPLOYER, "mint", DEPLOYER, 2 * borrowed)
+    _, ts = driver.mine_all(ts + 12)
+    weth.tx(CUT_BORROWER, "approve", comet.comet.address, 2**256 - 1)
+    usdc.tx(DEPLOYER, "approve", comet.comet.address, 2**256 - 1)
+    comet.supply(DEPLOYER, 2 * borrowed)
+    comet.supply_collateral(CUT_BORROWER, "WETH", supplied)
+    comet.withdraw(CUT_BORROWER, borrowed)
+    _, ts = driver.mine_all(ts + 12)
+    assert comet.borrow_balance(CUT_BORROWER) == borrowed
+    weth_feed.tx(DEPLOYER, "transmit", price * (100 - COMET_DROP_PERCENT) // 100)
+    _, ts = driver.mine_all(ts + 12)
+    # healthy on the registry's liquidate CF: absorbing it now would revert
+    assert not comet.is_liquidatable(CUT_BORROWER)
+    absorb = comet.comet.data("absorb", DEPLOYER, [CUT_BORROWER])
+    with pytest.raises(RpcError, match="NotLiquidatable"):
+        driver.client.call("eth_call", [{"from": DEPLOYER, "to": comet.comet.address,
+                                         "data": absorb}, "latest"])
+    cut(comet.comet.address, weth.address, 3, ts)
+    assert comet.is_liquidatable(CUT_BORROWER)
+    comet.absorb(DEPLOYER, [CUT_BORROWER])
+    block, _ = driver.mine_all(ts + 24)  # every transaction succeeded, or it raises
+    (tx_hash,) = driver.labels
+    receipt = driver.receipts([tx_hash])[0]
+    assert receipt["status"] == "0x1" and int(receipt["blockNumber"], 16) == block
+    assert comet.borrow_balance(CUT_BORROWER) == 0
+    assert comet.collateral_balance(CUT_BORROWER, "WETH") == 0
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -275,12 +320,16 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
         borrow = int(view(comet, "borrowBalanceOf", user))
         base_price = int(view(comet, "getPrice", view(comet, "baseTokenPriceFeed")))
         assert threshold == borrow * base_price // int(view(comet, "baseScale"))
+        # each factor less the margin cut of the RiskOracle the market itself reads (if set)
+        oracle = driver.at("RiskOracle", str(view(comet, "riskOracle")))
         factored = 0
         for i in range(int(view(comet, "numAssets"))):
             _, asset, feed, scale, _, liquidate_cf, _, _ = view(comet, "getAssetInfo", i)
             held = int(view(comet, "collateralBalanceOf", user, asset))
             value = held * int(view(comet, "getPrice", feed)) // int(scale)
-            factored += value * int(liquidate_cf) // WAD
+            cut = (int(view(oracle, "marginCutBps", main, asset)) * 10**14
+                   if int(oracle.address, 16) else 0)
+            factored += value * (int(liquidate_cf) - min(cut, int(liquidate_cf))) // WAD
         assert health == factored
     elif row["protocol"] == "morpho_blue":
         morpho = driver.at("MorphoBlue", main)
@@ -442,15 +491,24 @@ def test_a_liquidation_the_risk_oracle_margin_cut_allowed_is_valid(every_venue: 
                               "order by ordinal")
     weth = every_venue.registry.token("WETH").address.lower()
     assert cuts == [{"venue": venue, "asset": weth, "action": 1, "cut_bps": MARGIN_CUT_BPS}
-                    for venue in ("aave_v3", "morpho_blue")]
+                    for venue in ("aave_v3", "morpho_blue", "compound_v3_usdc")]
     rows = {r["venue"]: r for r in _audit(every_venue) if r["borrower"] == CUT_BORROWER.lower()}
-    assert set(rows) == {"aave_v3", "morpho_blue"}
+    assert set(rows) == {"aave_v3", "morpho_blue", "compound_v3_usdc"}
     assert all(r["valid"] is True and r["reason"] is None for r in rows.values())
     assert 0.97 < rows["aave_v3"]["health"] < 0.98  # 78% / 80%, on the threshold in force
     # Morpho's health is max borrow over borrowed: 81% / 84% (the seizure left it below 1)
     assert 0.96 < rows["morpho_blue"]["health"] < 0.97
-    # the same lake with a registry that does not know Aave obeys the oracle: the borrower was
-    # healthy on the registry's threshold, so the liquidation is flagged
+    # Comet's is collateral × liquidate CF over the borrow: 84.5% / (82% / 95%)
+    comet = rows["compound_v3_usdc"]
+    assert 0.975 < comet["health"] < 0.98
+    # exactly the 10 WETH at the price read, times the registry's factor less cut × 10^14
+    factor = int(next(m for m in every_venue.registry.venue("compound_v3_usdc").markets
+                      if m.id == "WETH").params["liquidate_collateral_factor"])
+    (answer,) = [p["answer_raw"] for p in comet["prices"] if p["token"] == weth]
+    value = 10 * WAD * int(answer) // WAD
+    assert int(comet["health_raw"]) == value * (factor - MARGIN_CUT_BPS * 10**14) // WAD
+    # the same lake with a registry that does not know the venues obey the oracle: the
+    # borrower was healthy on the registry's thresholds, so each liquidation is flagged
     data = every_venue.registry.model_dump()
     for venue in data["venues"]:
         venue["obeys_risk_oracle"] = False
@@ -459,12 +517,16 @@ def test_a_liquidation_the_risk_oracle_margin_cut_allowed_is_valid(every_venue: 
     with connect_readonly(db) as con:
         assert con.execute("select count(*) from int_margin_cuts").fetchall() == [(0,)]
         unaware = {r[0]: r[1:] for r in con.execute(
-            "select venue, valid, reason, health from fct_liquidation_audit where borrower = ?",
-            [CUT_BORROWER.lower()]).fetchall()}
-    valid, reason, health = unaware["aave_v3"]
+            "select venue, valid, reason, health, health_raw from fct_liquidation_audit "
+            "where borrower = ?", [CUT_BORROWER.lower()]).fetchall()}
+    assert set(unaware) == set(rows)
+    valid, reason, health, _ = unaware["aave_v3"]
     assert valid is False and "is not below 1" in reason and 1.03 < health < 1.04
-    valid, reason, health = unaware["morpho_blue"]
+    valid, reason, health, _ = unaware["morpho_blue"]
     assert valid is False and 1.02 < health < 1.03  # 86% / 84%
+    valid, reason, health, raw = unaware["compound_v3_usdc"]  # 89.5% / (82% / 95%)
+    assert valid is False and "covers the borrow" in reason and 1.035 < health < 1.04
+    assert int(raw) == value * factor // WAD
 
 
 @pytest.mark.devnet
@@ -474,12 +536,17 @@ def test_the_risk_marts_and_the_cascade_read_the_threshold_in_force(every_venue:
     what the pool itself answers there."""
     world, registry = every_venue, every_venue.registry
     weth = registry.token("WETH").address.lower()
-    cut_block = _rows(world, "select min(block_number) as b from int_margin_cuts")[0]["b"]
+    cut_blocks = {r["venue"]: r["b"] for r in _rows(
+        world, "select venue, min(block_number) as b from int_margin_cuts group by venue")}
+    assert set(cut_blocks) == set(CUT_VENUES)
     rows = _rows(world, "select * from int_market_thresholds where collateral_token = ?",
                  [weth])
-    in_force = [r["snapshot_block"] >= cut_block and r["venue"] in ("aave_v3", "morpho_blue")
+    in_force = [r["venue"] in cut_blocks and r["snapshot_block"] >= cut_blocks[r["venue"]]
                 for r in rows]
     assert any(in_force) and not all(in_force)
+    for venue in CUT_VENUES:  # each venue's WETH market seen both before and after its cut
+        assert {cut for r, cut in zip(rows, in_force, strict=True)
+                if r["venue"] == venue} == {False, True}, venue
     for row, cut in zip(rows, in_force, strict=True):
         assert row["margin_cut_bps"] == (MARGIN_CUT_BPS if cut else 0)
         if row["registry_threshold"] is None:  # a market the registry gives no threshold
@@ -501,7 +568,7 @@ def test_the_risk_marts_and_the_cascade_read_the_threshold_in_force(every_venue:
 
     with connect_readonly(world.db) as con:
         eco = ecosystem_at(con, registry, last)
-    assert eco.margin_cuts == {("aave_v3", weth): 0.05, ("morpho_blue", weth): 0.05}
+    assert eco.margin_cuts == {(venue, weth): 0.05 for venue in CUT_VENUES}
     legs = [leg for leg in eco.legs if leg.venue == "aave_v3" and leg.token == weth]
     assert legs and all(leg.threshold == pytest.approx(
         next(m for m in registry.venue("aave_v3").markets if m.collateral == ["WETH"])
@@ -521,15 +588,18 @@ def test_what_the_oracle_holds_is_lifted_once_calm(every_venue: World, tmp_path:
 
     world, registry = every_venue, every_venue.registry
     weth = registry.token("WETH").address.lower()
-    cut_block = _rows(world, "select min(block_number) as b from int_margin_cuts")[0]["b"]
+    cut_blocks = {r["venue"]: r["b"] for r in _rows(
+        world, "select venue, min(block_number) as b from int_margin_cuts group by venue")}
+    assert set(cut_blocks) == set(CUT_VENUES)
     held = _rows(world, "select snapshot_block, venue, asset, frozen, margin_cut_bps "
                         "from int_oracle_markets order by snapshot_block, venue")
     snapshots = sorted({r["snapshot_block"] for r in
                         _rows(world, "select snapshot_block from ref_snapshots")})
-    after = [b for b in snapshots if b >= cut_block]
+    after = {v: [b for b in snapshots if b >= cut_blocks[v]] for v in CUT_VENUES}
+    assert all(after.values())
     assert held == [{"snapshot_block": b, "venue": v, "asset": weth, "frozen": False,
                      "margin_cut_bps": MARGIN_CUT_BPS}
-                    for b in after for v in ("aave_v3", "morpho_blue")]
+                    for b in snapshots for v in CUT_VENUES if b in after[v]]
     policy = load_policy()
     policy = policy.model_copy(update={"min_loss_cut_usd": 1e12, "rules": [
         r.model_copy(update={"when": Condition(calm_windows=1)}) if r.action == "normal"
@@ -550,9 +620,10 @@ def test_what_the_oracle_holds_is_lifted_once_calm(every_venue: World, tmp_path:
         ecosystems = {b: ecosystem_at(con, registry, b) for b in snapshots}
         recs = freeze_recommendations(con, ecosystems, green, calm, policy).to_dicts()
     cooldown = policy.guardrails.cooldown_windows
+    # each market's lifts from its first held snapshot on, once per cooldown
     assert [(r["snapshot_block"], r["venue"], r["asset"], r["action"]) for r in recs] == [
-        (b, v, weth, "normal") for i, b in enumerate(after) if i % (cooldown + 1) == 0
-        for v in ("aave_v3", "morpho_blue")]
+        (b, v, weth, "normal") for b in snapshots for v in CUT_VENUES
+        if b in after[v] and after[v].index(b) % (cooldown + 1) == 0]
 
 
 @pytest.mark.devnet
