@@ -374,10 +374,12 @@ def test_options_book_greeks_join_the_state_vectors(world: World) -> None:
 def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays() -> None:
     """int_otoken_prices on hand-made inputs: a live out-of-the-money put at Black–Scholes at
     its strike's vol on the smile (richer than ATM: puts are bid), and a call on the same
-    strike at the same vol, so the two keep put–call parity; an expired call at its intrinsic
-    value at the underlying's last answer before expiry, whatever the price did after; a series
-    whose underlying has no vol mark unpriced, and one whose feed says 0; one created after the
-    snapshot absent."""
+    strike at the same vol, so the two keep put–call parity; an expired call nobody has settled
+    yet at its intrinsic value at the latest answer (what a settlement would freeze now), and
+    one the venue has settled at the answer it froze: the latest before its first settlement
+    (a redemption here, then a vault settled), whatever the price did before expiry or after;
+    a series whose underlying has no vol mark unpriced, and one whose feed says 0; one created
+    after the snapshot absent."""
     from contagion.risk import greeks
 
     con = duckdb.connect()
@@ -390,16 +392,30 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     con.execute("""create table stg_otokens as select * from (values
         (1::ubigint, 10::ubigint, 'put', 'weth', 1800::double, true, '2024-03-01 00:00:00+00'),
         (1, 20, 'call', 'weth', 1500.0, false, '2024-01-21 00:00:00+00'),
+        (1, 21, 'settled', 'weth', 1500.0, false, '2024-01-21 00:00:00+00'),
         (1, 25, 'samestrike', 'weth', 1800.0, false, '2024-03-01 00:00:00+00'),
         (1, 30, 'novol', 'wbtc', 30000.0, true, '2024-03-01 00:00:00+00'),
         (1, 40, 'zerovol', 'wsol', 100.0, true, '2024-03-01 00:00:00+00'),
         (1, 200, 'later', 'weth', 2000.0, true, '2024-03-01 00:00:00+00'))
         as t(chain_id, created_block, otoken, underlying, strike_price_usd, is_put, expiry)""")
     con.execute("alter table stg_otokens alter expiry type timestamptz")
-    con.execute("""create table stg_prices as select * from (values
-        (1::ubigint, 'weth', 40::ubigint, '2024-01-20 23:00:00+00'::timestamptz, 1700::double),
-        (1, 'weth', 90, '2024-01-30 00:00:00+00', 2000.0))
-        as t(chain_id, token, block_number, block_time, price_usd)""")
+    # WETH's feed: 1,700 before expiry, 1,900 and 1,950 after it, 2,000 now; a redemption of
+    # 'settled' in block 60 after the 1,900 (log 2 < log 5), a vault settled in block 70
+    con.execute("""create table stg_prices as select *, block_number::hugeint * 1000000
+        + log_index as ordinal, true as usable from (values
+        (1::ubigint, 'weth', 'f', 40::ubigint, 0::uinteger, 1700::double),
+        (1, 'weth', 'f', 60, 2, 1900.0),
+        (1, 'weth', 'f', 60, 7, 1950.0),
+        (1, 'weth', 'f', 90, 0, 2000.0))
+        as t(chain_id, token, feed, block_number, log_index, price_usd)""")
+    con.execute("create table int_token_feeds as select 1::ubigint as chain_id, "
+                "'weth' as token, 'f' as feed")
+    con.execute("""create table src_opyn_gamma__redeem as select 1::ubigint as chain_id,
+        60::ubigint as block_number, 5::uinteger as log_index, from_hex('5e') as otoken""")
+    con.execute("""create table src_opyn_gamma__vault_settled as select 1::ubigint as chain_id,
+        70::ubigint as block_number, 1::uinteger as log_index,
+        from_hex('5e') as o_token_address""")
+    con.execute("update stg_otokens set otoken = '0x5e' where otoken = 'settled'")
     con.execute("""create table int_oracle_prices as select * from (values
         (1::ubigint, 100::ubigint, 'weth', 2000::double, 90::ubigint, 10::bigint, 86400::bigint),
         (1, 100, 'wbtc', 40000.0, 95, 5, 60),
@@ -413,7 +429,7 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     model = next(m for m in load_models() if m.name == "int_otoken_prices")
     got = {r[0]: r[1:] for r in con.execute(
         f"select token, price_usd, vol, years from ({model.sql})").fetchall()}
-    assert set(got) == {"put", "call", "samestrike", "novol", "zerovol"}
+    assert set(got) == {"put", "call", "0x5e", "samestrike", "novol", "zerovol"}
     price, vol, years = got["put"]
     assert years == pytest.approx(30 / 365.25)
     assert vol == pytest.approx(float(greeks.smile_vol(2000.0, 1800.0, years, 0.6, -0.1)))
@@ -422,6 +438,55 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     assert price == pytest.approx(float(expected), rel=1e-12)
     assert got["samestrike"][1] == vol
     assert got["samestrike"][0] - price == pytest.approx(2000.0 - 1800.0, rel=1e-9)
-    assert got["call"][0] == pytest.approx(200.0)  # 1,700 at expiry, not 2,000 now
+    assert got["call"][0] == pytest.approx(500.0)  # unsettled: 2,000 now, not 1,700 then
+    assert got["0x5e"][0] == pytest.approx(400.0)  # frozen at 1,900 by the redemption
     assert got["novol"][0] is None
     assert got["zerovol"][:2] == (None, None)  # not marked at a 0.01 floor
+
+
+@pytest.mark.parametrize("stored", ["asc", "desc"])
+def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
+        stored: str) -> None:
+    """stg_prices → int_oracle_prices on hand-made answers: of two answers in one block the
+    later (by log index) counts, in whichever order the rows are stored; only the feed a venue
+    reads for the token (int_token_feeds: the lowest address) counts, not a second feed of the
+    same token answering later; a latest answer the venues reject (at or below 0) leaves the
+    token unpriced instead of letting the answer before it stand in, and the blocking
+    prices_usable check names it."""
+    from contagion.warehouse import load_checks, run_checks
+
+    con = duckdb.connect()
+    con.execute("""create table int_tokens as select * from (values
+        (1::ubigint, 'weth', 'WETH', 18, 'asset', null::varchar, null::varchar),
+        (1, 'wbtc', 'WBTC', 8, 'asset', null, null))
+        as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")
+    con.execute("""create table ref_feeds as select * from (values
+        (1::ubigint, 'WETH/USD', '0xfa', 8, 'price', 'weth', 'USD'),
+        (1, 'WETH/USD backup', '0xfb', 8, 'price', 'weth', 'USD'),
+        (1, 'WBTC/USD', '0xfc', 8, 'price', 'wbtc', 'USD'))
+        as t(chain_id, feed_id, feed, decimals, feed_kind, base_token, quote)""")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "100::ubigint as snapshot_block")
+    con.execute("create table stg_blocks as select 1::ubigint as chain_id, "
+                "100::ubigint as block_number, to_timestamp(1200) as block_time")
+    con.execute(f"""create table src_prices as select 1::ubigint as chain_id,
+        b::ubigint as block_number, to_timestamp(b * 12) as block_time,
+        l::uinteger as log_index, token, upper(token) as symbol, p::double as price_usd,
+        (p * 1e8)::decimal(38, 0) as answer_raw, feed_id as source, feed from (values
+        (90, 3, 'weth', 'WETH/USD', '0xfa', 2000),
+        (100, 9, 'weth', 'WETH/USD', '0xfa', 1500),
+        (100, 3, 'weth', 'WETH/USD', '0xfa', 1800),
+        (100, 12, 'weth', 'WETH/USD backup', '0xfb', 999),
+        (80, 1, 'wbtc', 'WBTC/USD', '0xfc', 30000),
+        (95, 1, 'wbtc', 'WBTC/USD', '0xfc', -1))
+        as t(b, l, token, feed_id, feed, p) order by b, l {stored}""")
+    models = {m.name: m for m in load_models()}
+    for name in ("stg_prices", "int_token_feeds", "int_oracle_prices"):
+        con.execute(f"create table {name} as {models[name].sql}")
+    got = {r[0]: r[1:] for r in con.execute(
+        "select token, price_usd, price_block, answer_raw from int_oracle_prices").fetchall()}
+    assert got["weth"] == (1500.0, 100, 150_000_000_000)
+    assert got["wbtc"] == (None, 95, None)  # not 30,000 from block 80
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "prices_usable"])
+    assert result.check.severity == "error" and result.failing_rows == 1
+    assert result.sample[0]["token"] == "wbtc" and result.sample[0]["answer_raw"] == -100_000_000

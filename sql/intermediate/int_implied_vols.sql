@@ -1,6 +1,7 @@
 -- grain: one row per snapshot × token with a volatility feed (chain_id, snapshot_block, token)
 -- The implied volatility and 25-delta risk reversal (annualised, 0.6 = 60 %) in force at each
--- snapshot: the latest mark at or before it (ASOF join) of the feed whose base is the token's
+-- snapshot: the latest mark at or before it (ASOF join on the ordinal, so the later of two
+-- marks in one block; null if that mark is not a number) of the feed whose base is the token's
 -- symbol, else its underlying's (an aToken or an LST is marked with its asset's feed). The
 -- early-warning signals (int_token_signals) and the oToken marks (int_otoken_prices) read them.
 with marks as (
@@ -10,7 +11,7 @@ with marks as (
         on k.chain_id = w.chain_id
     asof join stg_vol_marks as f
         on f.chain_id = k.chain_id and f.base = k.base and f.kind = k.kind
-        and f.block_number <= w.snapshot_block
+        and f.ordinal <= w.snapshot_block::hugeint * 1000000 + 999999
 ),
 vol_base as (
     select t.chain_id, t.token,

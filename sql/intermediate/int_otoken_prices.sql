@@ -3,8 +3,12 @@
 -- price (zero rate; contagion/risk/greeks.py) from the underlying's oracle price, the years
 -- left to expiry and the vol at its strike on the smile of the underlying's feed: its ATM vol
 -- and 25-delta risk reversal, by Malz's quadratic in delta (greeks.smile_vol), one vol per
--- strike for puts and calls alike, so the marks keep put–call parity. A series past expiry is worth its intrinsic value at the underlying's last
--- oracle answer at or before expiry, what Opyn pays out on it. Null without a price or a vol above 0.
+-- strike for puts and calls alike, so the marks keep put–call parity. A series past expiry
+-- is worth its intrinsic value at the price the venue settles it at: the venue freezes that
+-- price at the series' first settlement (a vault settled or an oToken redeemed) after expiry,
+-- from the underlying's latest answer before it; until then the latest answer at the snapshot,
+-- what a settlement would freeze now. (Opyn on mainnet takes the first round at or after
+-- expiry, which its pricer posts before anyone settles.) Null without a price or a vol above 0.
 with series as (
     select
         s.chain_id, s.snapshot_block, b.block_time as snapshot_time, o.otoken, o.underlying,
@@ -13,11 +17,30 @@ with series as (
     join stg_otokens as o on o.chain_id = s.chain_id and o.created_block <= s.snapshot_block
     join stg_blocks as b on b.chain_id = s.chain_id and b.block_number = s.snapshot_block
 ),
+first_settlement as (
+    select chain_id, otoken, min(ordinal) as ordinal
+    from (
+        select chain_id, '0x' || lower(hex(o_token_address)) as otoken,
+               block_number::hugeint * 1000000 + log_index as ordinal
+        from src_opyn_gamma__vault_settled
+        union all
+        select chain_id, '0x' || lower(hex(otoken)),
+               block_number::hugeint * 1000000 + log_index
+        from src_opyn_gamma__redeem
+    )
+    group by all
+),
 settled as (
-    select x.chain_id, x.otoken, p.price_usd as expiry_price_usd
-    from (select distinct chain_id, otoken, underlying, expiry from series) as x
+    select x.chain_id, x.otoken, x.ordinal,
+           case when p.usable then p.price_usd end as expiry_price_usd
+    from (select f.*, tf.feed
+          from first_settlement as f
+          join (select distinct chain_id, otoken, underlying from series) as u
+              on u.chain_id = f.chain_id and u.otoken = f.otoken
+          left join int_token_feeds as tf
+              on tf.chain_id = u.chain_id and tf.token = u.underlying) as x
     asof join stg_prices as p
-        on p.chain_id = x.chain_id and p.token = x.underlying and p.block_time <= x.expiry
+        on p.chain_id = x.chain_id and p.feed = x.feed and p.ordinal < x.ordinal
 ),
 inputs as (
     select
@@ -32,7 +55,8 @@ inputs as (
             u.price_usd, x.strike_price_usd,
             date_diff('second', x.snapshot_time, x.expiry) / 31557600.0,
             v.implied_vol, coalesce(v.risk_reversal, 0)) end as smile,
-        d.expiry_price_usd
+        case when d.ordinal <= x.snapshot_block::hugeint * 1000000 + 999999
+             then d.expiry_price_usd else u.price_usd end as expiry_price_usd
     from series as x
     left join int_oracle_prices as u
         on u.chain_id = x.chain_id and u.snapshot_block = x.snapshot_block

@@ -1,15 +1,20 @@
 -- grain: one row per oracle answer (chain_id, token, block_number, log_index)
--- Price-feed answers with a usable value: a NaN, infinite or negative answer is left out here
--- and counted by the prices_usable check.
+-- Every price-feed answer in USD (answer_raw / 10^decimals), with its place in the chain
+-- (ordinal: block × 10^6 + log index, so two answers in one block keep their order). An answer
+-- that is not a finite number above 0 is kept with `usable` false: the venues revert on it,
+-- so it must hide the answers before it rather than let a stale one stand in (the latest
+-- answer at a snapshot decides; the prices_usable check names such tokens).
 select
     chain_id,
     block_number,
     block_time,
     log_index,
+    block_number::hugeint * 1000000 + log_index as ordinal,
+    feed,
     token,
     symbol,
     price_usd,
     answer_raw,
-    source as feed_id
+    source as feed_id,
+    coalesce(isfinite(price_usd) and price_usd > 0, false) as usable
 from src_prices
-where isfinite(price_usd) and price_usd >= 0
