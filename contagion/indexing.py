@@ -14,7 +14,7 @@ import itertools
 import json
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -145,8 +145,9 @@ class StoredWindows:
 
     def __init__(self, lake: Lake, tables: Iterable[str], chain_id: int, width: int) -> None:
         self.width = width
+        self.tables = tuple(tables)
         self._files: dict[str, dict[int, set[PartitionFile]]] = {}
-        for table in tables:
+        for table in self.tables:
             windows = self._files[table] = defaultdict(set)
             for part in lake.partitions(table, chain_id):
                 windows[window_of(part, width)].add(part)
@@ -176,19 +177,72 @@ def stored_part(lake: Lake, table: str, chain_id: int, start: int, stop: int,
     return max(inside, key=lambda p: p.stop) if inside else None
 
 
+def covers(outer: PartitionFile, inner: PartitionFile) -> bool:
+    return outer.start <= inner.start and inner.stop <= outer.stop
+
+
 def supersede(lake: Lake, tables: Iterable[str], part: PartitionFile, width: int,
               stored: StoredWindows | None = None) -> None:
-    """Delete the files of `part`'s window other than `part` (a window indexed while open);
-    `stored`, when given, says which files there are and is kept up to date."""
+    """Delete the other files of `part`'s window that `part` covers (a window indexed while
+    open, or a partition left by an interrupted run); `stored`, when given, says which files
+    there are and is kept up to date. A file `part` does not cover is kept: its blocks are not
+    in `part`, and deleting it would lose them."""
     window = window_of(part, width)
     for table in tables:
         candidates = (lake.partitions(table, part.chain_id) if stored is None
                       else list(stored.in_window(table, window)))
         for other in candidates:
-            if other != part and window_of(other, width) == window:
+            if other != part and window_of(other, width) == window and covers(part, other):
                 lake.delete(table, other)
                 if stored is not None:
                     stored.discard(table, other)
+
+
+def drop_partition(lake: Lake, part: PartitionFile, stored: StoredWindows) -> None:
+    """Delete every file of `part` in `stored`'s tables, `blocks` first: from the first
+    deletion on the partition no longer looks complete, so a crash half-way leaves files a
+    rerun replaces, never a partition that looks whole."""
+    for table in sorted(stored.tables, key=lambda t: t != BLOCKS):
+        if stored.has(table, part):
+            lake.delete(table, part)
+            stored.discard(table, part)
+
+
+def tidy_window(lake: Lake, stored: StoredWindows, window: int,
+                complete: Iterable[PartitionFile], derived: Sequence[str],
+                done: set[PartitionFile]) -> None:
+    """Delete what an interrupted run left in a window, so no block is read twice: a complete
+    partition (with its derived files) that a wider complete one covers (the run stopped
+    between writing a grown window and superseding the narrower one), and every file that is
+    not one of the complete partitions left (a partition half written or half deleted).
+    `done` loses the partitions deleted."""
+    whole = sorted(complete, key=lambda p: p.start - p.stop)  # widest first
+    for part in whole:
+        if part in done and all(stored.has(t, part) for t in derived):
+            for other in [o for o in whole if o != part and o in done and covers(part, o)]:
+                drop_partition(lake, other, stored)
+                done.discard(other)
+    kept = {p for p in whole if p in done}
+    for table in stored.tables:
+        for file in list(stored.in_window(table, window)):
+            if file not in kept:
+                lake.delete(table, file)
+                stored.discard(table, file)
+
+
+def grown_to_stored(part: PartitionFile, complete: Iterable[PartitionFile], width: int
+                    ) -> PartitionFile:
+    """The partition to index for `part`: a complete stored one of its window that covers it,
+    else the smallest range covering `part` and the complete ones of its window, so writing it
+    supersedes them instead of losing the blocks they hold outside `part`."""
+    window = window_of(part, width)
+    here = [c for c in complete if window_of(c, width) == window]
+    holder = max((c for c in here if covers(c, part)), key=lambda c: c.stop - c.start,
+                 default=None)
+    if holder is not None:
+        return holder
+    return PartitionFile(part.chain_id, min([part.start, *(c.start for c in here)]),
+                         max([part.stop, *(c.stop for c in here)]))
 
 
 def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile,
@@ -243,7 +297,8 @@ class IndexSummary:
     safe_head: int
     windows: list[WindowResult] = field(default_factory=list)
     skipped: int = 0  # windows already complete in the lake
-    reindexed_after_reorg: int = 0
+    reindexed_after_reorg: int = 0  # partitions a reorg invalidated, re-indexed in this run
+    removed_after_reorg: int = 0  # ... outside this run's range (above its last block): deleted
     seconds: float = 0.0
 
     @property
@@ -278,12 +333,22 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     last = safe if last is None else min(last, safe)
     complete = complete_partitions(lake, chain_id)
     stale = set(check_reorgs(client, lake, chain_id, reorg_window, complete=complete))
-    done = {part for part, _ in complete} - stale
-    plan = plan_windows(chain_id, first, last, width)
-    summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=len(stale))
     tables = (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)
     stored = StoredWindows(lake, tables, chain_id, width)
+    # what a reorg invalidated goes now, inside this run's range or not: its blocks are gone
+    for part in sorted(stale):
+        drop_partition(lake, part, stored)
+    done = {part for part, _ in complete} - stale
     derived = (QUARANTINE, *CANONICAL_TABLES)  # written last: the partition is complete
+    plan = list(dict.fromkeys(grown_to_stored(p, done, width)
+                              for p in plan_windows(chain_id, first, last, width)))
+    planned = {window_of(p, width) for p in plan}
+    for window in sorted(planned | {window_of(p, width) for p in stale}):
+        tidy_window(lake, stored, window, [p for p in done if window_of(p, width) == window],
+                    derived, done)
+    again = sum(window_of(p, width) in planned for p in stale)
+    summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=again,
+                           removed_after_reorg=len(stale) - again)
     todo = [p for p in plan if not (p in done and all(stored.has(t, p) for t in derived))]
     summary.skipped = len(plan) - len(todo)
     if on_plan is not None:
@@ -311,6 +376,12 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                 fetched = ahead.popleft().result()
                 ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
                 if fetched is not None:
+                    # what an earlier version of this partition left must not pass for the
+                    # new one's decoding: the derived files go before the new raw ones land
+                    for table in (QUARANTINE, *CANONICAL_TABLES, *DECODED_TABLES):
+                        if stored.has(table, part):
+                            lake.delete(table, part)
+                            stored.discard(table, part)
                     logs = write_partition(lake, fetched).logs
                 else:
                     logs = lake.read(RAW_LOGS, part).num_rows

@@ -436,3 +436,181 @@ def test_a_run_lists_each_folder_once_however_many_partitions(history: History,
     client.close()
     assert runs[8][0] >= 4 * runs[64][0]  # many more partitions, the same listings
     assert runs[8][1:] == runs[64][1:]
+
+
+def test_contagion_index_reports_an_endpoint_that_is_down_or_not_json_rpc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No traceback: one clear line, exit 1, for an endpoint that refuses connections or that
+    answers HTTP without JSON-RPC; and a negative count is refused before anything runs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from typer.testing import CliRunner
+
+    import contagion.chain.rpc as rpc
+    from contagion.cli import app
+    from contagion.devnet.node import free_port
+
+    class NoWait(RpcClient):  # the retries, without their backoff
+        def __init__(self, url: str, **kwargs: Any) -> None:
+            super().__init__(url, **kwargs, sleep=lambda _: None)
+
+    monkeypatch.setattr(rpc, "RpcClient", NoWait)
+
+    class NotRpc(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"hello": "this is a web page, not a node"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotRpc)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        lake = tmp_path / "lake"
+        for url in (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{server.server_port}"):
+            result = CliRunner().invoke(app, ["index", "--rpc", url, "--registry", "ethereum",
+                                              "--lake", str(lake)])
+            assert result.exit_code == 1, result.output
+            assert isinstance(result.exception, SystemExit), result.exception
+            text = " ".join(result.output.split())
+            assert f"error: indexing from {url} stopped" in text and "JSON-RPC" in text, text
+            assert "Traceback" not in text
+    finally:
+        server.shutdown()
+        server.server_close()
+    for option in ("--confirmations", "--width", "--reorg-window", "--max-in-flight",
+                   "--chunk-blocks", "--from-block", "--to-block"):
+        refused = CliRunner().invoke(app, ["index", "--rpc", "http://127.0.0.1:1", "--registry",
+                                           "ethereum", "--lake", str(tmp_path / "lake"),
+                                           option, "-5"])
+        assert refused.exit_code == 2 and option in refused.output, (option, refused.output)
+    assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))
+
+
+LAKE_TABLES = ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows", "prices")
+
+
+def same_tables(lake: Lake, clean: Lake) -> None:
+    """Every table holds the same partition files with the same rows in both lakes."""
+    for table in LAKE_TABLES:
+        parts = clean.partitions(table, CHAIN)
+        assert lake.partitions(table, CHAIN) == parts, table
+        for part in parts:
+            assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
+
+
+@pytest.mark.devnet
+def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_even_after_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a reorg that leaves the chain below the lake's top, the partitions of blocks that
+    no longer exist go (they used to stay, counted as re-indexed every run, and their flows
+    reached the warehouse), the rest is re-indexed, and a run that crashes right after writing
+    a re-indexed partition's raw files leaves nothing of the old fork behind: the rerun equals a
+    fresh index of the chain as it now is."""
+    import shutil
+
+    import contagion.indexing as indexing
+
+    with devnet_history(tmp_path / "node", blocks=6, seed=8) as history:
+        registry = history_registry(history)
+        client = RpcClient(history.url)
+        snapshot = str(client.call("evm_snapshot"))
+        fork_head, fork_time = history.head, history.timestamp
+        add_transfers(history, 40, seed=9)
+        lake = Lake(tmp_path / "lake")
+        index_range(client, lake, registry, width=10)
+        shutil.copytree(tmp_path / "lake", tmp_path / "crashed")
+        tops = [p.stop for p in lake.partitions("flows", CHAIN)]
+
+        fork(history, snapshot, fork_head, fork_time, blocks=12, seed=10)  # 40 blocks -> 12
+        assert history.head < max(tops) - 10
+        summary = index_range(client, lake, registry, width=10, reorg_window=1_000)
+        assert summary.removed_after_reorg >= 2 and summary.reindexed_after_reorg >= 1
+        fresh = Lake(tmp_path / "fresh")
+        index_range(client, fresh, registry, width=10)
+        same_tables(lake, fresh)
+        assert max(p.stop for p in lake.partitions("flows", CHAIN)) == history.head + 1
+        again = index_range(client, lake, registry, width=10, reorg_window=1_000)
+        assert (again.reindexed_after_reorg, again.removed_after_reorg, again.windows) == \
+            (0, 0, [])
+
+        crashed = Lake(tmp_path / "crashed")
+
+        def fails(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("killed after writing the raw files")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(indexing, "decode_partition", fails)
+            with pytest.raises(RuntimeError, match="killed"):
+                index_range(client, crashed, registry, width=10, reorg_window=1_000)
+        index_range(client, crashed, registry, width=10, reorg_window=1_000)
+        same_tables(crashed, fresh)
+        client.close()
+
+
+@pytest.mark.devnet
+def test_indexing_part_of_a_stored_window_keeps_the_rest_of_it(history: History,
+                                                               tmp_path: Path) -> None:
+    """A run over a few blocks inside a window the lake holds used to replace the window's
+    file with one of just those blocks, losing the rest; it now finds them indexed. A run that
+    reaches past a window indexed while it was open grows the window's file over both ranges.
+    Either way the lake equals one indexed in a single run."""
+    registry = history_registry(history)
+    client = RpcClient(history.url)
+    width, first = 32, history.first
+    lake, clean = Lake(tmp_path / "lake"), Lake(tmp_path / "clean")
+    index_range(client, clean, registry, last=first + 90, width=width)
+
+    index_range(client, lake, registry, last=first + 40, width=width)  # the second window open
+    grown = index_range(client, lake, registry, first=first + 50, last=first + 55, width=width)
+    (window,) = grown.windows
+    assert window.part.start <= first + 40 < first + 55 < window.part.stop
+    index_range(client, lake, registry, last=first + 90, width=width)
+    same_tables(lake, clean)
+    before = mtimes(tmp_path / "lake")
+    inside = index_range(client, lake, registry, first=first + 40, last=first + 45, width=width)
+    to_middle = index_range(client, lake, registry, last=first + 45, width=width)
+    assert inside.windows == to_middle.windows == [] and inside.skipped == 1
+    assert mtimes(tmp_path / "lake") == before
+    same_tables(lake, clean)
+    client.close()
+
+
+@pytest.mark.devnet
+def test_a_window_left_twice_by_an_interrupted_run_is_read_once(history: History,
+                                                                tmp_path: Path) -> None:
+    """A run stopped between writing a grown window and superseding the file it grew from left
+    both complete; every later run skipped the window, and the warehouse read its blocks
+    twice. The next run keeps the wider one and deletes the narrower, and a half-written
+    partition's files nothing complete covers go too."""
+    import shutil
+
+    registry = history_registry(history)
+    client = RpcClient(history.url)
+    width, first = 32, history.first
+    lake, clean = Lake(tmp_path / "lake"), Lake(tmp_path / "clean")
+    index_range(client, clean, registry, last=first + 90, width=width)
+    index_range(client, lake, registry, last=first + 40, width=width)
+    saved = tmp_path / "saved"
+    shutil.copytree(tmp_path / "lake", saved)
+    index_range(client, lake, registry, last=first + 90, width=width)
+    for path in saved.rglob("*.parquet"):  # the narrower files back beside the grown ones
+        target = tmp_path / "lake" / path.relative_to(saved)
+        if not target.exists():
+            shutil.copy2(path, target)
+    assert len(lake.partitions("flows", CHAIN)) > len(clean.partitions("flows", CHAIN))
+    # and a raw file of a partition whose write was cut short, in the last window
+    top = clean.partitions("raw_logs", CHAIN)[-1]
+    half = PartitionFile(CHAIN, top.start, top.stop - 1)
+    lake.write("raw_logs", half, clean.read("raw_logs", top))
+    rerun = index_range(client, lake, registry, last=first + 90, width=width)
+    assert rerun.windows == []
+    same_tables(lake, clean)
+    client.close()
