@@ -134,7 +134,8 @@ def test_an_empty_lake_builds_empty_marts(tmp_path: Path) -> None:
 
     registry = load_registry("ethereum")
     db = tmp_path / "contagion.duckdb"
-    build_database(db, Lake(str(tmp_path / "lake")), registry, extra_snapshots=[100])
+    build_database(db, Lake(str(tmp_path / "lake")), registry, extra_snapshots=[100],
+                   allow_empty_lake=True)
     with connect_readonly(db) as con:
         for mart in MARTS:
             count = con.execute(f"select count(*) from {mart}").fetchone()
@@ -154,14 +155,14 @@ def test_a_failed_build_keeps_the_previous_database(tmp_path: Path) -> None:
     registry = load_registry("ethereum")
     db = tmp_path / "contagion.duckdb"
     lake = Lake(str(tmp_path / "lake"))
-    build_database(db, lake, registry, extra_snapshots=[1])
+    build_database(db, lake, registry, extra_snapshots=[1], allow_empty_lake=True)
     before = db.read_bytes()
     broken = tmp_path / "sql"
     for layer in ("staging", "intermediate", "marts"):
         (broken / layer).mkdir(parents=True)
     (broken / "marts" / "bad.sql").write_text("-- grain: nothing\nselect * from no_such_table\n")
     with pytest.raises(RuntimeError, match=r"bad\.sql"):
-        build_database(db, lake, registry, sql_dir=broken)
+        build_database(db, lake, registry, sql_dir=broken, allow_empty_lake=True)
     assert db.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -224,7 +225,8 @@ def test_no_snapshot_at_all_gives_empty_marts(tmp_path: Path) -> None:
     from contagion.warehouse import run_checks
 
     db = tmp_path / "contagion.duckdb"
-    build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"))
+    build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"),
+                   allow_empty_lake=True)
     with connect_readonly(db) as con:
         assert con.execute("select count(*) from ref_snapshots").fetchone() == (0,)
         for mart in ("fct_positions", "fct_venue_balance_sheet", "fct_exposure_edges",
@@ -239,6 +241,62 @@ def test_a_negative_snapshot_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="block number"):
         build_database(tmp_path / "x.duckdb", Lake(str(tmp_path / "lake")),
                        load_registry("ethereum"), extra_snapshots=[-5])
+
+
+def _indexed_lake(root: Path, chain_id: int, ranges: list[tuple[int, int]]) -> Lake:
+    """A lake holding complete (empty) partitions of one chain: blocks and raw logs."""
+    from contagion.ingest import BLOCKS, RAW_LOGS
+    from contagion.lake import BLOCKS_SCHEMA, RAW_LOGS_SCHEMA, PartitionFile
+
+    lake = Lake(str(root))
+    for start, stop in ranges:
+        part = PartitionFile(chain_id, start, stop)
+        lake.write(RAW_LOGS, part, RAW_LOGS_SCHEMA.empty_table())
+        lake.write(BLOCKS, part, BLOCKS_SCHEMA.empty_table())
+    return lake
+
+
+def test_a_lake_without_the_chain_or_a_snapshot_beyond_it_keeps_the_database(
+        tmp_path: Path) -> None:
+    """A missing or empty lake, a registry of another chain than the lake's, a snapshot past
+    the indexed blocks or in a gap: refused, naming why, before the database is touched."""
+    from contagion.registry import load_registry
+
+    registry = load_registry("ethereum")
+    db = tmp_path / "contagion.duckdb"
+    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10), (10, 20), (30, 40)])
+    build_database(db, lake, registry, extra_snapshots=[5, 35])
+    before = db.read_bytes()
+    with connect_readonly(db) as con:
+        assert [b for (b,) in con.execute("select snapshot_block from ref_snapshots "
+                                          "order by 1").fetchall()] == [5, 9, 19, 35, 39]
+
+    (tmp_path / "empty").mkdir()
+    for root in (tmp_path / "missing", tmp_path / "empty"):
+        with pytest.raises(ValueError, match=r"no complete partition of chain 1 .*no indexed"):
+            build_database(db, Lake(str(root)), registry)
+    other = registry.model_copy(update={"chain_id": 10})
+    with pytest.raises(ValueError, match=r"no complete partition of chain 10 .*chain 1 only"):
+        build_database(db, lake, other)
+    lake.delete("raw_logs", lake.partitions("raw_logs", 1)[0])  # blocks alone: not complete
+    with pytest.raises(ValueError, match="outside the indexed blocks of chain 1 "
+                                         r"\(10–19, 30–39\)"):
+        build_database(db, lake, registry)
+    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10)])
+    for far in ([5_000_000], [25]):
+        with pytest.raises(ValueError, match=rf"snapshot {far[0]} is outside the indexed "
+                                             r"blocks of chain 1 \(0–19, 30–39\)"):
+            build_database(db, lake, registry, extra_snapshots=far)
+        with pytest.raises(ValueError, match=rf"snapshot {far[0]} is outside"):
+            build_database(db, lake, registry, snapshots=far)
+    assert db.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # before the first partition: covered only when it starts at the deployment block
+    late = _indexed_lake(tmp_path / "late", registry.chain_id, [(100, 110)])
+    with pytest.raises(ValueError, match="snapshot 50 is outside"):
+        build_database(tmp_path / "late.duckdb", late, registry, extra_snapshots=[50])
+    deployed = registry.model_copy(update={"deployed_at_block": 100})
+    build_database(tmp_path / "late.duckdb", late, deployed, extra_snapshots=[50])
 
 
 def _lake_without_one_aave_supply(world: World, target: Path) -> Path:
@@ -490,3 +548,21 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
     (result,) = run_checks(con, [c for c in load_checks() if c.name == "prices_usable"])
     assert result.check.severity == "error" and result.failing_rows == 1
     assert result.sample[0]["token"] == "wbtc" and result.sample[0]["answer_raw"] == -100_000_000
+
+
+def test_a_flow_held_in_two_partition_files_fails_a_blocking_check() -> None:
+    """flows_unique: the same flow in two files of the lake (a window left twice) is named,
+    with its number of copies; distinct flows of one log (flow_index) are not."""
+    from contagion.warehouse import load_checks, run_checks
+
+    con = duckdb.connect()
+    con.execute("""create table src_flows as select * from (values
+        (1::ubigint, 10::ubigint, 3::uinteger, 0::uinteger),
+        (1, 10, 3, 1),
+        (1, 12, 0, 0),
+        (1, 12, 0, 0))
+        as t(chain_id, block_number, log_index, flow_index)""")
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "flows_unique"])
+    assert result.check.severity == "error" and result.failing_rows == 1
+    assert result.sample == [{"chain_id": 1, "block_number": 12, "log_index": 0,
+                              "flow_index": 0, "copies": 2}]
