@@ -8,10 +8,13 @@ Each round:
 1. every borrower group (an account at a cross-collateral venue; an account and market at
    Morpho) is valued at current prices: health = Σ collateral × liquidation threshold / debt;
 2. a group below 1 is liquidated as its venue does it: Aave repays the close factor (all of
-   the debt below the full-close health factor) and seizes repaid × bonus; Compound absorbs
-   everything (bonus 1 / liquidation factor); Morpho repays up to all of it with its
-   liquidation incentive min(1.15, 1 / (0.3 × LLTV + 0.7)). Collateral is seized pro rata
-   across the group's collateral; debt left without collateral becomes the venue's bad debt;
+   the debt below the full-close health factor) and seizes repaid × bonus; Morpho repays up to
+   all of it with its liquidation incentive min(1.15, 1 / (0.3 × LLTV + 0.7)). Collateral is
+   seized pro rata across the group's collateral; debt left without collateral becomes the
+   venue's bad debt. Compound absorbs (`LiquidationRule.absorb`, Comet's `absorb`): it takes
+   all of the collateral and clears all of the debt; the collateral counts for Σ value ×
+   liquidation factor (value / bonus), what of it exceeds the debt is credited to the borrower
+   in the base token, and what of the debt it does not cover is the venue's bad debt;
 3. the seized collateral is sold into the deepest registry pool that trades it (an aToken as
    its underlying), with the constant-product price impact of that pool's reserves (0.3 % fee);
    the token's price moves by the pool's relative price change;
@@ -56,6 +59,11 @@ class LiquidationRule:
     close_factor: float = 0.5  # share of the debt one liquidation may repay
     full_close_below: float = 0.0  # health factor under which all of it may be repaid
     bonus: float = 1.05  # collateral seized per unit of debt repaid (by value)
+    # the venue absorbs the account (Compound v3): all of its collateral is seized and all of its
+    # debt cleared, whatever the close factor; the collateral counts for its value / bonus (×
+    # liquidation factor), the surplus over the debt is credited to the borrower, the shortfall
+    # is bad debt
+    absorb: bool = False
 
 
 def morpho_incentive(lltv: float) -> float:
@@ -152,6 +160,10 @@ class CascadeRound:
     seized_usd: dict[str, float]  # collateral seized, per venue
     bad_debt_usd: dict[str, float]  # new bad debt, per venue
     liquidations: int
+    # what absorbs credit back to their borrowers (Σ value × liquidation factor − debt, in the
+    # base token: a supply balance at the venue), per venue; the borrowers' penalty is
+    # seized − liquidated − credited
+    credited_usd: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,7 @@ class BatchOutcome:
     prices: Vector  # paths × tokens, when the path stopped
     rounds: IntVector  # rounds run; the last is the first with nothing left to do
     converged: BoolVector  # False where max_rounds stopped the path first
+    credited_usd: Vector  # paths × venues: credited back to absorbed borrowers
 
 
 @dataclass(frozen=True)
@@ -269,6 +282,7 @@ class _Round:
     touched: BoolVector  # some group of the venue was liquidated
     bad: Vector  # new bad debt
     count: IntVector  # groups liquidated
+    credited: Vector  # credited back to absorbed borrowers
 
 
 def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[str],
@@ -285,6 +299,7 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
     close_factor = np.array([r.close_factor for r in rules])[group_venue]
     full_close_below = np.array([r.full_close_below for r in rules])[group_venue]
     rule_bonus = np.array([r.bonus for r in rules])[group_venue]
+    absorbs = np.array([r.absorb for r in rules], bool)[group_venue]
     deposits = np.array([eco.deposits_usd.get(v, 0.0) for v in venues])
     keeps_solvency = np.array([v not in failed_venues for v in venues], bool)
     n_paths, n_groups, n_venues = len(base), len(group_venue), len(venues)
@@ -308,6 +323,7 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
     solvency[:, [k for k, v in enumerate(layout.issuers) if v in failed_venues]] = 0.0
     bad_total = np.zeros((n_paths, n_venues))
     liquidated_out, seized_out = np.zeros((n_paths, n_venues)), np.zeros((n_paths, n_venues))
+    credited_out = np.zeros((n_paths, n_venues))
     bad_out = np.zeros((n_paths, n_venues))
     prices_out = np.zeros((n_paths, len(layout.priced)))
     rounds_out = np.zeros(n_paths, np.int64)
@@ -316,7 +332,7 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
     if record is not None:
         none = np.zeros((n_paths, n_venues))
         record.append(_Round(price, none, none, none > 0, none,
-                             np.zeros(n_paths, np.int64)))
+                             np.zeros(n_paths, np.int64), none))
     for number in range(1, max_rounds + 1):
         if not len(ids):
             break
@@ -348,8 +364,15 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
             health = np.where(owed > 0, weighted[row, group] / np.where(owed > 0, owed, 1.0),
                               np.inf)
         close = np.where(health < full_close_below[group], 1.0, close_factor[group])
-        repay = np.minimum(close * owed, held / bonus)
-        seize = repay * bonus
+        # an absorb takes everything; the collateral counts for each leg's value over its own
+        # bonus (Comet: Σ value × liquidation factor), and repays the debt up to that
+        absorb = absorbs[group]
+        leg_bonus = np.where(known, own_bonus[leg], bonus[pair])
+        cover = np.bincount(pair, np.where(coll_leg, value_of / np.where(
+            coll_leg & (leg_bonus > 0), leg_bonus, 1.0), 0.0), len(row))
+        repay = np.where(absorb, np.minimum(owed, cover), np.minimum(close * owed, held / bonus))
+        seize = np.where(absorb, held, repay * bonus)
+        credit = np.where(absorb, cover - repay, 0.0)  # the surplus, back to the borrower
         seized_share = np.where(held > 0, seize / np.where(held > 0, held, 1.0), 0.0)
         taken = np.where(coll_leg, amount * seized_share[pair], 0.0)
         amount -= taken
@@ -361,10 +384,11 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
         amounts[at_row, leg] = np.where(exhausted & (~debt_leg | (remaining[pair] > 0)), 0.0,
                                         amount)
         venue_bin = row * n_venues + group_venue[group]
-        bad, liquidated, seized = (_binned(venue_bin, x, n, n_venues)
-                                   for x in (remaining, repay, seize))
+        bad, liquidated, seized, credited = (_binned(venue_bin, x, n, n_venues)
+                                             for x in (remaining, repay, seize, credit))
         liquidated_out[ids] += liquidated
         seized_out[ids] += seized
+        credited_out[ids] += credited
         # what the liquidators sell: each seized claim as units of its underlying
         taken_units = _binned(at_row * n_tokens + token_of[leg], taken, n, n_tokens)
         sold = np.zeros((n, len(layout.sales)))
@@ -409,7 +433,7 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
         price = layout.prices(base, solvency)
         if record is not None:
             touched = _binned(venue_bin, np.ones(len(row)), n, n_venues) > 0
-            record.append(_Round(price, liquidated, seized, touched, bad, count))
+            record.append(_Round(price, liquidated, seized, touched, bad, count, credited))
         rounds_out[ids] = number
         done = (count == 0) & ~moved
         if done.any():
@@ -423,7 +447,8 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
     prices_out[ids] = price[:, layout.priced]
     bad_out[ids] = bad_total
     return BatchOutcome(venues, [layout.names[k] for k in layout.priced], bad_out,
-                        liquidated_out, seized_out, prices_out, rounds_out, converged)
+                        liquidated_out, seized_out, prices_out, rounds_out, converged,
+                        credited_out)
 
 
 def cascade_batch(eco: Ecosystem, shocks: npt.ArrayLike, tokens: Sequence[str], *,
@@ -475,5 +500,6 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
     return [CascadeRound(number, {t: float(s.prices[0, k]) for t, k in priced},
                          per_venue(s.liquidated[0], s.touched[0]),
                          per_venue(s.seized[0], s.touched[0]),
-                         per_venue(s.bad[0], s.bad[0] > 0), int(s.count[0]))
+                         per_venue(s.bad[0], s.bad[0] > 0), int(s.count[0]),
+                         per_venue(s.credited[0], s.credited[0] > 0))
             for number, s in enumerate(steps)]

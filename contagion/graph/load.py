@@ -59,7 +59,9 @@ def venue_rule(venue: Venue) -> tuple[LiquidationRule, dict[str, float]]:
                                else 0.5,
                                full_close_below=float(full) / 10**4 if isinstance(full, int)
                                else 0.95)
-    else:  # Compound absorbs the whole account; Morpho may repay all of a position
+    elif venue.protocol == "compound_v3":  # Comet absorbs the whole account
+        rule = LiquidationRule(close_factor=1.0, absorb=True)
+    else:  # Morpho may repay all of a position
         rule = LiquidationRule(close_factor=1.0)
     return rule, bonuses
 

@@ -5,7 +5,8 @@ Per scenario:
 - initial loss: what the shock itself takes from the lending collateral that holds the token
   (or, for a failed venue, the value of its claims posted as collateral elsewhere);
 - total loss: the initial loss plus the bad debt the cascade leaves and the liquidation
-  penalties borrowers pay (collateral seized beyond the debt repaid);
+  penalties borrowers pay (collateral seized beyond the debt repaid and, at a Compound absorb,
+  the base credited back to the borrower);
 - amplification = total loss / initial loss (null when the shock touches nothing);
 - failed venues: those whose bad debt exceeds their loss-absorbing buffer.
 """
@@ -97,7 +98,8 @@ def run_scenario(eco: Ecosystem, scenario: Scenario, buffers_usd: Mapping[str, f
         for venue, amount in r.bad_debt_usd.items():
             bad[venue] = bad.get(venue, 0.0) + amount
     liquidated = sum(sum(r.liquidated_usd.values()) for r in rounds)
-    penalties = sum(sum(r.seized_usd.values()) for r in rounds) - liquidated
+    penalties = sum(sum(r.seized_usd.values()) - sum(r.credited_usd.values())
+                    for r in rounds) - liquidated
     initial = _initial_loss(eco, scenario)
     total = initial + sum(bad.values()) + penalties
     failed = tuple(sorted(v for v, amount in bad.items() if amount > buffers_usd.get(v, 0.0)))

@@ -25,8 +25,9 @@ PRICES = {ETH: 2000.0, BTC: 40_000.0, STETH: 1990.0, USD: 1.0, LP: 1.5}
 
 
 def random_ecosystem(seed: int, groups: int = 12) -> Ecosystem:
-    """Borrowers at three venues, close to the edge, with claims (an aToken, an LP share) among
-    their collateral, some debt in ETH, and pools deep enough for several rounds of selling."""
+    """Borrowers at three venues (one absorbing, as Compound), close to the edge, with claims
+    (an aToken, an LP share) among their collateral, some debt in ETH, and pools deep enough for
+    several rounds of selling."""
     rng = np.random.default_rng(seed)
     venues = ["aave", "compound", "morpho"]
     legs = []
@@ -49,7 +50,8 @@ def random_ecosystem(seed: int, groups: int = 12) -> Ecosystem:
              Pool(BTC, USD, btc, btc * 40_000), Pool(USD, ETH, eth_usd_2 * 2000, eth_usd_2)]
     return Ecosystem(
         dict(PRICES), legs, pools,
-        {"aave": LiquidationRule(0.5, 0.95, 1.05), "compound": LiquidationRule(1.0, 0.0, 1 / 0.93),
+        {"aave": LiquidationRule(0.5, 0.95, 1.05),
+         "compound": LiquidationRule(1.0, 0.0, 1 / 0.93, absorb=True),
          "morpho": LiquidationRule(1.0, 0.0, morpho_incentive(0.86))},
         {AETH: ("aave", ETH), LP: ("morpho", None)},
         {"aave": float(rng.uniform(5e4, 3e5)), "morpho": float(rng.uniform(5e4, 3e5))})
@@ -72,6 +74,7 @@ def assert_path_is_the_single_cascade(eco: Ecosystem, out: BatchOutcome, path: i
         assert out.liquidated_usd[path, v] == sum(r.liquidated_usd.get(venue, 0.0)
                                                   for r in rounds)
         assert out.seized_usd[path, v] == sum(r.seized_usd.get(venue, 0.0) for r in rounds)
+        assert out.credited_usd[path, v] == sum(r.credited_usd.get(venue, 0.0) for r in rounds)
     assert dict(zip(out.tokens, out.prices[path], strict=True)) == rounds[-1].prices
 
 
@@ -95,7 +98,7 @@ def test_paths_settling_early_do_not_change_while_the_others_run() -> None:
     for path in range(len(shocks)):
         alone = cascade_batch(eco, shocks[path:path + 1], MOVING)
         assert alone.rounds[0] == out.rounds[path]
-        for name in ("bad_debt_usd", "liquidated_usd", "seized_usd", "prices"):
+        for name in ("bad_debt_usd", "liquidated_usd", "seized_usd", "credited_usd", "prices"):
             assert (getattr(alone, name)[0] == getattr(out, name)[path]).all()
     for path in np.argsort(out.rounds)[::20]:  # a spread of settling rounds
         assert_path_is_the_single_cascade(eco, out, int(path),
