@@ -392,6 +392,44 @@ def test_venue_state_vectors(world: World) -> None:
 
 
 @pytest.mark.devnet
+def test_perps_margin_held_as_a_claim_moves_with_the_asset_it_is_priced_as(
+        world: World) -> None:
+    """The perps venue's market signals weigh its margin by the asset it is priced as: margin
+    held in aUSDC counts with USDC's order flow and drift (it used to be weighed as aUSDC, which
+    has no signals row, so that share of the exposure read as calm)."""
+    rows = world.sql("""
+        select p.snapshot_block,
+               coalesce(t.underlying, p.backing_token, p.priced_as, p.token) as asset,
+               sum(p.amount_usd) as usd, bool_or(t.token_kind = 'atoken') as claim
+        from int_positions as p
+        join ref_venues as v on v.venue = p.venue and v.venue_kind = 'perps'
+        left join int_tokens as t on t.token = p.backing_token and t.token_kind = 'atoken'
+        where p.side in ('collateral', 'margin', 'supply') and p.amount_usd > 0
+        group by all""")
+    assert any(claim for *_, claim in rows)  # the world posts aUSDC as perps margin
+    signals = {(b, t): (abs(d or 0), f or 0) for b, t, d, f in world.sql(
+        "select snapshot_block, token, oracle_drift, order_flow_imbalance "
+        "from int_token_signals")}
+    totals: dict[int, float] = {}
+    for block, _, usd, _ in rows:
+        totals[block] = totals.get(block, 0.0) + usd
+    expected: dict[int, list[float]] = {}
+    for block, asset, usd, _ in rows:
+        assert (block, asset) in signals, (block, asset)
+        drift, flow = signals[(block, asset)]
+        acc = expected.setdefault(block, [0.0, 0.0])
+        acc[0] += usd / totals[block] * drift
+        acc[1] += usd / totals[block] * flow
+    got = {b: (d, f) for b, d, f in world.sql(
+        "select s.snapshot_block, s.oracle_drift, s.order_flow_imbalance "
+        "from fct_venue_state as s join ref_venues as v on v.venue = s.venue "
+        "where v.venue_kind = 'perps'")}
+    assert set(expected) and set(expected) <= set(got)
+    for block, (drift, flow) in expected.items():
+        assert got[block] == pytest.approx((drift, flow), abs=1e-12), block
+
+
+@pytest.mark.devnet
 def test_token_signals_recomputed_from_the_pools(world: World) -> None:
     """WETH's AMM price and drift from the WETH/USDC pair's last Sync, by hand."""
     weth = world.registry.token("WETH").address.lower()

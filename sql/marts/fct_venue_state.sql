@@ -7,10 +7,15 @@
 with sheet as (
     select * from fct_venue_balance_sheet
 ),
-held as (  -- what each venue holds, as the asset each position is priced as
+held as (  -- what each venue holds, as the asset each position is priced as (a perps
+           -- position's margin token too: aUSDC margin moves with USDC's signals)
     select p.snapshot_block, p.chain_id, p.venue,
-           coalesce(p.backing_token, p.priced_as, p.token) as asset, p.amount_usd as usd
+           coalesce(b.priced_as, p.backing_token, p.priced_as, p.token) as asset,
+           p.amount_usd as usd
     from int_positions as p
+    left join int_oracle_prices as b
+        on b.chain_id = p.chain_id and b.snapshot_block = p.snapshot_block
+        and b.token = p.backing_token
     where p.side in ('collateral', 'margin', 'supply') and p.amount_usd > 0
     union all  -- pools and staking: the tokens of their markets, in equal parts
     select s.snapshot_block, s.chain_id, m.venue, m.token, 1.0
