@@ -6,7 +6,9 @@ what the account holds and compares it with `fct_positions` (exact integers, no 
 - Aave v3: aToken `balanceOf` = collateral, variable-debt token `balanceOf` = debt, per reserve;
 - Compound v3: `collateralBalanceOf(account, asset)`, `balanceOf` = base supply,
   `borrowBalanceOf` = debt;
-- Morpho Blue: `position(id, account)`: supply shares, borrow shares, collateral;
+- Morpho Blue: `position(id, account)`: supply shares, borrow shares, collateral; and the supply
+  and debt in assets, those shares valued at the market's totals (`market(id)`) as the
+  contract values them (supply rounded down, debt up, with Morpho's virtual shares);
 - GMX-v1 perps: `getPosition(...)`'s collateral per position key (`int_perp_margin`), and the
   devnet vault's `lp_balances` = LP supply;
 - the devnet options venue: each owner's vault collateral and short oTokens, summed over vaults;
@@ -33,6 +35,10 @@ from contagion.chain.rpc import RpcClient, RpcItemError
 from contagion.registry import Registry
 
 __all__ = ["Mismatch", "TruthReport", "truth_check"]
+
+# Morpho Blue's SharesMathLib: shares are valued against the totals plus these virtual amounts
+_VIRTUAL_SHARES = 10**6
+_VIRTUAL_ASSETS = 1
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,8 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
     derived: dict[tuple[str, ...], int] = {}
     accounts: dict[str, list[str]] = {}
     for venue, _, market, account, token, side, amount, shares in positions:
-        derived[venue, account, market or "", token or "", side] = int(amount)
+        if amount is not None:  # null: not derivable (int_morpho_shares says when)
+            derived[venue, account, market or "", token or "", side] = int(amount)
         if shares is not None:
             derived[venue, account, market or "", token or "", side + " shares"] = int(shares)
         accounts.setdefault(venue, []).append(account)
@@ -199,6 +206,13 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
                            (venue.id, a, market, loan, "debt shares"))
                     expect(venue.id, a, f"collateral {label}", call, 2,
                            (venue.id, a, market, collateral, "collateral"))
+            try:
+                _morpho_assets(caller, venue.id, main, [
+                    (m.id.lower(), str(m.params.get("label", m.id.lower())),
+                     tokens[m.loan].address.lower() if m.loan else "")
+                    for m in venue.markets], chosen, derived, report)
+            except _Refused as exc:
+                report.unreadable[venue.id] = str(exc)
         elif venue.protocol == "gmx_v1":
             rows = con.execute(
                 "select account, collateral_token, index_token, is_long, collateral_usd_raw, "
@@ -253,6 +267,39 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
         if on_chain != mine:
             report.mismatches.append(Mismatch(venue_id, account, what, on_chain, mine))
     return report
+
+
+def _morpho_assets(caller: _Caller, venue: str, morpho: str,
+                   markets: Sequence[tuple[str, str, str]], accounts: Sequence[str],
+                   derived: dict[tuple[str, ...], int], report: TruthReport) -> None:
+    """Morpho Blue: each account's supply and borrow shares in each market (market id, label,
+    loan token), valued at the market's totals as the contract does (SharesMathLib: supply
+    toAssetsDown, debt toAssetsUp, virtual shares 10^6 and assets 1), must equal its supply
+    and debt positions."""
+    if not markets or not accounts:
+        return
+    totals = caller.run([_Call(morpho, "market(bytes32)", (bytes.fromhex(m[2:]),),
+                               ("uint128",) * 6) for m, _, _ in markets])
+    pairs = [(m, label, loan, a) for m, label, loan in markets for a in accounts]
+    held = caller.run([_Call(morpho, "position(bytes32,address)", (bytes.fromhex(m[2:]), a),
+                             ("uint256", "uint128", "uint128")) for m, _, _, a in pairs])
+    market_totals = {m: t for (m, _, _), t in zip(markets, totals, strict=True)}
+    for (market, label, loan, account), (supply_shares, borrow_shares, _) in zip(
+            pairs, held, strict=True):
+        supply_assets, supply_total_shares, borrow_assets, borrow_total_shares = (
+            int(x) for x in market_totals[market][:4])
+        on_chain = {
+            "supply": int(supply_shares) * (supply_assets + _VIRTUAL_ASSETS)
+            // (supply_total_shares + _VIRTUAL_SHARES),
+            "debt": -(-int(borrow_shares) * (borrow_assets + _VIRTUAL_ASSETS)
+                      // (borrow_total_shares + _VIRTUAL_SHARES)),
+        }
+        for side, value in on_chain.items():
+            mine = derived.get((venue, account, market, loan, side), 0)
+            report.compared += 1
+            if value != mine:
+                report.mismatches.append(Mismatch(venue, account, f"{side} assets {label}",
+                                                  value, mine))
 
 
 def _options(caller: _Caller, venue: str, controller: str, owners: Sequence[str],

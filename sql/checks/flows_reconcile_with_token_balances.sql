@@ -1,17 +1,45 @@
 -- asset: fct_venue_balance_sheet
 -- severity: error
--- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers, plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad. A row is a (snapshot, venue, token) that does not add up.
+-- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers, plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad (not Morpho's: its suppliers' positions, valued from their shares, bear it), plus what a Morpho market holds that no position can take (its totals less its positions: the shares' rounding, repays the floor at zero dropped). A row is a (snapshot, venue, token) that does not add up.
 with own_moves as (
     select chain_id, block_number, venue, token, delta from stg_protocol_owned_moves
     union all  -- debt written off is lost: the venue (its reserves or its suppliers) bears it
     select chain_id, block_number, venue, token, -amount_raw
     from stg_flows
     where action = 'bad_debt' and side = 'debt'
+      and protocol <> 'morpho_blue'  -- lowers Morpho's total supply assets: in the positions
+),
+morpho_markets as (
+    select s.snapshot_block, m.chain_id, m.venue, m.market,
+           (s.snapshot_block::hugeint + 1) * 1000000 as block_end
+    from ref_snapshots as s
+    join (select distinct chain_id, venue, market from int_morpho_markets) as m
+        on m.chain_id = s.chain_id
+),
+morpho_held as (  -- what each Morpho market holds beyond what its positions can take
+    select k.snapshot_block, k.chain_id, k.venue, any_value(p.token) as token,
+           any_value(t.total_supply_assets)
+           - coalesce(sum(p.amount_raw) filter (where p.side = 'supply'), 0)
+           + coalesce(sum(p.amount_raw) filter (where p.side = 'debt'), 0)
+           - any_value(t.total_borrow_assets) + any_value(t.borrow_assets_floored) as held
+    from morpho_markets as k
+    asof join int_morpho_markets as t
+        on t.chain_id = k.chain_id and t.venue = k.venue and t.market = k.market
+        and t.ordinal < k.block_end
+    join fct_positions as p
+        on p.snapshot_block = k.snapshot_block and p.chain_id = k.chain_id
+        and p.venue = k.venue and p.market = k.market and p.side in ('supply', 'debt')
+    group by k.snapshot_block, k.chain_id, k.venue, k.market
 ),
 owned as (
-    select s.snapshot_block, o.chain_id, o.venue, o.token, sum(o.delta) as owned
-    from own_moves as o
-    join ref_snapshots as s on s.chain_id = o.chain_id and o.block_number <= s.snapshot_block
+    select snapshot_block, chain_id, venue, token, sum(owned) as owned
+    from (
+        select s.snapshot_block, o.chain_id, o.venue, o.token, o.delta as owned
+        from own_moves as o
+        join ref_snapshots as s on s.chain_id = o.chain_id and o.block_number <= s.snapshot_block
+        union all
+        select snapshot_block, chain_id, venue, token, held from morpho_held
+    )
     group by all
 ),
 owed as (

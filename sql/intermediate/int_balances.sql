@@ -1,8 +1,9 @@
 -- grain: one row per snapshot × position (venue, market, account, token, side) with a flow at or before the snapshot
 -- Exact balances: Σ sign × amount_raw of the flows up to the snapshot block, kept as a running
--- sum per position and read at each snapshot (ASOF join). Perps margin and options vaults are
--- not summed here: int_perp_margin and int_options_vaults take them from the positions' own
--- state.
+-- sum per position and read at each snapshot (ASOF join). Perps margin, options vaults and
+-- Morpho supply and debt are not summed here: int_perp_margin, int_options_vaults and
+-- int_morpho_shares take them from the positions' own state (Morpho's: shares, worth what the
+-- market's totals say; a liquidation's bad debt lowers every supplier's).
 with deltas as (
     select
         chain_id, venue, protocol, market, account, token, side, block_number,
@@ -12,6 +13,7 @@ with deltas as (
     from stg_flows
     where not (protocol = 'gmx_v1' and side = 'margin')
       and not (protocol = 'opyn_gamma' and side in ('margin', 'debt'))
+      and not (protocol = 'morpho_blue' and side in ('supply', 'debt'))
     group by all
 ),
 running as (

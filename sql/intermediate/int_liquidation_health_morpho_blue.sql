@@ -4,47 +4,12 @@
 -- (total borrow shares + 10^6)⌉; max borrow = ⌊⌊collateral × oracle price / 10^36⌋ × LLTV /
 -- 10^18⌋ (LLTV less the RiskOracle's margin cut in force), the oracle price being
 -- MorphoChainlinkOracle's ⌊scale factor × base answer / quote answer⌋ (the registry market's
--- oracle_base_feed, oracle_quote_feed — zero address: none — and oracle_scale_factor). Valid when borrowed > max borrow. The market's totals replay its
--- Borrow, Repay and Liquidate events; Morpho floors total borrow assets at zero on a repay (a
--- rounded-up repay may exceed it by one), which a running sum does exactly as
--- total = S − min(0, min of S so far) (a floor at zero on every step: Lindley's recursion).
+-- oracle_base_feed, oracle_quote_feed — zero address: none — and oracle_scale_factor). Valid
+-- when borrowed > max borrow. The market's totals are int_morpho_markets' after its last event
+-- before the liquidation (its events replayed, total borrow assets floored at zero as Morpho
+-- does).
 with liq as (
     select * from int_liquidations where protocol = 'morpho_blue'
-),
-total_moves as (  -- the market totals' steps; a liquidation repays, then writes off bad debt
-    select chain_id, contract_address, id, block_number, log_index, 0 as step,
-           assets::decimal(38, 0) as assets, shares::decimal(38, 0) as shares
-    from src_morpho_blue__borrow
-    union all
-    select chain_id, contract_address, id, block_number, log_index, 0,
-           -assets::decimal(38, 0), -shares::decimal(38, 0)
-    from src_morpho_blue__repay
-    union all
-    select chain_id, contract_address, id, block_number, log_index, 0,
-           -repaid_assets::decimal(38, 0), -repaid_shares::decimal(38, 0)
-    from src_morpho_blue__liquidate
-    union all
-    select chain_id, contract_address, id, block_number, log_index, 1,
-           -bad_debt_assets::decimal(38, 0), -bad_debt_shares::decimal(38, 0)
-    from src_morpho_blue__liquidate
-),
-running as (
-    select
-        chain_id, '0x' || lower(hex(contract_address)) as contract,
-        '0x' || lower(hex(id)) as market,
-        block_number::hugeint * 1000000 + log_index as ordinal, step,
-        sum(assets) over w as assets_sum,
-        sum(shares) over w as total_shares
-    from total_moves
-    window w as (partition by chain_id, contract_address, id order by block_number, log_index,
-                 step rows between unbounded preceding and current row)
-),
-totals as (
-    select *,
-           assets_sum - least(0, min(assets_sum) over (
-               partition by chain_id, contract, market order by ordinal, step
-               rows between unbounded preceding and current row)) as total_assets
-    from running
 ),
 position as (
     select
@@ -77,7 +42,8 @@ inputs as (
     select
         l.chain_id, l.block_number, l.log_index, l.market, l.state_ordinal,
         p.borrow_shares, p.collateral_raw,
-        coalesce(t.total_assets, 0) as total_assets, coalesce(t.total_shares, 0) as total_shares,
+        coalesce(t.total_borrow_assets, 0) as total_assets,
+        coalesce(t.total_borrow_shares, 0) as total_shares,
         -- a RiskOracle margin cut on the collateral token (int_margin_cuts) lowers the LLTV,
         -- not below 0
         k.lltv - least(coalesce(mc.cut_wad, 0), k.lltv) as lltv,
@@ -88,7 +54,7 @@ inputs as (
     join position as p using (chain_id, block_number, log_index)
     left join params as k on k.chain_id = l.chain_id and k.venue = l.venue
         and k.market = l.market
-    asof left join totals as t
+    asof left join int_morpho_markets as t
         on t.chain_id = l.chain_id and t.contract = l.contract and t.market = l.market
         and t.ordinal < l.state_ordinal
     asof left join int_margin_cuts as mc

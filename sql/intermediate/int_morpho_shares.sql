@@ -1,5 +1,15 @@
 -- grain: one row per snapshot × Morpho position (venue, market, account, side) with a share move at or before the snapshot
--- The shares a Morpho Blue position holds, exactly as the contract's `position` reports them.
+-- The shares a Morpho Blue position holds, exactly as the contract's `position` reports them,
+-- and the assets they are worth at the snapshot, as the contract values them: the market's
+-- totals after its last event at or before the snapshot (int_morpho_markets) with Morpho's
+-- virtual shares (10^6) and assets (1). Supply: toAssetsDown, ⌊shares × (total supply assets
+-- + 1) / (total supply shares + 10^6)⌋, what a withdrawal of every share pays; debt:
+-- toAssetsUp, ⌈shares × (total borrow assets + 1) / (total borrow shares + 10^6)⌉, what the
+-- contract counts as borrowed. Bad debt a liquidation writes off lowers the total supply
+-- assets, so it lowers every supplier's amount. The product passes 128 bits (shares carry six
+-- more digits than assets), so it goes through contagion.exact. amount_raw is null where the
+-- replayed totals are negative (events missing from the lake: an index that starts after the
+-- market's first event). loan_token: the registry market's, else the input's CreateMarket.
 with deltas as (
     select chain_id, venue, market, account, side, block_number,
            concat_ws('|', coalesce(venue, ''), market, account, side) as position_key,
@@ -14,15 +24,62 @@ running as (
 ),
 positions as (
     select distinct chain_id, position_key from deltas
+),
+at_snapshot as (
+    select
+        s.snapshot_block,
+        r.chain_id,
+        r.venue,
+        r.market,
+        r.account,
+        r.side,
+        r.shares::decimal(38, 0) as shares_raw,
+        (s.snapshot_block::hugeint + 1) * 1000000 as snapshot_end
+    from ref_snapshots as s
+    join positions as p on p.chain_id = s.chain_id
+    asof join running as r
+        on r.position_key = p.position_key and r.block_number <= s.snapshot_block
+),
+created as (
+    select chain_id, '0x' || lower(hex(id)) as market,
+           '0x' || lower(hex(arg_min(market_params_loan_token,
+                                     block_number::hugeint * 1000000 + log_index))) as loan_token
+    from src_morpho_blue__create_market
+    group by all
+),
+loan_tokens as (
+    select chain_id, venue, market, any_value(loan_token) as loan_token
+    from ref_markets
+    group by all
+),
+valued as (
+    select
+        a.*,
+        t.total_supply_assets, t.total_supply_shares, t.total_borrow_assets,
+        t.total_borrow_shares
+    from at_snapshot as a
+    asof left join int_morpho_markets as t
+        on t.chain_id = a.chain_id and coalesce(t.venue, '') = coalesce(a.venue, '')
+        and t.market = a.market and t.ordinal < a.snapshot_end
 )
 select
-    s.snapshot_block,
-    r.chain_id,
-    r.venue,
-    r.market,
-    r.account,
-    r.side,
-    r.shares::decimal(38, 0) as shares_raw
-from ref_snapshots as s
-join positions as p on p.chain_id = s.chain_id
-asof join running as r on r.position_key = p.position_key and r.block_number <= s.snapshot_block
+    v.snapshot_block,
+    v.chain_id,
+    v.venue,
+    v.market,
+    v.account,
+    v.side,
+    coalesce(l.loan_token, c.loan_token) as loan_token,
+    v.shares_raw,
+    case
+        when v.shares_raw < 0 or v.total_supply_assets < 0 or v.total_supply_shares < 0
+             or v.total_borrow_assets < 0 or v.total_borrow_shares < 0 then null
+        when v.side = 'supply'
+             then mul_div_down(v.shares_raw, v.total_supply_assets + 1,
+                               v.total_supply_shares + 1000000)
+        else mul_div_up(v.shares_raw, v.total_borrow_assets + 1, v.total_borrow_shares + 1000000)
+    end as amount_raw
+from valued as v
+left join loan_tokens as l
+    on l.chain_id = v.chain_id and l.venue = v.venue and l.market = v.market
+left join created as c on c.chain_id = v.chain_id and c.market = v.market

@@ -2,8 +2,10 @@
 -- Every position at each snapshot, exact and priced. Lending, supply and claim holdings come
 -- from int_balances; perps margin from int_perp_margin (USD, with the token the margin is held
 -- in as backing_token); options margin and written oTokens from int_options_vaults, summed
--- over each owner's vaults; Morpho supply and debt also carry the shares the contract keeps
--- (shares_raw). priced_as is the token whose price values it (an aToken: its underlying).
+-- over each owner's vaults; Morpho supply and debt from int_morpho_shares: the shares the
+-- contract keeps (shares_raw) and the assets they are worth at the market's totals (supply
+-- rounded down, debt up, as the contract does). priced_as is the token whose price values it
+-- (an aToken: its underlying).
 with from_flows as (
     select snapshot_block, chain_id, venue, protocol, market, account, token, side,
            amount_raw, null::varchar as backing_token
@@ -33,30 +35,12 @@ amounts as (
     union all
     select * from options
 ),
-shares as (
-    select s.*, m.loan_token
-    from int_morpho_shares as s
-    left join ref_markets as m
-        on m.chain_id = s.chain_id and m.venue = s.venue and m.market = s.market
-),
 joined as (
-    select
-        coalesce(a.snapshot_block, s.snapshot_block) as snapshot_block,
-        coalesce(a.chain_id, s.chain_id) as chain_id,
-        coalesce(a.venue, s.venue) as venue,
-        coalesce(a.protocol, 'morpho_blue') as protocol,
-        coalesce(a.market, s.market) as market,
-        coalesce(a.account, s.account) as account,
-        coalesce(a.token, s.loan_token) as token,
-        coalesce(a.side, s.side) as side,
-        coalesce(a.amount_raw, 0)::decimal(38, 0) as amount_raw,
-        s.shares_raw,
-        a.backing_token
-    from amounts as a
-    full join shares as s
-        on a.protocol = 'morpho_blue' and a.snapshot_block = s.snapshot_block
-        and a.chain_id = s.chain_id and a.venue = s.venue and a.market = s.market
-        and a.account = s.account and a.side = s.side
+    select *, null::decimal(38, 0) as shares_raw from amounts
+    union all
+    select snapshot_block, chain_id, venue, 'morpho_blue', market, account, loan_token, side,
+           amount_raw, null::varchar, shares_raw
+    from int_morpho_shares
 )
 select
     j.snapshot_block,
