@@ -133,6 +133,7 @@ class Registry(_Strict):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 raise ValueError(f"duplicate {label}: {', '.join(dupes)}")
+        self._addresses_unique()
         known, venues = set(symbols), set(venue_ids)
 
         def need(ref: str | None, where: str, pool: set[str], what: str) -> None:
@@ -142,9 +143,8 @@ class Registry(_Strict):
         for t in self.tokens:
             need(t.issued_by, f"tokens[{t.symbol}].issued_by", venues, "venue")
             need(t.underlying, f"tokens[{t.symbol}].underlying", known, "token")
-        for f in self.feeds:
-            if f.kind == "price":
-                need(f.base, f"feeds[{f.id}].base", known, "token")
+        for f in self.feeds:  # a vol feed's base is its underlying: a token all the same
+            need(f.base, f"feeds[{f.id}].base", known, "token")
         for v in self.venues:
             for m in v.markets:
                 for sym in m.collateral:
@@ -159,6 +159,25 @@ class Registry(_Strict):
             for sym in c.on:
                 need(sym, f"claims[{c.token}].on", known, "token")
         return self
+
+    def _addresses_unique(self) -> None:
+        """No two tokens share an address (compared case-insensitively: the checksum is only a
+        spelling), and no two venues share a contract. A venue's contract may be a token it
+        issues (Lido's entry point is the stETH token, a Uniswap pair is its LP token)."""
+        tokens: dict[str, str] = {}
+        for t in self.tokens:
+            other = tokens.setdefault(t.address.lower(), t.symbol)
+            if other != t.symbol:
+                raise ValueError(f"duplicate token address {t.address}: tokens {other} and "
+                                 f"{t.symbol}")
+        contracts: dict[str, tuple[str, str]] = {}
+        for v in self.venues:
+            for role, address in v.contracts.items():
+                owner, owner_role = contracts.setdefault(address.lower(), (v.id, role))
+                if owner != v.id:
+                    raise ValueError(f"venues {owner} and {v.id} share the contract {address} "
+                                     f"(venues[{owner}].contracts[{owner_role}] and "
+                                     f"venues[{v.id}].contracts[{role}])")
 
     def token(self, symbol: str) -> Token:
         for t in self.tokens:

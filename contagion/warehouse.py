@@ -14,13 +14,15 @@
   (`contagion.risk.greeks`), registered for the build.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
-block asked for. The database is built under a temporary name and renamed into place, so a crash
-leaves the previous one intact; only the pipeline writes it, analysts open it read-only
-(`connect_readonly`, `contagion sql`).
+block asked for. A lake with no complete partition of the registry's chain, or a snapshot outside
+the indexed blocks, is refused before anything is written. The database is built under a
+temporary name and renamed into place, so a crash or a refusal leaves the previous one intact;
+only the pipeline writes it, analysts open it read-only (`connect_readonly`, `contagion sql`).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import re
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from contagion import exact
 from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
@@ -307,13 +310,63 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
 
 # ---------------------------------------------------------------- building
 
+def _lake_chains(lake: Lake) -> list[int]:
+    """The chains the lake holds blocks of (its `blocks/chain_id=<id>` folders)."""
+    selector = pafs.FileSelector(f"{lake.root}/{BLOCKS}", allow_not_found=True)
+    names = [i.base_name for i in lake.fs.get_file_info(selector)
+             if i.type == pafs.FileType.Directory]
+    return sorted(int(n.removeprefix("chain_id=")) for n in names
+                  if n.startswith("chain_id=") and n.removeprefix("chain_id=").isdigit())
+
+
+def _check_inputs(lake: Lake, registry: Registry, snapshots: Sequence[int]) -> None:
+    """Refuse a lake with no complete partition (blocks and raw logs) of the registry's chain,
+    and a snapshot at a block the lake does not cover: the build would write a database of
+    nothing, or state at a block whose events were never indexed, and call it good. Blocks
+    before the first partition count as covered when it starts at the registry's deployment
+    block (nothing happened there yet)."""
+    chain = registry.chain_id
+    logs = set(lake.partitions(RAW_LOGS, chain))
+    parts = [p for p in lake.partitions(BLOCKS, chain) if p in logs]
+    if not parts:
+        others = [c for c in _lake_chains(lake) if c != chain]
+        held = (f"it holds chain {', '.join(map(str, others))} only" if others
+                else "it holds no indexed block")
+        raise ValueError(f"the lake at {lake.root} has no complete partition of chain {chain} "
+                         f"(the {registry.network} registry's): {held}. Index it first "
+                         "(`contagion index`), or check --lake and --registry; nothing was "
+                         "built")
+    ranges: list[tuple[int, int]] = []  # the covered blocks, [start, stop), merged
+    for p in parts:
+        if ranges and p.start <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], p.stop))
+        else:
+            ranges.append((p.start, p.stop))
+    starts = [a for a, _ in ranges]
+    before_ok = ranges[0][0] <= registry.deployed_at_block
+
+    def covered(block: int) -> bool:
+        k = bisect.bisect_right(starts, block) - 1
+        return (k < 0 and before_ok) or (k >= 0 and block < ranges[k][1])
+
+    outside = sorted({b for b in snapshots if not covered(b)})
+    if outside:
+        indexed = ", ".join(f"{a}–{b - 1}" for a, b in ranges)
+        raise ValueError(f"snapshot {', '.join(map(str, outside))} is outside the indexed "
+                         f"blocks of chain {chain} ({indexed}): index those blocks first, or "
+                         "choose a block in range; nothing was built")
+
+
 def build_database(db_path: Path, lake: Lake, registry: Registry, *,
                    snapshots: Iterable[int] | None = None, extra_snapshots: Iterable[int] = (),
-                   sql_dir: Path = SQL_DIR) -> list[Model]:
+                   sql_dir: Path = SQL_DIR, allow_empty_lake: bool = False) -> list[Model]:
     """(Re)build the database file from the lake; returns the models in the order they ran.
 
     `snapshots` replaces the default (the end of every indexed partition); `extra_snapshots`
-    adds blocks to it.
+    adds blocks to it. A lake without a complete partition of the registry's chain, or a
+    snapshot outside the indexed blocks, is refused (ValueError) before the database file is
+    touched; `allow_empty_lake` builds from a lake holding nothing of the chain all the same
+    (the models over empty sources, at any snapshot: for tests).
     """
     models = load_models(sql_dir)
     chosen = list(default_snapshots(lake, registry.chain_id) if snapshots is None
@@ -321,6 +374,8 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
     chosen += list(extra_snapshots)
     if any(b < 0 for b in chosen):
         raise ValueError(f"a snapshot is a block number; got {min(chosen)}")
+    if not (allow_empty_lake and not lake.partitions(BLOCKS, registry.chain_id)):
+        _check_inputs(lake, registry, chosen)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = db_path.with_name(f".{db_path.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -179,3 +179,45 @@ def test_claim_to_unknown_venue_is_rejected_by_name() -> None:
 def test_unknown_bundled_network_is_an_error() -> None:
     with pytest.raises(RegistryError, match="bundled"):
         load_registry("no-such-network")
+
+
+@pytest.mark.parametrize("spelling", [str.lower, lambda a: a])
+def test_duplicate_token_address_is_rejected_by_address(spelling: Any) -> None:
+    """Two tokens at one address (even spelt in another case) would double every position."""
+    data = _minimal()
+    address = "0x" + "aB" * 20
+    data["tokens"][0]["address"] = address
+    data["tokens"].append({"symbol": "GOV", "address": spelling(address), "decimals": 18})
+    with pytest.raises(RegistryError) as exc:
+        parse_registry(data)
+    assert "duplicate token address" in str(exc.value)
+    assert spelling(address) in str(exc.value) and "WETH" in str(exc.value)
+
+
+def test_two_venues_sharing_a_contract_are_rejected_by_name() -> None:
+    data = _minimal()
+    data["venues"].append({"id": "pool2", "protocol": "aave_v3", "kind": "lending",
+                           "contracts": {"pool": "0x" + "33" * 20}})
+    with pytest.raises(RegistryError) as exc:
+        parse_registry(data)
+    assert "pool and pool2" in str(exc.value) and "0x" + "33" * 20 in str(exc.value)
+
+
+def test_a_venue_contract_may_be_a_token_it_issues() -> None:
+    """Lido's entry point is the stETH token itself."""
+    data = _minimal()
+    data["tokens"].append({"symbol": "stETH", "address": "0x" + "44" * 20, "decimals": 18,
+                           "kind": "lst", "issued_by": "lido", "underlying": "WETH"})
+    data["venues"].append({"id": "lido", "protocol": "lido", "kind": "staking",
+                           "contracts": {"lst": "0x" + "44" * 20}})
+    assert parse_registry(data).venue("lido").main_contract == "0x" + "44" * 20
+
+
+@pytest.mark.parametrize("kind", ["price", "implied_vol", "risk_reversal"])
+def test_feed_on_unknown_token_is_rejected_by_name(kind: str) -> None:
+    data = _minimal()
+    data["feeds"] = [{"id": "ETH_X", "address": "0x" + "55" * 20, "decimals": 8, "kind": kind,
+                      "base": "ETHH"}]
+    with pytest.raises(RegistryError) as exc:
+        parse_registry(data)
+    assert "feeds[ETH_X].base" in str(exc.value) and "ETHH" in str(exc.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import duckdb
 from eth_account.signers.local import LocalAccount
+from pydantic import ValidationError
 
 from contagion.chain.rpc import RpcClient
 from contagion.checks import blocking_failures
@@ -40,8 +42,8 @@ from contagion.risk.marts import INSOLVENCY_HORIZON_DAYS, INSOLVENCY_PATHS
 from contagion.risk.scores import ScoreSettings
 from contagion.warehouse import DEFAULT_MAX_PRICE_AGE_SECONDS, table_exists
 
-__all__ = ["ChainHead", "FeedRefused", "FeedSettings", "FeedStore", "build_feed_body",
-           "chain_head", "latest_snapshot", "publish_feed", "refusals"]
+__all__ = ["ChainHead", "FeedDocumentError", "FeedRefused", "FeedSettings", "FeedStore",
+           "build_feed_body", "chain_head", "latest_snapshot", "publish_feed", "refusals"]
 
 
 @dataclass(frozen=True)
@@ -184,19 +186,49 @@ def build_feed_body(con: duckdb.DuckDBPyConnection, registry: Registry, *, nonce
         venues=_venue_states(con, registry, block))
 
 
+class FeedDocumentError(ValueError):
+    """A stored document cannot be read: the message names the file and the reason."""
+
+
+_DOCUMENT = re.compile(r"feed-(\d{12})\.json")
+
+
+def _nonce_of(path: Path) -> int:
+    return int(path.name.removeprefix("feed-").removesuffix(".json"))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}"
+                         for e in exc.errors()[:3])
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
 class FeedStore:
-    """The feed's history: one JSON file per signed document, named by nonce, written
-    atomically. The next nonce is one past the largest ever stored."""
+    """The feed's history: one JSON file per signed document, named by nonce
+    (`feed-<12 digits>.json`), written atomically. The next nonce is one past the largest ever
+    stored. Other files in the folder are not documents and are ignored; a document that cannot
+    be read is skipped by `documents`, and named with its reason by `unreadable`, so one bad
+    file does not hide the others."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # documents are written once and never changed: parsed once per (size, mtime)
+        self._cache: dict[Path, tuple[tuple[int, int], SignedFeed | FeedDocumentError]] = {}
 
     def _paths(self) -> list[Path]:
-        return sorted(self.root.glob("feed-*.json")) if self.root.is_dir() else []
+        """The documents' files, by nonce (12 digits: the name's order is the nonce's)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if _DOCUMENT.fullmatch(p.name))
 
     def next_nonce(self) -> int:
+        """One past the largest nonce stored, by the file names alone: a nonce whose file is
+        unreadable is still used."""
         paths = self._paths()
-        return int(paths[-1].stem.removeprefix("feed-")) + 1 if paths else 1
+        return _nonce_of(paths[-1]) + 1 if paths else 1
 
     def save(self, feed: SignedFeed) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -208,11 +240,50 @@ class FeedStore:
         tmp.replace(path)
         return path
 
+    def _load(self, path: Path) -> SignedFeed | FeedDocumentError:
+        try:
+            stat = path.stat()
+            key = (stat.st_size, stat.st_mtime_ns)
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            feed = SignedFeed.model_validate_json(path.read_bytes())
+            nonce = _nonce_of(path)
+            if feed.nonce != nonce:
+                raise ValueError(f"it holds nonce {feed.nonce}, its name says {nonce}")
+            result: SignedFeed | FeedDocumentError = feed
+        except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+            return FeedDocumentError(f"{path.name} is unreadable: {_reason(exc)}")
+        self._cache[path] = (key, result)
+        return result
+
+    def get(self, nonce: int) -> SignedFeed | None:
+        """The document with this nonce; None if there is none; FeedDocumentError if its file
+        cannot be read."""
+        if nonce < 0 or nonce >= 10**12:
+            return None
+        path = self.root / f"feed-{nonce:012d}.json"
+        if not path.is_file():
+            return None
+        result = self._load(path)
+        if isinstance(result, FeedDocumentError):
+            raise result
+        return result
+
     def documents(self, newest_first: bool = True) -> Iterator[SignedFeed]:
+        """The readable documents (`unreadable` names the others)."""
         for path in (reversed(self._paths()) if newest_first else self._paths()):
-            yield SignedFeed.model_validate_json(path.read_text())
+            result = self._load(path)
+            if not isinstance(result, FeedDocumentError):
+                yield result
+
+    def unreadable(self) -> list[str]:
+        """The documents that cannot be read, each as "<file> is unreadable: <reason>"."""
+        return [str(r) for r in map(self._load, self._paths())
+                if isinstance(r, FeedDocumentError)]
 
     def latest(self) -> SignedFeed | None:
+        """The newest readable document."""
         return next(self.documents(), None)
 
 

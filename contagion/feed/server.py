@@ -21,7 +21,7 @@ from contagion.feed.document import (
     VenueState,
     feed_json_schema,
 )
-from contagion.feed.publisher import FeedStore
+from contagion.feed.publisher import FeedDocumentError, FeedStore
 
 __all__ = ["FeedSummary", "Health", "VenueView", "create_app"]
 
@@ -47,12 +47,13 @@ class VenueView(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "expired", "empty"]
+    status: Literal["ok", "expired", "empty", "unreadable"]
     now: int
-    latest_nonce: int | None = None
+    latest_nonce: int | None = None  # the newest readable document
     snapshot_block: int | None = None
     valid_until: int | None = None
     signer: str | None = None
+    unreadable: list[str] = []  # "<file> is unreadable: <reason>", for each such document
 
 
 def create_app(store: FeedStore, clock: Callable[[], int] = lambda: int(time.time())
@@ -78,10 +79,13 @@ def create_app(store: FeedStore, clock: Callable[[], int] = lambda: int(time.tim
     @app.get("/v1/feeds/{nonce}", response_model=SignedFeed, tags=["feed"])
     def get_feed(nonce: int) -> SignedFeed:
         """One signed document by its nonce."""
-        for feed in store.documents():
-            if feed.nonce == nonce:
-                return feed
-        raise HTTPException(404, f"no document with nonce {nonce}")
+        try:
+            feed = store.get(nonce)
+        except FeedDocumentError as exc:  # stored, but broken: the others are still served
+            raise HTTPException(500, f"document {nonce} cannot be served: {exc}") from None
+        if feed is None:
+            raise HTTPException(404, f"no document with nonce {nonce}")
+        return feed
 
     @app.get("/v1/history", response_model=list[FeedSummary], tags=["feed"])
     def get_history(limit: int = Query(50, ge=1, le=1000),
@@ -117,17 +121,20 @@ def create_app(store: FeedStore, clock: Callable[[], int] = lambda: int(time.tim
 
     @app.get("/health", response_model=Health, tags=["service"])
     def get_health(response: Response) -> Health:
-        """ok when the newest document is still valid; 503 when it expired or none exists."""
+        """ok when the newest document is still valid and every stored one can be read; 503
+        when it expired, none exists, or a stored document is unreadable (named, with why)."""
         now = clock()
+        unreadable = store.unreadable()
         feed = store.latest()
-        if feed is None:
-            response.status_code = 503
-            return Health(status="empty", now=now)
-        status: Literal["ok", "expired"] = "ok" if now <= feed.valid_until else "expired"
+        status: Literal["ok", "expired", "empty", "unreadable"] = (
+            "unreadable" if unreadable else "empty" if feed is None
+            else "ok" if now <= feed.valid_until else "expired")
         if status != "ok":
             response.status_code = 503
+        if feed is None:
+            return Health(status=status, now=now, unreadable=unreadable)
         return Health(status=status, now=now, latest_nonce=feed.nonce,
                       snapshot_block=feed.snapshot_block, valid_until=feed.valid_until,
-                      signer=feed.signature.signer)
+                      signer=feed.signature.signer, unreadable=unreadable)
 
     return app

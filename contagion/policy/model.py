@@ -3,20 +3,25 @@ an error that names it). The bundled `default.yaml` documents every field."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from contagion.risk.state import FEATURES
 from contagion.schema import describe_validation_error, read_yaml
 
-__all__ = ["ACTIONS", "BUNDLED_POLICIES", "Guardrails", "Policy", "PolicyError", "Rule",
-           "load_policy"]
+__all__ = ["ACTIONS", "BUNDLED_POLICIES", "FEATURE_NAMES", "Guardrails", "Policy", "PolicyError",
+           "Rule", "load_policy"]
 
 BUNDLED_POLICIES = Path(__file__).parent
 ACTIONS = ("normal", "watch", "raise_margin", "freeze_market", "halt")  # mildest first
 Action = Literal["normal", "watch", "raise_margin", "freeze_market", "halt"]
 Level = Literal["green", "amber", "red"]
+# what `feature_above` can name: every feature of a venue's state vector, of any kind
+FEATURE_NAMES = tuple(sorted({f.name for kind in FEATURES.values() for f in kind}))
 
 
 class PolicyError(ValueError):
@@ -33,6 +38,19 @@ class Condition(_Strict):
     feature_above: dict[str, float] = Field(default_factory=dict)  # the venue's features
     # normal only: the venue and the ecosystem have been green this many windows in a row
     calm_windows: int | None = Field(default=None, ge=1)
+
+    @field_validator("feature_above")
+    @classmethod
+    def _known_features(cls, value: dict[str, float]) -> dict[str, float]:
+        # an unknown feature would never be above anything: the rule would silently never fire
+        unknown = sorted(set(value) - set(FEATURE_NAMES))
+        if unknown:
+            hints = [f"{name!r} (did you mean {close[0]!r}?)" if (
+                close := difflib.get_close_matches(name, FEATURE_NAMES, n=1)) else repr(name)
+                for name in unknown]
+            raise ValueError(f"unknown feature {', '.join(hints)}; the features are "
+                             f"{', '.join(FEATURE_NAMES)}")
+        return value
 
 
 class RaiseMarginParams(_Strict):
@@ -81,6 +99,20 @@ class Policy(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"rule names must be unique, got {names}")
         return self
+
+    def check_against(self, symbols: Iterable[str], where: str = "the registry") -> None:
+        """Refuse a policy naming an asset the network does not have: the file alone cannot
+        tell that `exempt_assets: [USCD]` is a typo, and with it USDC would not be exempt.
+        Called where the policy meets a registry (the early-warning marts)."""
+        known = sorted(set(symbols))
+        unknown = [s for s in self.guardrails.exempt_assets if s not in known]
+        if unknown:
+            hints = [f"{s!r} (did you mean {close[0]!r}?)" if (
+                close := difflib.get_close_matches(s, known, n=1)) else repr(s)
+                for s in unknown]
+            raise PolicyError(f"policy guardrails.exempt_assets: unknown token "
+                              f"{', '.join(hints)}: not in {where} (its tokens: "
+                              f"{', '.join(known)})")
 
 
 def load_policy(name_or_path: str | Path = "default") -> Policy:

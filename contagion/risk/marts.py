@@ -208,6 +208,11 @@ def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry,
 def compute_risk_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
                        settings: ScoreSettings = ScoreSettings(),
                        policy: Policy | None = None) -> dict[str, pl.DataFrame]:
+    """The early-warning marts; first, the policy is checked against the registry: an exempt
+    asset it does not have is refused (a PolicyError), before anything is computed."""
+    policy = policy or load_policy()
+    policy.check_against((t.symbol for t in registry.tokens),
+                         f"the {registry.network} registry")
     # the ecosystem at each snapshot, read once: the insolvency paths and the policy share it
     ecosystems = {int(b): ecosystem_at(con, registry, int(b)) for (b,) in con.execute(
         "select snapshot_block from ref_snapshots order by 1").fetchall()}
@@ -222,7 +227,7 @@ def compute_risk_marts(con: duckdb.DuckDBPyConnection, registry: Registry, *,
     ecosystem = ecosystem_scores(scores, importance, reach, settings)
     return {"fct_anomaly_scores": scores, "fct_ecosystem_score": ecosystem,
             "fct_freeze_recommendations": freeze_recommendations(
-                con, ecosystems, scores, ecosystem, policy or load_policy())}
+                con, ecosystems, scores, ecosystem, policy)}
 
 
 def write_risk_marts(db_path: Path, registry: Registry, *,

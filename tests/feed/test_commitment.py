@@ -449,7 +449,8 @@ def test_commitments_of_a_database_without_snapshots(tmp_path: Path) -> None:
     from contagion.warehouse import build_database
 
     db = tmp_path / "contagion.duckdb"
-    build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"))
+    build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"),
+                   allow_empty_lake=True)
     assert write_commitments(db) == []
     with pytest.raises(FileNotFoundError, match="no database at"):
         write_commitments(tmp_path / "elsewhere.duckdb")

@@ -34,6 +34,7 @@ from contagion.feed.keys import (
 )
 from contagion.feed.publisher import (
     ChainHead,
+    FeedDocumentError,
     FeedRefused,
     FeedSettings,
     FeedStore,
@@ -318,6 +319,39 @@ def test_the_api_serves_what_was_signed(served: tuple[str, FeedStore]) -> None:
     paths = requests.get(f"{url}/openapi.json", timeout=10).json()["paths"]
     assert {"/v1/latest", "/v1/history", "/v1/feeds/{nonce}", "/v1/venues/{venue}",
             "/v1/schema", "/health"} <= set(paths)
+
+
+def test_one_unreadable_document_or_stray_file_breaks_nothing_else(
+        served: tuple[str, FeedStore]) -> None:
+    """A truncated document is named by /health (503, with the file and why) and refused on its
+    own nonce; the other routes serve the readable documents. A stray file is no document:
+    signing goes on past the largest nonce, broken or not."""
+    import requests
+
+    url, store = served
+    (store.root / "feed-old.json").write_text("{}")
+    (store.root / "notes.txt").write_text("")
+    assert store.next_nonce() == 3
+    broken = store.root / "feed-000000000002.json"
+    broken.write_text(broken.read_text()[:15])
+    health = requests.get(f"{url}/health", timeout=10)
+    assert health.status_code == 503
+    assert health.json()["status"] == "unreadable" and health.json()["latest_nonce"] == 1
+    [problem] = health.json()["unreadable"]
+    assert problem.startswith("feed-000000000002.json is unreadable: ") and "JSON" in problem
+    assert requests.get(f"{url}/v1/latest", timeout=10).json()["nonce"] == 1
+    assert [h["nonce"] for h in requests.get(f"{url}/v1/history", timeout=10).json()] == [1]
+    assert requests.get(f"{url}/v1/feeds/1", timeout=10).json()["nonce"] == 1
+    one = requests.get(f"{url}/v1/feeds/2", timeout=10)
+    assert one.status_code == 500 and "feed-000000000002.json is unreadable" in one.text
+    assert requests.get(f"{url}/v1/venues/aave", timeout=10).json()["nonce"] == 1
+    assert store.next_nonce() == 3  # nonce 2 was used, even if its file is now broken
+    # a document filed under another nonce's name is not that nonce's
+    (store.root / "feed-000000000005.json").write_text(
+        (store.root / "feed-000000000001.json").read_text())
+    with pytest.raises(FeedDocumentError, match="holds nonce 1"):
+        store.get(5)
+    assert store.get(9) is None and store.next_nonce() == 6
 
 
 def test_health_reports_an_expired_or_empty_feed(tmp_path: Path) -> None:

@@ -202,7 +202,8 @@ def test_quarantined_rows_are_counted_by_reason(world: World, tmp_path: Path) ->
 def _empty(tmp_path: Path, registry: Registry, snapshots: list[int] | None = None) -> Path:
     """A database built from an empty lake (default snapshots: none)."""
     db = tmp_path / "contagion.duckdb"
-    build_database(db, Lake(str(tmp_path / "lake")), registry, snapshots=snapshots)
+    build_database(db, Lake(str(tmp_path / "lake")), registry, snapshots=snapshots,
+                   allow_empty_lake=True)
     return db
 
 
