@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 import sys
 import tempfile
@@ -183,15 +185,19 @@ def index(rpc: str | None = typer.Option(None, "--rpc", help="JSON-RPC URL (defa
           registry: str | None = REGISTRY,
           lake: str | None = typer.Option(None, "--lake", help="Lake root, path or URL "
                                           "(default: <data-dir>/lake)."),
-          from_block: int | None = typer.Option(None, "--from-block",
+          from_block: int | None = typer.Option(None, "--from-block", min=0,
                                                 help="Default: the registry's deployment block."),
-          to_block: int | None = typer.Option(None, "--to-block", help="Default: the safe head."),
-          width: int = typer.Option(1_000, help="Blocks per partition."),
-          confirmations: int | None = typer.Option(None, help="Blocks below the head treated as "
-                                                   "final (default 0 on the devnet, else 12)."),
-          reorg_window: int = typer.Option(128, help="Deepest reorg repaired automatically."),
-          max_in_flight: int = typer.Option(4, help="Concurrent requests to the endpoint."),
-          chunk_blocks: int = typer.Option(2_000, help="Blocks per eth_getLogs request."),
+          to_block: int | None = typer.Option(None, "--to-block", min=0,
+                                              help="Default: the safe head."),
+          width: int = typer.Option(1_000, min=1, help="Blocks per partition."),
+          confirmations: int | None = typer.Option(None, min=0, help="Blocks below the head "
+                                                   "treated as final (default 0 on the devnet, "
+                                                   "else 12)."),
+          reorg_window: int = typer.Option(128, min=0, help="Deepest reorg repaired "
+                                           "automatically."),
+          max_in_flight: int = typer.Option(4, min=1, help="Concurrent requests to the "
+                                            "endpoint."),
+          chunk_blocks: int = typer.Option(2_000, min=1, help="Blocks per eth_getLogs request."),
           data_dir: Path = DATA_DIR) -> None:
     """Index chain logs into the lake: raw logs, headers, decoded events, by partition."""
     reg = _registry(registry, data_dir)
@@ -210,7 +216,8 @@ def run_index(url: str, reg: Registry, lake: str, **settings: Any) -> IndexSumma
 
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-    from contagion.chain.rpc import RpcClient
+    from contagion.chain.logs import ChainReadError
+    from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable
     from contagion.indexing import WindowResult, index_range
     from contagion.ingest import DeepReorgError
     from contagion.lake import Lake, PartitionFile
@@ -240,6 +247,11 @@ def run_index(url: str, reg: Registry, lake: str, **settings: Any) -> IndexSumma
                                **settings)
         except (DeepReorgError, ValueError) as exc:
             raise _fail(str(exc)) from None
+        except (RpcError, RpcUnavailable, ChainReadError) as exc:
+            progress.stop()
+            raise _fail(f"indexing from {url} stopped: {exc} — is --rpc an Ethereum JSON-RPC "
+                        "endpoint, up and answering? Partitions already written stay in the "
+                        "lake; a rerun resumes after them") from None
         finally:
             client.close()
 
@@ -259,6 +271,9 @@ def print_index_summary(summary: IndexSummary) -> None:
         console.print(f"{summary.skipped} partitions were already indexed")
     if summary.reindexed_after_reorg:
         console.print(f"re-indexed {summary.reindexed_after_reorg} partitions after a reorg")
+    if summary.removed_after_reorg:
+        console.print(f"deleted {summary.removed_after_reorg} partitions a reorg invalidated "
+                      f"beyond this run's last block {summary.last_block:,}")
 
 
 @app.command("build")
@@ -323,6 +338,9 @@ def sql(query: str = typer.Argument(..., help="A SELECT over the marts (docs/sch
         raise _fail(f"--format {fmt}: choose table, csv, json or parquet")
     if fmt == "parquet" and output is None:
         raise _fail("--format parquet writes a file: give --output FILE")
+    refusal = _not_a_query(query)
+    if refusal:
+        raise _fail(refusal)
     try:
         con = connect_readonly(_database(db, data_dir))
     except FileNotFoundError as exc:
@@ -340,6 +358,42 @@ def sql(query: str = typer.Argument(..., help="A SELECT over the marts (docs/sch
     if hasattr(table, "read_all"):  # a record batch reader
         table = table.read_all()
     _write_result(table, fmt, output, max_rows)
+
+
+_EXPLAIN = re.compile(r"^\s*explain(?:\s*\([a-z_ ,]*\)|\s+analy[sz]e\b)?\s*", re.I)
+
+
+def _not_a_query(query: str) -> str | None:
+    """Why `contagion sql` refuses this text, or None: the database is read-only, and nothing
+    else may change either (a lake file through COPY, another database through ATTACH, …), so
+    exactly one SELECT (WITH … SELECT, FROM …, VALUES, SHOW, DESCRIBE and SUMMARIZE are
+    SELECTs too), or EXPLAIN [ANALYZE] of one, runs."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        return f"query failed: {exc}"
+    if len(statements) != 1:
+        return (f"give exactly one SELECT statement, not {len(statements)} (the database is "
+                "read-only: only queries run)")
+    statement = statements[0]
+    kind = statement.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _EXPLAIN.sub("", statement.query, count=1)
+        try:
+            explained = duckdb.extract_statements(inner) if inner != statement.query else []
+        except duckdb.Error:
+            explained = []
+        if len(explained) == 1 and explained[0].type == duckdb.StatementType.SELECT:
+            return None
+        return ("EXPLAIN only of a SELECT: the database is read-only, and EXPLAIN ANALYZE "
+                "runs the statement it explains")
+    if kind == duckdb.StatementType.SELECT:
+        return None
+    return (f"{kind.name} statements are refused: the database is read-only and only queries "
+            "run (SELECT, WITH … SELECT, or EXPLAIN of one); nothing may be written, copied, "
+            "attached or set")
 
 
 def _write_result(table: Any, fmt: str, output: Path | None, max_rows: int) -> None:
@@ -421,6 +475,10 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
                                                          else 1)
         except ValueError:
             raise _fail(f"--shock {item}: expected TOKEN:CHANGE such as stETH:-15%") from None
+        if not math.isfinite(value) or value < -1:
+            raise _fail(f"--shock {item}: the change must be a finite number of at least "
+                        "-100% (a price cannot fall below zero), e.g. stETH:-15% or "
+                        "stETH:-0.15")
         lsts = [t.address.lower() for t in reg.tokens if t.kind == "lst"]
         if token.lower() == "lst" and "lst" not in by_symbol:  # every liquid-staking token
             addresses = lsts
@@ -439,9 +497,12 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
         raise _fail(str(exc)) from None
     with con:
         try:
-            block = snapshot if snapshot is not None else latest_snapshot(con)
+            block = latest_snapshot(con)
         except ValueError as exc:
             raise _fail(str(exc)) from None
+        if snapshot is not None:
+            _check_snapshot(con, snapshot)
+            block = snapshot
         eco = ecosystem_at(con, reg, block)
         graph = graph_at(con, block, min_account_usd=GRAPH_MIN_ACCOUNT_USD)
     missing = [t for t in shocks if t not in eco.prices]
@@ -477,6 +538,22 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
                                            for n, t in marts.tables.items()))
 
 
+def _check_snapshot(con: Any, block: int) -> None:
+    """A --snapshot that the database does not hold is refused, naming the ones it does."""
+    row = con.execute("select count(*), min(snapshot_block), max(snapshot_block), "
+                      "count(*) filter (where snapshot_block = ?) from ref_snapshots",
+                      [block]).fetchone()
+    count, first, last, found = row
+    if found:
+        return
+    if not count:
+        raise _fail("the database has no snapshot: index some blocks and build it")
+    raise _fail(f"--snapshot {block} is not a snapshot of this database; it has {count} "
+                f"(first block {first}, last {last}; list them with `contagion sql \"select "
+                "snapshot_block from ref_snapshots\"`, or add one with `contagion build "
+                f"--snapshot {block}`)")
+
+
 @app.command("decode")
 def decode(logs: Path = typer.Argument(..., help="eth_getLogs JSON, ethereum-etl JSON lines, or "
                                        "raw_logs Parquet.", exists=True, dir_okay=False),
@@ -485,11 +562,20 @@ def decode(logs: Path = typer.Argument(..., help="eth_getLogs JSON, ethereum-etl
                                                "network: attributes venues, builds flows."),
            chain_id: int | None = typer.Option(None, "--chain-id", help="Chain of a JSON file "
                                                "(default: the registry's).")) -> None:
-    """Decode a file of raw logs into the decoded-event tables (and quarantine)."""
+    """Decode a file of raw logs into the decoded-event tables (and quarantine), in an empty or
+    new folder."""
     from contagion.lake import write_parquet
     from contagion.logfile import LogFileError, read_log_file
     from contagion.protocols.decode import decode_logs
 
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} is a file: give a folder (new or empty)")
+    if out.is_dir():
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            raise _fail(f"--out {out} is not empty ({len(held)} entries, e.g. {held[0]}): "
+                        "decode writes into a new or empty folder, so no earlier table is "
+                        "left beside the new ones; remove them or give another folder")
     try:
         reg = load_registry(registry) if registry else None
         raw, times = read_log_file(logs, chain_id if chain_id is not None
@@ -499,8 +585,11 @@ def decode(logs: Path = typer.Argument(..., help="eth_getLogs JSON, ethereum-etl
     result = decode_logs(raw, blocks=times, registry=reg)
     written = {name: t for name, t in result.tables.items() if t.num_rows}
     written["quarantine"] = result.quarantine
-    for name, table in written.items():
-        write_parquet(table, str(out.absolute() / f"{name}.parquet"))
+    try:
+        for name, table in written.items():
+            write_parquet(table, str(out.absolute() / f"{name}.parquet"))
+    except OSError as exc:  # pyarrow's errors are OSErrors too
+        raise _fail(f"--out {out}: cannot write there ({exc})") from None
     console.print(f"{result.input_rows:,} logs in {logs}")
     summary = Table()
     summary.add_column("table")
@@ -610,10 +699,29 @@ def warn(registry: str | None = REGISTRY,
         raise _fail(f"no database at {path}: run `contagion build` first")
     try:
         rules = load_policy(policy)
+        rules.check_against((t.symbol for t in reg.tokens), f"the {reg.network} registry")
     except PolicyError as exc:
         raise _fail(str(exc)) from None
+    _require_a_snapshot(path)  # before anything is written
     print_contagion(reg, path)
     print_early_warning(reg, path, rules)
+
+
+def _require_a_snapshot(path: Path) -> None:
+    """The marts are per snapshot: a database without one is refused before anything is
+    written into it."""
+    import duckdb
+
+    from contagion.warehouse import connect_readonly
+
+    try:
+        with connect_readonly(path) as con:
+            row = con.execute("select count(*) from ref_snapshots").fetchone()
+    except duckdb.Error as exc:
+        raise _fail(f"{path} is not a built database ({exc}): run `contagion build`") from None
+    if not row or not row[0]:
+        raise _fail(f"the database {path} has no snapshot: index some blocks and run "
+                    "`contagion build`; nothing was written")
 
 
 @app.command("evaluate")

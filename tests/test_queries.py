@@ -165,3 +165,65 @@ def test_q9_concentration_recomputed(world: World) -> None:
         hhi = sum((v / total) ** 2 for v in holders.values())
         assert got[venue]["hhi"] == pytest.approx(hhi, abs=1e-4)
         assert got[venue]["depositors"] == len(holders)
+
+
+def test_every_documented_query_is_one_the_sql_command_runs() -> None:
+    from contagion.cli import _not_a_query
+
+    for number, sql in queries().items():
+        assert _not_a_query(sql) is None, number
+
+
+def test_contagion_sql_refuses_anything_but_a_query(tmp_path: Path) -> None:
+    """Read-only means nothing changes: not the database, not a lake file through COPY, not
+    another database through ATTACH; the refusal names the statement type."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+    from contagion.lake import Lake
+    from contagion.registry import load_registry
+    from contagion.warehouse import build_database
+
+    db = tmp_path / "contagion.duckdb"
+    build_database(db, Lake(str(tmp_path / "lake")), load_registry("ethereum"),
+                   extra_snapshots=[100], allow_empty_lake=True)
+    lake_file = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), lake_file)
+    kept = lake_file.read_bytes()
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("create view fct_flows as select 1 as x")
+    before = db.read_bytes()
+    runner = CliRunner()
+
+    def run(query: str) -> Any:
+        return runner.invoke(app, ["sql", query, "--db", str(db)], terminal_width=300)
+
+    for query, kind in (
+            (f"copy (select 42 as x) to '{lake_file}' (format parquet)", "COPY"),
+            (f"attach '{other}' as w (READ_WRITE)", "ATTACH"),
+            (f"attach '{other}' as w (READ_WRITE); drop view w.fct_flows", "exactly one"),
+            ("drop view w.fct_flows", "DROP"),
+            ("set enable_external_access = true", "SET"),
+            ("pragma show_tables", "PRAGMA"),
+            (f"explain analyze copy (select 42 as x) to '{lake_file}'", "EXPLAIN only of a"),
+            ("select 1; create table mine as select 1", "exactly one")):
+        refused = run(query)
+        assert refused.exit_code == 1, (query, refused.output)
+        assert isinstance(refused.exception, SystemExit)
+        text = " ".join(refused.output.split())
+        assert kind in text and "read-only" in text, (query, text)
+    assert lake_file.read_bytes() == kept
+    with duckdb.connect(str(other), read_only=True) as con:
+        assert con.execute("select x from fct_flows").fetchall() == [(1,)]
+    assert db.read_bytes() == before
+    for query in ("select snapshot_block from ref_snapshots",
+                  "with s as (select snapshot_block from ref_snapshots) select * from s;",
+                  "explain select * from ref_snapshots",
+                  "explain analyze select * from ref_snapshots"):
+        shown = run(query)
+        assert shown.exit_code == 0, (query, shown.output)
+    assert "100" in run("select snapshot_block from ref_snapshots").output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import World
@@ -66,7 +67,7 @@ def test_graph_marts_of_an_empty_database(tmp_path: Path) -> None:
 
     registry = load_registry("ethereum")
     db = tmp_path / "contagion.duckdb"
-    build_database(db, Lake(str(tmp_path / "lake")), registry)
+    build_database(db, Lake(str(tmp_path / "lake")), registry, allow_empty_lake=True)
     marts = write_graph_marts(db, registry)
     assert all(table.num_rows == 0 for table in marts.tables.values())
     with connect_readonly(db) as con:
@@ -93,3 +94,42 @@ def test_contagion_stress_prints_rounds_and_paths(world: World, tmp_path: Path) 
     wrong = runner.invoke(app, ["stress", "--shock", "NOPE:-5%", "--db", str(db),
                                 "--registry", registry])
     assert wrong.exit_code != 0 and "no token" in wrong.output
+
+
+def test_contagion_stress_refuses_an_impossible_shock_or_an_unknown_snapshot(tmp_path: Path
+                                                                              ) -> None:
+    import duckdb
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+
+    db = tmp_path / "contagion.duckdb"  # only what the checks read: the snapshots
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                    "b::ubigint as snapshot_block from unnest([100, 200, 300]) as t(b)")
+    runner = CliRunner()
+
+    def stress(*args: str) -> Any:
+        return runner.invoke(app, ["stress", *args, "--db", str(db), "--registry", "ethereum"],
+                             terminal_width=300)
+
+    for change in ("nan", "inf%", "-inf", "-1e309", "-150%", "-1.5"):
+        refused = stress("--shock", f"wstETH:{change}")
+        assert refused.exit_code == 1, (change, refused.output)
+        assert isinstance(refused.exception, SystemExit)
+        assert "at least -100%" in " ".join(refused.output.split()), (change, refused.output)
+    before = db.read_bytes()
+    for args in (("--shock", "wstETH:-15%"), ("--fail", "morpho_blue")):
+        refused = stress(*args, "--snapshot", "150", "--write")
+        assert refused.exit_code == 1, refused.output
+        assert isinstance(refused.exception, SystemExit)
+        text = " ".join(refused.output.split())
+        assert "--snapshot 150 is not a snapshot" in text and "it has 3" in text, text
+        assert "first block 100, last 300" in text, text
+    negative = stress("--fail", "morpho_blue", "--snapshot", "-1")
+    assert negative.exit_code == 1 and isinstance(negative.exception, SystemExit)
+    assert "--snapshot -1 is not a snapshot" in " ".join(negative.output.split())
+    assert db.read_bytes() == before
+    for change in ("-100%", "-0.15", "+20%", "-1"):  # accepted: refused for the snapshot
+        shown = stress("--shock", f"wstETH:{change}", "--snapshot", "250")
+        assert "--snapshot 250 is not a snapshot" in " ".join(shown.output.split()), change

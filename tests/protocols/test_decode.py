@@ -283,3 +283,96 @@ def test_a_slice_or_chunks_decode_like_the_same_logs_built_afresh() -> None:
         assert got.quarantine.equals(expected.quarantine)
         for name, want in expected.tables.items():
             assert got.tables[name].combine_chunks().equals(want.combine_chunks()), name
+
+
+# -- `contagion decode`: bad files are refused with one clear line, and nothing is written -------
+
+
+def _rpc_logs(count: int = 3) -> list[dict[str, Any]]:
+    """ERC-20 transfers as `eth_getLogs` JSON objects; log k is in block 100 + k // 2."""
+    lay = CATALOG.layout("erc20__transfer")
+    logs = []
+    for k in range(count):
+        address, topics, data = encode_log(lay, [bytes([k + 1]) * 20, bytes([9]) * 20, k + 1])
+        logs.append({"address": "0x" + address.hex(), "topics": ["0x" + t.hex() for t in topics],
+                     "data": "0x" + data.hex(), "blockNumber": hex(100 + k // 2),
+                     "blockHash": "0x" + "07" * 32,
+                     "blockTimestamp": hex(1_700_000_000 + 12 * (k // 2)),
+                     "transactionHash": "0x" + k.to_bytes(32, "big").hex(),
+                     "transactionIndex": "0x0", "logIndex": hex(k % 2), "removed": False})
+    return logs
+
+
+def _decode_cli(args: list[str]) -> Any:
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+
+    return CliRunner().invoke(app, ["decode", *args], terminal_width=300)
+
+
+def test_contagion_decode_writes_tables_and_refuses_a_used_folder(tmp_path: Any) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    logs = tmp_path / "logs.json"
+    logs.write_text(json.dumps(_rpc_logs()))
+    out = tmp_path / "out"
+    done = _decode_cli([str(logs), "--out", str(out), "--chain-id", "1"])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in out.iterdir()) == ["erc20__transfer.parquet",
+                                                     "quarantine.parquet"]
+    assert pq.read_table(out / "erc20__transfer.parquet").num_rows == 3
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = _decode_cli([str(logs), "--out", str(out), "--chain-id", "1"])
+    assert again.exit_code == 1 and "not empty" in again.output, again.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    into_file = _decode_cli([str(logs), "--out", str(a_file), "--chain-id", "1"])
+    assert into_file.exit_code == 1 and "is a file" in into_file.output, into_file.output
+    assert into_file.exception is None or isinstance(into_file.exception, SystemExit)
+    assert a_file.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda logs: [*logs, dict(logs[0])], "of block 100 is in the file twice"),
+    (lambda logs: [{**logs[0], "blockTimestamp": "zz"}, *logs[1:]], "timestamp 'zz'"),
+    (lambda logs: [{**logs[0], "blockTimestamp": -5}, *logs[1:]], "timestamp -5"),
+    (lambda logs: [{**logs[0], "blockTimestamp": 1.5}, *logs[1:]], "timestamp 1.5"),
+    (lambda logs: [{**logs[0], "blockTimestamp": 2**64}, *logs[1:]], "timestamp"),
+    (lambda logs: [logs[0], {**logs[1], "blockTimestamp": hex(5)}, *logs[2:]],
+     "block 100 has two timestamps"),
+    (lambda logs: [logs[0], {**logs[1], "removed": True}, *logs[2:]],
+     "log #2 in the file (block 100, log index 1) is marked removed"),
+])
+def test_contagion_decode_refuses_a_bad_log_file(tmp_path: Any, change: Any, message: str
+                                                 ) -> None:
+    import json
+
+    logs = tmp_path / "logs.json"
+    logs.write_text(json.dumps(change(_rpc_logs())))
+    out = tmp_path / "out"
+    refused = _decode_cli([str(logs), "--out", str(out), "--chain-id", "1"])
+    assert refused.exit_code == 1, refused.output
+    assert isinstance(refused.exception, SystemExit), refused.exception  # no traceback
+    assert "error:" in refused.output and message in " ".join(refused.output.split())
+    assert not out.exists()
+
+
+def test_contagion_decode_refuses_a_bad_parquet_file(tmp_path: Any) -> None:
+    import pyarrow.parquet as pq
+
+    lay = CATALOG.layout("erc20__transfer")
+    log = encode_log(lay, [b"\1" * 20, b"\2" * 20, 5])
+    twice = pa.concat_tables([raw_logs([log]), raw_logs([log])])
+    pq.write_table(twice, tmp_path / "twice.parquet")
+    (tmp_path / "text.parquet").write_text("not parquet at all")
+    for name, message in (("twice.parquet", "log 0 of block 100 is in the file twice"),
+                          ("text.parquet", "not a readable Parquet file")):
+        refused = _decode_cli([str(tmp_path / name), "--out", str(tmp_path / "out")])
+        assert refused.exit_code == 1, refused.output
+        assert isinstance(refused.exception, SystemExit), refused.exception
+        assert message in " ".join(refused.output.split())
+        assert not (tmp_path / "out").exists()

@@ -171,3 +171,21 @@ def test_a_small_crisis_is_alerted_before_its_bad_debt(tmp_path: Path) -> None:
                       "min_transmission: 0.1\nmin_loss_cut_usd: 0\nrules: []\n")
     refused = CliRunner().invoke(app, [*args, "--policy", str(broken)])
     assert refused.exit_code == 1 and "stress_quantile" in refused.output
+
+
+def test_contagion_warn_refuses_a_database_without_a_snapshot_and_writes_nothing(
+        tmp_path: Path) -> None:
+    import duckdb
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+
+    db = tmp_path / "contagion.duckdb"  # e.g. built before a lake was indexed
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table ref_snapshots (chain_id ubigint, snapshot_block ubigint)")
+    before = db.read_bytes()
+    refused = CliRunner().invoke(app, ["warn", "--db", str(db), "--registry", "ethereum"])
+    assert refused.exit_code == 1, refused.output
+    assert isinstance(refused.exception, SystemExit), refused.exception  # no traceback
+    assert "has no snapshot" in " ".join(refused.output.split())
+    assert db.read_bytes() == before
