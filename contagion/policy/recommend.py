@@ -196,10 +196,16 @@ def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
     with this market's freeze or halt gone and its cut given back. Markets are weighed one at a
     time, in (venue, asset) order, each on the book the lifts already taken leave: two holds
     that cover each other are not both lifted because each looks redundant beside the other.
-    A market in `acted` (an action proposed there this window outranks a lift) stays held."""
+    A market in `acted` (an action proposed there this window outranks a lift) stays held. A
+    market of a claim (Compound's aWETH) is simulated as the asset it is worth (WETH), as the
+    book and the recommendations name it."""
     held_assets = _group_assets(eco)
+
+    def simulated(asset: str | None) -> str | None:
+        return None if asset is None else eco.asset_of(asset)
+
     standing = {(h.venue, h.asset): Action("halt" if h.asset is None else "freeze_market",
-                                           h.venue, h.asset)
+                                           h.venue, simulated(h.asset))
                 for h in in_force if h.frozen}
     lifted: list[Action] = []
     rules = [r for r in policy.rules if r.action == "normal"]
@@ -209,15 +215,17 @@ def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
         rule = next((r for r in rules if calm.get(held.venue, 0) >= (r.when.calm_windows or 0)
                      and ecosystem_calm >= (r.when.calm_windows or 0)), None)
         if rule is None or not (held.frozen or held.margin_cut > 0) \
-                or ("normal", held.venue, held.asset) in cooling or market_key in acted:
+                or ("normal", held.venue, held.asset) in cooling \
+                or (held.venue, simulated(held.asset)) in acted or market_key in acted:
             continue
-        assets = [held.asset] if held.asset else sorted(
+        asset = simulated(held.asset)
+        assets = [asset] if asset else sorted(
             {a for (venue, _), usd in held_assets.items() if venue == held.venue for a in usd})
         shocks = _stress_moves(assets, market, policy)
         kept = [a for key, a in standing.items() if key != market_key]
         before = simulated_loss(eco, [*standing.values(), *lifted], shocks, market,
                                 policy.horizon_windows)
-        lift = Action("normal", held.venue, held.asset)
+        lift = Action("normal", held.venue, asset)
         after = simulated_loss(eco, [*kept, *lifted, lift], shocks, market,
                                policy.horizon_windows)
         if after - before > policy.min_loss_cut_usd:

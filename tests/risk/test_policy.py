@@ -225,8 +225,59 @@ def test_a_freeze_stays_while_the_leverage_it_keeps_out_would_add_to_the_loss() 
         both = lifts(eco, [freeze, halt], {"a": need}, need, market, policy)
         assert [r.asset for r in both] == ([None] if kept else [None, X]), vol
     assert outcomes == {True, False}
+    # a market of a claim (aX, worth X) is weighed as the asset the book holds it as
+    ax = "0xax"
+    claimed = replace(eco, legs=[replace(leg, token=ax) if leg.token == X else leg
+                                 for leg in eco.legs],
+                      prices={**eco.prices, ax: 1.0}, claims={ax: ("issuer", X)})
+    stormy = _market({"a": 0.2}, vol=0.8)
+    assert lifts(claimed, [InForce("a", ax, True, 0.0)], {"a": need}, need, stormy,
+                 policy) == []
     # an action proposed at the market this window outranks its lift
     calm = _market({"a": 0.2}, vol=0.0)
     assert [r.asset for r in lifts(eco, [freeze], {"a": need}, need, calm, policy)] == [X]
     assert lifts(eco, [freeze], {"a": need}, need, calm, policy,
                  acted=frozenset({("a", X)})) == []
+
+
+def _policy_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = (Path(__file__).parents[2] / "contagion" / "policy" / "default.yaml").read_text()
+    assert old in text
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_a_mistyped_feature_is_refused_by_name(tmp_path: Path) -> None:
+    """`oracle_drfit` would never be above anything: the rule would silently never fire."""
+    path = _policy_with(tmp_path, "feature_above: {oracle_drift:", "feature_above: {oracle_drfit:")
+    with pytest.raises(PolicyError) as exc:
+        load_policy(path)
+    message = str(exc.value)
+    assert "feature_above" in message and "unknown feature 'oracle_drfit'" in message
+    assert "did you mean 'oracle_drift'" in message and "utilization" in message
+
+
+def test_an_exempt_asset_the_registry_lacks_is_refused_where_the_policy_meets_it(
+        tmp_path: Path) -> None:
+    """The policy file cannot tell `USCD` is a typo; the early-warning marts, which read it with
+    the registry, refuse it before computing anything (with it, USDC would not be exempt)."""
+    import duckdb
+
+    from contagion.registry import parse_registry
+    from contagion.risk.marts import compute_risk_marts
+
+    policy = load_policy(_policy_with(tmp_path, "exempt_assets: [USDC]", "exempt_assets: [USCD]"))
+    policy.check_against(["WETH", "USCD"])  # the file itself is fine
+    registry = parse_registry({
+        "network": "t", "chain_id": 1,
+        "tokens": [{"symbol": "WETH", "address": "0x" + "11" * 20, "decimals": 18},
+                   {"symbol": "USDC", "address": "0x" + "22" * 20, "decimals": 6}],
+        "venues": [{"id": "pool", "protocol": "aave_v3", "kind": "lending",
+                    "contracts": {"pool": "0x" + "33" * 20}}]})
+    with pytest.raises(PolicyError) as exc:
+        policy.check_against(t.symbol for t in registry.tokens)
+    assert "exempt_assets" in str(exc.value) and "'USCD' (did you mean 'USDC'?)" in str(exc.value)
+    with duckdb.connect() as con, pytest.raises(PolicyError, match="USCD"):
+        compute_risk_marts(con, registry, policy=policy)  # an empty database: checked first
+    load_policy().check_against(t.symbol for t in registry.tokens)
