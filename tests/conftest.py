@@ -142,3 +142,32 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with scenario_world(tmp_path_factory.mktemp("warehouse") / "data", SCENARIO,
                         extra_snapshots=[0]) as built:
         yield built
+
+
+def mine_receipts(driver: DevnetDriver, ts: int) -> tuple[list[dict[str, Any]], int]:
+    """Mine the queue like `mine_all`, 12 s on, but hand back the receipts (all must succeed)."""
+    hashes = driver.flush()
+    ts += 12
+    driver.mine(ts)
+    receipts = driver.receipts(hashes)
+    assert all(r is not None and r["status"] == "0x1" for r in receipts), receipts
+    return receipts, ts
+
+
+def contract_events(receipts: list[dict[str, Any]], contract: str, events: Sequence[Any]
+                    ) -> list[tuple[Any, ...]]:
+    """A contract's logs in the receipts, decoded by its protocol's event specs (`EVENTS`):
+    (name, *indexed addresses, *uint data words)."""
+    by_topic = {s.topic0: s for s in events}
+    out: list[tuple[Any, ...]] = []
+    for receipt in receipts:
+        for log in receipt["logs"]:
+            if log["address"].lower() != contract.lower():
+                continue
+            s = by_topic[log["topics"][0]]
+            topics = iter(log["topics"][1:])
+            data = bytes.fromhex(log["data"][2:])
+            words = iter(int.from_bytes(data[i:i + 32], "big") for i in range(0, len(data), 32))
+            out.append((s.name, *("0x" + next(topics)[-40:] if p.indexed else next(words)
+                                  for p in s.params)))
+    return out

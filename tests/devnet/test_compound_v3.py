@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import contract_events, mine_receipts
 
 from contagion.devnet.abi import event_topic0
 from contagion.devnet.base import BaseWorld, mint, usd_feed_answer
@@ -24,7 +25,6 @@ ABSORBER = "0x0000000000000000000000000000000000ab5042"
 E18 = 10**18
 USDC = 10**6
 TARGET_RESERVES = 1_000 * USDC
-BY_TOPIC = {s.topic0: s for s in spec.EVENTS}
 
 
 def _deploy(driver: DevnetDriver, world: BaseWorld, ts: int) -> tuple[CompoundV3Venue, int]:
@@ -66,14 +66,6 @@ def _fund(world: BaseWorld, venue: CompoundV3Venue, account: str, symbol: str, a
     token.tx(account, "approve", venue.comet.address, 2**256 - 1)
 
 
-def _mine(driver: DevnetDriver, ts: int) -> tuple[list[dict[str, Any]], int]:
-    """Mine the queue like `mine_all`, but hand back the receipts (all must succeed)."""
-    hashes = driver.flush()
-    ts += 12
-    driver.mine(ts)
-    receipts = driver.receipts(hashes)
-    assert all(r is not None and r["status"] == "0x1" for r in receipts), receipts
-    return receipts, ts
 
 
 def _reverts(driver: DevnetDriver, ts: int) -> int:
@@ -87,26 +79,12 @@ def _reverts(driver: DevnetDriver, ts: int) -> int:
     return ts
 
 
-def _events(receipts: list[dict[str, Any]], comet: str) -> list[tuple[Any, ...]]:
-    """Comet's logs decoded by the spec: (name, *indexed addresses, *uint data words)."""
-    out: list[tuple[Any, ...]] = []
-    for receipt in receipts:
-        for log in receipt["logs"]:
-            if log["address"].lower() != comet.lower():
-                continue
-            s = BY_TOPIC[log["topics"][0]]
-            topics = iter(log["topics"][1:])
-            data = bytes.fromhex(log["data"][2:])
-            words = iter(int.from_bytes(data[i : i + 32], "big") for i in range(0, len(data), 32))
-            values: list[Any] = []
-            for p in s.params:
-                if p.indexed:
-                    values.append("0x" + next(topics)[-40:])
-                else:
-                    values.append(next(words))
-            out.append((s.name, *values))
-    return out
 
+
+
+def _events(receipts: list[dict[str, Any]], comet: str) -> list[tuple[Any, ...]]:
+    events: list[tuple[Any, ...]] = contract_events(receipts, comet, spec.EVENTS)
+    return events
 
 def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int]) -> None:
     driver, world, ts = base
@@ -132,7 +110,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
 
     _fund(world, venue, ALICE, "WETH", 10 * E18)
     venue.supply_collateral(ALICE, "WETH", 10 * E18)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address) == [("SupplyCollateral", ALICE, ALICE, w, 10 * E18)]
     assert venue.collateral_balance(ALICE, "WETH") == 10 * E18
     assert comet.call("totalsCollateral", weth.address) == (10 * E18, 0)
@@ -143,7 +121,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
     venue.withdraw(ALICE, 16_500 * USDC + 1)
     ts = _reverts(driver, ts)
     venue.withdraw(ALICE, 16_500 * USDC)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address) == [("Withdraw", ALICE, ALICE, 16_500 * USDC)]
     assert venue.borrow_balance(ALICE) == 16_500 * USDC
     assert venue.supply_balance(ALICE) == 0
@@ -159,7 +137,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
     mint(world, "USDC", ALICE, 500 * USDC)
     usdc.tx(ALICE, "approve", comet.address, 2**256 - 1)
     venue.supply(ALICE, 17_000 * USDC)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address) == [
         ("Supply", ALICE, ALICE, 17_000 * USDC),
         ("Transfer", ZERO, ALICE, 500 * USDC),
@@ -171,7 +149,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
 
     # Withdraw 600 of a 500 supply: 500 burned (Transfer), 100 borrowed.
     venue.withdraw(ALICE, 600 * USDC)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address) == [
         ("Withdraw", ALICE, ALICE, 600 * USDC),
         ("Transfer", ALICE, ZERO, 500 * USDC),
@@ -184,7 +162,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
     mint(world, "USDC", LP, 100 * USDC)
     comet.tx(LP, "supplyTo", ALICE, usdc.address, 2**256 - 1)  # max = her whole debt
     venue.withdraw_collateral(ALICE, "WETH", 10 * E18)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address) == [
         ("Supply", LP.lower(), ALICE, 100 * USDC),
         ("WithdrawCollateral", ALICE, ALICE, w, 10 * E18),
@@ -198,7 +176,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
     # Collateral transfer: Alice's claim moves to Bob's account.
     venue.supply_collateral(ALICE, "WETH", 2 * E18)
     comet.tx(ALICE, "transferAsset", BOB, weth.address, E18)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address)[1] == ("TransferCollateral", ALICE, BOB, w, E18)
     assert venue.collateral_balance(BOB, "WETH") == E18
 
@@ -206,7 +184,7 @@ def test_supply_borrow_repay_withdraw(base: tuple[DevnetDriver, BaseWorld, int])
     comet.tx(ALICE, "set_asset_risk", weth.address, 1, 2, 3, 4)
     ts = _reverts(driver, ts)
     venue.set_asset_risk("WETH", 5 * 10**17, 6 * 10**17, 9 * 10**17, 3 * E18)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert comet.call("getAssetInfoByAddress", weth.address)[4:] == (
         5 * 10**17,
         6 * 10**17,
@@ -228,7 +206,7 @@ def test_absorb_credits_excess_and_buy_collateral(
     _fund(world, venue, BOB, "aWETH", 10 * E18)
     venue.supply_collateral(BOB, "aWETH", 10 * E18)
     venue.withdraw(BOB, 16_000 * USDC)  # 10 x 2000 x 0.80
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
 
     assert venue.is_liquidatable(BOB) is False
     venue.absorb(ABSORBER, [BOB])
@@ -236,11 +214,11 @@ def test_absorb_credits_excess_and_buy_collateral(
 
     # 10 x 1800 x 0.85 = 15,300 < 16,000: liquidatable; 10 x 1800 x 0.9 = 16,200 > debt.
     world.feeds["WETH"].tx(DEPLOYER, "transmit", usd_feed_answer(1800))
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.is_liquidatable(BOB) is True
     assert venue.reserves() == 0
     venue.absorb(ABSORBER, [BOB])
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     a, b = ABSORBER.lower(), BOB.lower()
     assert _events(receipts, comet.address) == [
         ("AbsorbCollateral", a, b, aweth.lower(), 10 * E18, 18_000 * 10**8),
@@ -267,7 +245,7 @@ def test_absorb_credits_excess_and_buy_collateral(
     venue.buy_collateral(DAVE, "aWETH", 20_000 * USDC)  # more than the 10 aWETH held
     ts = _reverts(driver, ts)
     venue.buy_collateral(DAVE, "aWETH", 1_000 * USDC, min_amount=quote)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, comet.address) == [
         ("BuyCollateral", DAVE, aweth.lower(), 1_000 * USDC, quote)
     ]
@@ -277,7 +255,7 @@ def test_absorb_credits_excess_and_buy_collateral(
 
     # Once reserves reach the target the store front closes.
     world.tokens["USDC"].tx(DAVE, "transfer", comet.address, 16_200 * USDC)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.reserves() == TARGET_RESERVES
     venue.buy_collateral(DAVE, "aWETH", 100 * USDC)
     ts = _reverts(driver, ts)
@@ -296,19 +274,19 @@ def test_bad_debt_drives_reserves_negative(base: tuple[DevnetDriver, BaseWorld, 
     _fund(world, venue, DAVE, "WETH", E18)
     venue.supply_collateral(DAVE, "WETH", E18)
     venue.withdraw(DAVE, 500 * USDC)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.reserves() == 0
 
     # The WETH feed also prices aWETH: one crash hits both collaterals.
     world.feeds["WETH"].tx(DEPLOYER, "transmit", usd_feed_answer(1000))
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.is_liquidatable(CAROL) and not venue.is_liquidatable(DAVE)
     venue.absorb(ABSORBER, [CAROL, DAVE])  # one healthy account fails the whole batch
     ts = _reverts(driver, ts)
     assert venue.borrow_balance(CAROL) == 16_250 * USDC
 
     venue.absorb(ABSORBER, [CAROL])
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     a, c = ABSORBER.lower(), CAROL.lower()
     # Seized value x liquidation factor = 5000 x 0.95 + 5000 x 0.90 = 9,250 < 16,250 of debt.
     assert _events(receipts, comet.address) == [

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import mine_receipts
 from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 
@@ -56,13 +57,6 @@ def _deploy(driver: DevnetDriver, world: BaseWorld, ts: int) -> tuple[GmxV1Venue
     return venue, ausdc, ts
 
 
-def _mine(driver: DevnetDriver, ts: int) -> tuple[list[dict[str, Any]], int]:
-    hashes = driver.flush()
-    ts += 12
-    driver.mine(ts)
-    receipts = driver.receipts(hashes)
-    assert all(r is not None and r["status"] == "0x1" for r in receipts), receipts
-    return receipts, ts
 
 
 def _reverts(driver: DevnetDriver, ts: int) -> int:
@@ -137,7 +131,7 @@ def test_long_and_short_pnl_payouts_and_ausdc_margin(
     # Alice: 10x long WETH on 1000 USDC; Bob: 5x short WETH on 1000 aUSDC.
     venue.increase(ALICE, "USDC", "WETH", 1_000 * USDC, usd(10_000), True)
     venue.increase(BOB, "aUSDC", "WETH", 1_000 * USDC, usd(5_000), False)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     key_a = position_key(ALICE, usdc, weth, True)
     assert "0x" + bytes(venue.vault.call("getPositionKey", ALICE, usdc, weth, True)).hex() == key_a
     key_b = bytes.fromhex(venue.key(BOB, "aUSDC", "WETH", False)[2:])
@@ -196,7 +190,7 @@ def test_long_and_short_pnl_payouts_and_ausdc_margin(
 
     # ETH +5% to 2100: Alice +500, Bob -125 (on 5000 short).
     _set_price(world, "WETH", 2100)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.vault.call("getPositionDelta", ALICE, usdc, weth, True) == (True, usd(500))
     assert venue.vault.call("getPositionDelta", BOB, ausdc.address, weth, False) == (
         False,
@@ -206,7 +200,7 @@ def test_long_and_short_pnl_payouts_and_ausdc_margin(
     # Bob halves his short: half the loss (125) is realised into the pool in aUSDC; the fee (2.5)
     # comes out of his collateral since nothing is paid out.
     venue.decrease(BOB, "aUSDC", "WETH", 0, usd(2_500), False)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     half = usd(2_500) // 1000  # $2.5 fee
     assert _events(receipts, venue.vault.address) == [
         (
@@ -238,7 +232,7 @@ def test_long_and_short_pnl_payouts_and_ausdc_margin(
 
     # Alice closes at 2100: 990 - 10 fee back in USDC, plus 500 profit from the pool.
     venue.decrease(ALICE, "USDC", "WETH", 0, usd(10_000), True)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, venue.vault.address) == [
         (
             "DecreasePosition",
@@ -261,7 +255,7 @@ def test_long_and_short_pnl_payouts_and_ausdc_margin(
     # aUSDC (867.5 - 2.5 fee) and the profit in USDC from the pool.
     _set_price(world, "WETH", 1900)
     venue.decrease(BOB, "aUSDC", "WETH", 0, usd(2_500), False, BOB)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     assert _events(receipts, venue.vault.address)[-1] == (
         "ClosePosition",
         key_b,
@@ -284,7 +278,7 @@ def test_long_and_short_pnl_payouts_and_ausdc_margin(
 
     # LP gets principal back only while it is not reserved for open sizes.
     venue.withdraw_liquidity(LP, 1_000 * USDC)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert _usdc(world, LP) == 1_000 * USDC
     assert venue.vault.call("lp_balances", LP) == POOL - 1_000 * USDC
 
@@ -299,7 +293,7 @@ def test_average_price_partial_collateral_and_leverage(
     venue.increase(ALICE, "USDC", "WBTC", 1_000 * USDC, usd(50_000), True)
     ts = _reverts(driver, ts)
     venue.increase(ALICE, "USDC", "WBTC", 1_000 * USDC, usd(45_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.position(ALICE, "USDC", "WBTC", True)[:2] == (usd(45_000), usd(955))
     # Withdrawing collateral that would breach max leverage reverts.
     venue.decrease(ALICE, "USDC", "WBTC", usd(100), 0, True)
@@ -308,9 +302,9 @@ def test_average_price_partial_collateral_and_leverage(
     # Bob: long 3000 at 30000, BTC to 33000, adds 3000: GMX's next average price.
     venue.increase(BOB, "aUSDC", "WBTC", 1_000 * USDC, usd(3_000), True)
     _set_price(world, "WBTC", 33_000)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     venue.increase(BOB, "aUSDC", "WBTC", 0, usd(3_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     delta = usd(300)
     expected_avg = usd(33_000) * usd(6_000) // (usd(6_000) + delta)
     size, collateral, avg, *_ = venue.position(BOB, "aUSDC", "WBTC", True)
@@ -318,7 +312,7 @@ def test_average_price_partial_collateral_and_leverage(
 
     # Withdrawing 200 USD of collateral (no size change) pays 200 aUSDC, fee-free.
     venue.decrease(BOB, "aUSDC", "WBTC", usd(200), 0, True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert int(ausdc.call("balanceOf", BOB)) == 9_200 * USDC
     assert venue.position(BOB, "aUSDC", "WBTC", True)[1] == usd(794)
     assert venue.margin_held(BOB, "aUSDC", "WBTC", True) == 794 * USDC
@@ -332,7 +326,7 @@ def test_average_price_partial_collateral_and_leverage(
     # Alice takes a third of her profitable BTC long off (+4500 on 45000 at 33000): the 1500
     # realised pays the 15 fee, 1485 USDC comes out of the pool; her margin stays.
     venue.decrease(ALICE, "USDC", "WBTC", 0, usd(15_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert _usdc(world, ALICE) == 9_000 * USDC + 1_485 * USDC
     assert venue.position(ALICE, "USDC", "WBTC", True)[:7] == (
         usd(30_000),
@@ -358,7 +352,7 @@ def test_liquidation_and_bad_debt(base: tuple[DevnetDriver, BaseWorld, int]) -> 
     usdc, weth = venue.pool_token, venue.index_tokens["WETH"]
     venue.increase(ALICE, "USDC", "WETH", 1_000 * USDC, usd(10_000), True)
     venue.increase(BOB, "aUSDC", "WETH", 1_000 * USDC, usd(10_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.liquidation_state(ALICE, "USDC", "WETH", True) == 0
 
     # Healthy positions cannot be liquidated.
@@ -367,17 +361,17 @@ def test_liquidation_and_bad_debt(base: tuple[DevnetDriver, BaseWorld, int]) -> 
 
     # -4.5% (loss 450): still above maintenance ($100) after fees.
     _set_price(world, "WETH", 1910)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.liquidation_state(ALICE, "USDC", "WETH", True) == 0
     venue.liquidate(KEEPER, ALICE, "USDC", "WETH", True)
     ts = _reverts(driver, ts)
 
     # -9% (loss 900): 990 - 900 - 10 fee = 80 < 100 maintenance -> liquidatable.
     _set_price(world, "WETH", 1820)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.liquidation_state(ALICE, "USDC", "WETH", True) == 1
     venue.liquidate(KEEPER, ALICE, "USDC", "WETH", True)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     key_a = bytes.fromhex(venue.key(ALICE, "USDC", "WETH", True)[2:])
     assert _events(receipts, venue.vault.address) == [
         (
@@ -402,11 +396,11 @@ def test_liquidation_and_bad_debt(base: tuple[DevnetDriver, BaseWorld, int]) -> 
 
     # -15% (loss 1500 on 990 collateral): 510 USD of bad debt, the aUSDC margin goes to the pool.
     _set_price(world, "WETH", 1700)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     venue.decrease(BOB, "aUSDC", "WETH", 0, usd(10_000), True)  # losses exceed collateral
     ts = _reverts(driver, ts)
     venue.liquidate(KEEPER, BOB, "aUSDC", "WETH", True)
-    receipts, ts = _mine(driver, ts)
+    receipts, ts = mine_receipts(driver, ts)
     key_b = bytes.fromhex(venue.key(BOB, "aUSDC", "WETH", True)[2:])
     assert _events(receipts, venue.vault.address) == [
         (
@@ -437,19 +431,19 @@ def test_short_liquidation_on_rally(base: tuple[DevnetDriver, BaseWorld, int]) -
     venue, _, ts = _deploy(driver, world, ts)
     wbtc = venue.index_tokens["WBTC"]
     venue.increase(ALICE, "USDC", "WBTC", 500 * USDC, usd(20_000), False)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.vault.call("globalShortSizes", wbtc) == usd(20_000)
     # +1% (loss 200): 480 - 200 - 20 = 260 >= 200 maintenance.
     _set_price(world, "WBTC", 30_300)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.liquidation_state(ALICE, "USDC", "WBTC", False) == 0
     # +1.33% (loss 266.67): 213.33 is above the 200 maintenance, but not once the 20 closing
     # fee is counted too.
     _set_price(world, "WBTC", 30_400)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert venue.liquidation_state(ALICE, "USDC", "WBTC", False) == 1
     venue.liquidate(KEEPER, ALICE, "USDC", "WBTC", False, BOB)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert _usdc(world, BOB) == 10_005 * USDC  # fee_receiver, not the keeper, is paid
     assert venue.pool_amount() == POOL + 480 * USDC - 5 * USDC - 20 * USDC
     assert venue.vault.call("globalShortSizes", wbtc) == 0
@@ -465,13 +459,13 @@ def test_margin_token_repricing_settles_against_the_pool(
     venue, ausdc, ts = _deploy(driver, world, ts)
     venue.increase(ALICE, "aUSDC", "WETH", 1_000 * USDC, usd(10_000), True)
     venue.increase(BOB, "aUSDC", "WBTC", 1_000 * USDC, usd(10_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
 
     # aUSDC (on the USDC feed) at $1.25: 980 USD out is 784 aUSDC; the fee is 8 aUSDC and the
     # other 198 held go to the pool.
     world.feeds["USDC"].tx(DEPLOYER, "transmit", 125_000_000)
     venue.decrease(ALICE, "aUSDC", "WETH", 0, usd(10_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert int(ausdc.call("balanceOf", ALICE)) == 9_000 * USDC + 784 * USDC
     assert venue.pool_amount(ausdc.address) == 198 * USDC
 
@@ -479,7 +473,7 @@ def test_margin_token_repricing_settles_against_the_pool(
     # topped up from the pool as 247.5 USDC.
     world.feeds["USDC"].tx(DEPLOYER, "transmit", 80_000_000)
     venue.decrease(BOB, "aUSDC", "WBTC", 0, usd(10_000), True)
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     assert int(ausdc.call("balanceOf", BOB)) == 9_000 * USDC + 977_500_000
     assert _usdc(world, BOB) == 10_000 * USDC + 247_500_000
     assert venue.pool_amount() == POOL - 247_500_000

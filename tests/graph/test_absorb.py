@@ -6,10 +6,8 @@ debt). By hand, through the stress suite's penalties, from the registry, and on 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from conftest import World
+from conftest import World, contract_events, mine_receipts
 
 from contagion.devnet.base import BaseWorld, mint, usd_feed_answer
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
@@ -160,32 +158,10 @@ ABSORBER = "0x0000000000000000000000000000000000ab5042"
 # token symbol -> (borrow CF, liquidate CF, liquidation factor), 1e18-scaled
 CONFIG = {"WETH": (825 * 10**15, 895 * 10**15, 95 * 10**16),
           "WBTC": (70 * 10**16, 77 * 10**16, 90 * 10**16)}
-BY_TOPIC = {s.topic0: s for s in spec.EVENTS}
 
 
-def _comet_events(receipts: list[dict[str, Any]], comet: str) -> list[tuple[Any, ...]]:
-    """Comet's logs as (name, *indexed addresses, *uint words)."""
-    out: list[tuple[Any, ...]] = []
-    for receipt in receipts:
-        for log in receipt["logs"]:
-            if log["address"].lower() != comet.lower():
-                continue
-            s = BY_TOPIC[log["topics"][0]]
-            topics = iter(log["topics"][1:])
-            data = bytes.fromhex(log["data"][2:])
-            words = iter(int.from_bytes(data[i:i + 32], "big") for i in range(0, len(data), 32))
-            out.append((s.name, *("0x" + next(topics)[-40:] if p.indexed else next(words)
-                                  for p in s.params)))
-    return out
 
 
-def _mine(driver: DevnetDriver, ts: int) -> tuple[list[dict[str, Any]], int]:
-    hashes = driver.flush()
-    ts += 12
-    driver.mine(ts)
-    receipts = driver.receipts(hashes)
-    assert all(r is not None and r["status"] == "0x1" for r in receipts), receipts
-    return receipts, ts
 
 
 def _as_ecosystem(world: BaseWorld, venue: CompoundV3Venue, account: str) -> Ecosystem:
@@ -220,7 +196,7 @@ def test_the_cascade_absorbs_as_a_devnet_comet_does(base: tuple[DevnetDriver, Ba
     world.tokens["USDC"].tx(LP, "approve", venue.comet.address, 2**256 - 1)
     venue.supply(LP, 200_000 * USDC)
     world.feeds["WETH"].tx(DEPLOYER, "transmit", usd_feed_answer(2200))
-    _, ts = _mine(driver, ts)
+    _, ts = mine_receipts(driver, ts)
     # Alice at 2,200: 50 × 2,200 × 0.825 = 90,750 may be borrowed; at 2,000 its liquidate CF
     # covers 89,500. Carol at 2,000 and 30,000: 33,000 + 21,000 may be borrowed.
     for account, holdings, borrowed, crash in (
@@ -230,20 +206,20 @@ def test_the_cascade_absorbs_as_a_devnet_comet_does(base: tuple[DevnetDriver, Ba
             mint(world, symbol, account, units)
             world.tokens[symbol].tx(account, "approve", venue.comet.address, 2**256 - 1)
             venue.supply_collateral(account, symbol, units)
-        _, ts = _mine(driver, ts)
+        _, ts = mine_receipts(driver, ts)
         venue.withdraw(account, borrowed * USDC)
-        _, ts = _mine(driver, ts)
+        _, ts = mine_receipts(driver, ts)
         for symbol, price in crash.items():
             world.feeds[symbol].tx(DEPLOYER, "transmit", usd_feed_answer(price))
-        _, ts = _mine(driver, ts)
+        _, ts = mine_receipts(driver, ts)
         assert venue.is_liquidatable(account)
 
         eco = _as_ecosystem(world, venue, account)
         debt = venue.borrow_balance(account)
         reserves = venue.reserves()
         venue.absorb(ABSORBER, [account])
-        receipts, ts = _mine(driver, ts)
-        events = _comet_events(receipts, venue.comet.address)
+        receipts, ts = mine_receipts(driver, ts)
+        events = contract_events(receipts, venue.comet.address, spec.EVENTS)
         seized = [e for e in events if e[0] == "AbsorbCollateral"]
         (_, _, _, paid_out, _), = (e for e in events if e[0] == "AbsorbDebt")
         credit = venue.supply_balance(account)
