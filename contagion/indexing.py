@@ -230,13 +230,10 @@ def tidy_window(lake: Lake, stored: StoredWindows, window: int,
                 stored.discard(table, file)
 
 
-def grown_to_stored(part: PartitionFile, complete: Iterable[PartitionFile], width: int
-                    ) -> PartitionFile:
-    """The partition to index for `part`: a complete stored one of its window that covers it,
-    else the smallest range covering `part` and the complete ones of its window, so writing it
-    supersedes them instead of losing the blocks they hold outside `part`."""
-    window = window_of(part, width)
-    here = [c for c in complete if window_of(c, width) == window]
+def grown_to_stored(part: PartitionFile, here: Sequence[PartitionFile]) -> PartitionFile:
+    """The partition to index for `part`: a complete stored one of its window (`here`) that
+    covers it, else the smallest range covering `part` and those, so writing it supersedes them
+    instead of losing the blocks they hold outside `part`."""
     holder = max((c for c in here if covers(c, part)), key=lambda c: c.stop - c.start,
                  default=None)
     if holder is not None:
@@ -340,12 +337,15 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
         drop_partition(lake, part, stored)
     done = {part for part, _ in complete} - stale
     derived = (QUARANTINE, *CANONICAL_TABLES)  # written last: the partition is complete
-    plan = list(dict.fromkeys(grown_to_stored(p, done, width)
+
+    def complete_in(window: int) -> list[PartitionFile]:  # by window: no scan of the lake
+        return [p for p in stored.in_window(BLOCKS, window) if p in done]
+
+    plan = list(dict.fromkeys(grown_to_stored(p, complete_in(window_of(p, width)))
                               for p in plan_windows(chain_id, first, last, width)))
     planned = {window_of(p, width) for p in plan}
     for window in sorted(planned | {window_of(p, width) for p in stale}):
-        tidy_window(lake, stored, window, [p for p in done if window_of(p, width) == window],
-                    derived, done)
+        tidy_window(lake, stored, window, complete_in(window), derived, done)
     again = sum(window_of(p, width) in planned for p in stale)
     summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=again,
                            removed_after_reorg=len(stale) - again)
@@ -375,13 +375,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                 t0 = time.monotonic()
                 fetched = ahead.popleft().result()
                 ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
-                if fetched is not None:
-                    # what an earlier version of this partition left must not pass for the
-                    # new one's decoding: the derived files go before the new raw ones land
-                    for table in (QUARANTINE, *CANONICAL_TABLES, *DECODED_TABLES):
-                        if stored.has(table, part):
-                            lake.delete(table, part)
-                            stored.discard(table, part)
+                if fetched is not None:  # tidy_window cleared any earlier version's files
                     logs = write_partition(lake, fetched).logs
                 else:
                     logs = lake.read(RAW_LOGS, part).num_rows
