@@ -86,10 +86,12 @@ class _Call:
 
 
 class _Caller:
-    """eth_call at one block, batched."""
+    """eth_call at one block, batched; each distinct call is sent once (a view's reply at a
+    fixed block does not change, and one `position` reply serves several comparisons)."""
 
     def __init__(self, client: RpcClient, block: int) -> None:
         self.client, self.block = client, block
+        self._answered: dict[_Call, tuple[Any, ...] | RpcItemError] = {}
 
     def run(self, calls: Sequence[_Call]) -> list[tuple[Any, ...]]:
         """Every call's decoded result; a call the node refuses raises _Refused."""
@@ -100,23 +102,25 @@ class _Caller:
         return [r for r in out if not isinstance(r, RpcItemError)]
 
     def try_run(self, calls: Sequence[_Call]) -> list[tuple[Any, ...] | RpcItemError]:
+        new = [c for c in dict.fromkeys(calls) if c not in self._answered]
         requests = []
-        for c in calls:
+        for c in new:
             types = c.signature[c.signature.index("(") + 1:-1]
             data = keccak(text=c.signature)[:4] + abi_encode(
                 [t for t in types.split(",") if t], list(c.args))
             requests.append(("eth_call", [{"to": c.to, "data": "0x" + data.hex()},
                                           hex(self.block)]))
-        out: list[tuple[Any, ...] | RpcItemError] = []
-        for call, reply in zip(calls, self.client.batch(requests), strict=True):
+        for call, reply in zip(new, self.client.batch(requests) if requests else [],
+                               strict=True):
             if isinstance(reply, RpcItemError):
-                out.append(reply)
+                self._answered[call] = reply
                 continue
             try:
-                out.append(tuple(abi_decode(list(call.returns), bytes.fromhex(reply[2:]))))
+                self._answered[call] = tuple(abi_decode(list(call.returns),
+                                                        bytes.fromhex(reply[2:])))
             except Exception as exc:  # no code there, or a different return layout
-                out.append(RpcItemError("eth_call", 0, f"undecodable reply: {exc}"))
-        return out
+                self._answered[call] = RpcItemError("eth_call", 0, f"undecodable reply: {exc}")
+        return [self._answered[c] for c in calls]
 
 
 class _Refused(RuntimeError):
