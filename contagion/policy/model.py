@@ -24,6 +24,14 @@ Level = Literal["green", "amber", "red"]
 FEATURE_NAMES = tuple(sorted({f.name for kind in FEATURES.values() for f in kind}))
 
 
+def _named(unknown: Iterable[str], known: Iterable[str]) -> str:
+    """Unknown names for a message, each with the closest known one as a hint."""
+    choices = list(known)
+    return ", ".join(f"{name!r} (did you mean {close[0]!r}?)" if (
+        close := difflib.get_close_matches(name, choices, n=1)) else repr(name)
+        for name in unknown)
+
+
 class PolicyError(ValueError):
     """A policy file is missing or invalid; the message names the field and the problem."""
 
@@ -45,11 +53,8 @@ class Condition(_Strict):
         # an unknown feature would never be above anything: the rule would silently never fire
         unknown = sorted(set(value) - set(FEATURE_NAMES))
         if unknown:
-            hints = [f"{name!r} (did you mean {close[0]!r}?)" if (
-                close := difflib.get_close_matches(name, FEATURE_NAMES, n=1)) else repr(name)
-                for name in unknown]
-            raise ValueError(f"unknown feature {', '.join(hints)}; the features are "
-                             f"{', '.join(FEATURE_NAMES)}")
+            raise ValueError(f"unknown feature {_named(unknown, FEATURE_NAMES)}; the features "
+                             f"are {', '.join(FEATURE_NAMES)}")
         return value
 
 
@@ -107,11 +112,8 @@ class Policy(_Strict):
         known = sorted(set(symbols))
         unknown = [s for s in self.guardrails.exempt_assets if s not in known]
         if unknown:
-            hints = [f"{s!r} (did you mean {close[0]!r}?)" if (
-                close := difflib.get_close_matches(s, known, n=1)) else repr(s)
-                for s in unknown]
             raise PolicyError(f"policy guardrails.exempt_assets: unknown token "
-                              f"{', '.join(hints)}: not in {where} (its tokens: "
+                              f"{_named(unknown, known)}: not in {where} (its tokens: "
                               f"{', '.join(known)})")
 
 
