@@ -37,7 +37,7 @@ import pyarrow.fs as pafs
 
 from contagion import exact
 from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
-from contagion.ingest import BLOCKS, RAW_LOGS
+from contagion.ingest import BLOCKS, RAW_LOGS, indexed_partitions
 from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, FLOW_SIGNS, USD, USD_DECIMALS
 from contagion.protocols.decode import CATALOG
@@ -320,14 +320,13 @@ def _lake_chains(lake: Lake) -> list[int]:
 
 
 def _check_inputs(lake: Lake, registry: Registry, snapshots: Sequence[int]) -> None:
-    """Refuse a lake with no complete partition (blocks and raw logs) of the registry's chain,
+    """Refuse a lake with no complete partition (`indexed_partitions`) of the registry's chain,
     and a snapshot at a block the lake does not cover: the build would write a database of
     nothing, or state at a block whose events were never indexed, and call it good. Blocks
     before the first partition count as covered when it starts at the registry's deployment
     block (nothing happened there yet)."""
     chain = registry.chain_id
-    logs = set(lake.partitions(RAW_LOGS, chain))
-    parts = [p for p in lake.partitions(BLOCKS, chain) if p in logs]
+    parts = indexed_partitions(lake, chain)
     if not parts:
         others = [c for c in _lake_chains(lake) if c != chain]
         held = (f"it holds chain {', '.join(map(str, others))} only" if others
