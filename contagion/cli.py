@@ -539,15 +539,14 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
 
 
 def _check_snapshot(con: Any, block: int) -> None:
-    """A --snapshot that the database does not hold is refused, naming the ones it does."""
+    """A --snapshot that the database does not hold is refused, naming the ones it does (the
+    caller has found it has some)."""
     row = con.execute("select count(*), min(snapshot_block), max(snapshot_block), "
                       "count(*) filter (where snapshot_block = ?) from ref_snapshots",
                       [block]).fetchone()
     count, first, last, found = row
     if found:
         return
-    if not count:
-        raise _fail("the database has no snapshot: index some blocks and build it")
     raise _fail(f"--snapshot {block} is not a snapshot of this database; it has {count} "
                 f"(first block {first}, last {last}; list them with `contagion sql \"select "
                 "snapshot_block from ref_snapshots\"`, or add one with `contagion build "
@@ -712,16 +711,16 @@ def _require_a_snapshot(path: Path) -> None:
     written into it."""
     import duckdb
 
+    from contagion.graph.load import latest_snapshot
     from contagion.warehouse import connect_readonly
 
     try:
         with connect_readonly(path) as con:
-            row = con.execute("select count(*) from ref_snapshots").fetchone()
+            latest_snapshot(con)
     except duckdb.Error as exc:
         raise _fail(f"{path} is not a built database ({exc}): run `contagion build`") from None
-    if not row or not row[0]:
-        raise _fail(f"the database {path} has no snapshot: index some blocks and run "
-                    "`contagion build`; nothing was written")
+    except ValueError as exc:
+        raise _fail(f"{path}: {exc}; nothing was written") from None
 
 
 @app.command("evaluate")
