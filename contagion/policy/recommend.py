@@ -211,14 +211,12 @@ def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
     rules = [r for r in policy.rules if r.action == "normal"]
     out: list[Recommendation] = []
     for held in sorted(in_force, key=lambda h: (h.venue, h.asset or "")):
-        market_key = (held.venue, held.asset)
+        market_key, asset = (held.venue, held.asset), simulated(held.asset)
         rule = next((r for r in rules if calm.get(held.venue, 0) >= (r.when.calm_windows or 0)
                      and ecosystem_calm >= (r.when.calm_windows or 0)), None)
         if rule is None or not (held.frozen or held.margin_cut > 0) \
-                or ("normal", held.venue, held.asset) in cooling \
-                or (held.venue, simulated(held.asset)) in acted or market_key in acted:
+                or ("normal", held.venue, held.asset) in cooling or (held.venue, asset) in acted:
             continue
-        asset = simulated(held.asset)
         assets = [asset] if asset else sorted(
             {a for (venue, _), usd in held_assets.items() if venue == held.venue for a in usd})
         shocks = _stress_moves(assets, market, policy)
