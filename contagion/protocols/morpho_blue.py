@@ -88,6 +88,39 @@ ENABLE_LLTV = event(
     "EnableLltv(uint256 lltv)",
     "0x297b80e7a896fad470c630f6575072d609bde997260ff3db851939405ec29139",
 )
+SET_OWNER = event(
+    PROTOCOL,
+    "SetOwner(address indexed newOwner)",
+    "0x167d3e9c1016ab80e58802ca9da10ce5c6a0f4debc46a2e7a2cd9e56899a4fb5",
+)
+SET_FEE = event(
+    PROTOCOL,
+    "SetFee(bytes32 indexed id, uint256 newFee)",
+    "0x139d6f58e9a127229667c8e3b36e88890a66cfc8ab1024ddc513e189e125b75b",
+)
+SET_FEE_RECIPIENT = event(
+    PROTOCOL,
+    "SetFeeRecipient(address indexed newFeeRecipient)",
+    "0x2e979f80fe4d43055c584cf4a8467c55875ea36728fc37176c05acd784eb7a73",
+)
+# Interest moves both totals by `interest` and mints `feeShares` to the fee recipient of the
+# moment; prevBorrowRate is the IRM's per-second rate (WAD) that applied since the last accrual.
+ACCRUE_INTEREST = event(
+    PROTOCOL,
+    "AccrueInterest(bytes32 indexed id, uint256 prevBorrowRate, uint256 interest, "
+    "uint256 feeShares)",
+    "0x9d9bd501d0657d7dfe415f779a620a62b78bc508ddc0891fbbd8b7ac0f8fce87",
+)
+FLASH_LOAN = event(
+    PROTOCOL,
+    "FlashLoan(address indexed caller, address indexed token, uint256 assets)",
+    "0xc76f1b4fe4396ac07a9fa55a415d4ca430e72651d37d3401f3bed7cb13fc4f12",
+)
+INCREMENT_NONCE = event(
+    PROTOCOL,
+    "IncrementNonce(address indexed caller, address indexed authorizer, uint256 usedNonce)",
+    "0xa58af1a0c70dba0c7aa60d1a1a147ebd61000d1690a968828ac718bca927f2c7",
+)
 
 EVENTS = (
     CREATE_MARKET,
@@ -101,6 +134,12 @@ EVENTS = (
     SET_AUTHORIZATION,
     ENABLE_IRM,
     ENABLE_LLTV,
+    SET_OWNER,
+    SET_FEE,
+    SET_FEE_RECIPIENT,
+    ACCRUE_INTEREST,
+    FLASH_LOAN,
+    INCREMENT_NONCE,
 )
 
 

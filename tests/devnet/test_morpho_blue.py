@@ -16,7 +16,7 @@ from contagion.devnet.abi import event_topic0
 from contagion.devnet.base import BaseWorld, mint, usd_feed_answer
 from contagion.devnet.compile import compile_contract
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
-from contagion.devnet.venues.morpho_blue import MorphoBlueVenue, deploy_morpho_blue
+from contagion.devnet.venues.morpho_blue import MorphoBlueVenue, deploy_morpho_blue, market_id
 from contagion.protocols import morpho_blue as spec
 from contagion.protocols.spec import EventSpec
 
@@ -167,12 +167,15 @@ def test_topics_ids_oracle_and_views(base: tuple[DevnetDriver, BaseWorld, int]) 
     _, ts = mine(driver, ts)
     assert venue.price(MKT) == (10**36 * 199_950_000_000 * 10**6 // (100_030_000 * 10**18))
     assert venue.price("stETH/WETH") == (10**36 * usd_feed_answer(2000) // usd_feed_answer(1999.5))
-    # Owner-only configuration; unknown LLTVs / non-zero IRMs cannot back a market.
+    # Owner-only configuration; unknown LLTVs and IRMs cannot back a market.
     venue.morpho.tx(LENDER, "enableLltv", 5 * 10**17)
     venue.morpho.tx(DEPLOYER, "enableLltv", LLTV)  # already set
     venue.morpho.tx(DEPLOYER, "createMarket", venue.markets[MKT])  # already created
     bad = (*venue.markets[MKT][:4], 5 * 10**17)
     venue.morpho.tx(DEPLOYER, "createMarket", bad)
+    venue.morpho.tx(DEPLOYER, "createMarket", (*venue.markets[MKT][:3], LENDER, LLTV))
+    venue.morpho.tx(LENDER, "setFeeRecipient", LENDER)
+    venue.morpho.tx(DEPLOYER, "setFee", venue.markets[MKT], 26 * 10**16)  # above 25 %
     reverts(driver, ts)
     assert venue.morpho.call("owner").lower() == DEPLOYER.lower()
 
@@ -452,6 +455,95 @@ def test_bad_debt_is_socialised_to_suppliers(base: tuple[DevnetDriver, BaseWorld
     assert venue.market_state(MKT)[:4] == (sa - out1 - out2, 0, 0, 0)
     assert sa - out1 - out2 <= 1
     assert world.tokens["USDC"].call("balanceOf", venue.morpho.address) == sa - out1 - out2
+
+
+def taylor_compounded(x: int, n: int) -> int:
+    """MathLib.wTaylorCompounded: e^(x n) − 1 to three terms, in WAD."""
+    first = x * n
+    second = mul_div_down(first, first, 2 * WAD)
+    return first + second + mul_div_down(second, first, 3 * WAD)
+
+
+RATE = 5 * 10**17 // 31_536_000  # 50 % a year, per second
+FEE_TO, FEE_TO2 = "0x000000000000000000000000000000000000fee1", \
+    "0x000000000000000000000000000000000000fee2"
+
+
+def test_interest_accrues_with_fee_shares(base: tuple[DevnetDriver, BaseWorld, int]) -> None:
+    """A market backed by a fixed-rate IRM accrues as Morpho does: on each entry point, the
+    borrow total times the rate compounded over the elapsed seconds, onto both totals; the
+    fee's share of it minted as supply shares to the fee recipient of the moment."""
+    driver, _, venue, ts = setup(base)
+    irm = driver.deploy("FixedRateIrm", RATE, label="fixed-rate IRM")
+    venue.morpho.tx(DEPLOYER, "enableIrm", irm.address)
+    key = "WETH/USDC@fixed"
+    venue.create_market(key, (*venue.markets[MKT][:3], irm.address, LLTV))
+    venue.approve(LENDER, key)
+    venue.approve(BORROWER, key)
+    venue.set_fee_recipient(FEE_TO)
+    receipts, ts = mine(driver, ts)
+    assert [e["newFeeRecipient"] for e in logs(receipts, spec.SET_FEE_RECIPIENT)] == [FEE_TO]
+    assert venue.morpho.call("feeRecipient").lower() == FEE_TO
+    assert venue.ids[key] == market_id(venue.markets[key]) != venue.ids[MKT]
+
+    venue.supply(LENDER, key, 100_000 * 10**6)
+    venue.supply_collateral(BORROWER, key, 10 * 10**18)
+    venue.borrow(BORROWER, key, 0, 5_000 * 10**12 + 777)  # an odd share count
+    _, ts = mine(driver, ts)
+    book = Book()
+    book.sa, book.ss, book.ba, book.bs = venue.market_state(key)[:4]
+    last = venue.market_state(key)[4]
+
+    def accrued(receipts: list[dict[str, Any]], fee: int) -> None:
+        """The one AccrueInterest in the receipts, against the Python copy of the book."""
+        nonlocal last
+        block = driver.client.call("eth_getBlockByNumber", [receipts[0]["blockNumber"], False])
+        now = int(block["timestamp"], 16)
+        interest = mul_div_down(book.ba, taylor_compounded(RATE, now - last), WAD)
+        book.ba, book.sa = book.ba + interest, book.sa + interest
+        fee_amount = mul_div_down(interest, fee, WAD)
+        fee_shares = shares_down(fee_amount, book.sa - fee_amount, book.ss)
+        book.ss += fee_shares
+        [ev] = logs(receipts, spec.ACCRUE_INTEREST)
+        assert (ev["id"], ev["prevBorrowRate"], ev["interest"], ev["feeShares"]) == (
+            venue.ids[key], RATE, interest, fee_shares)
+        assert interest > 0 and (fee_shares > 0) == (fee > 0)
+        last = now
+
+    # an hour without fee, then setFee accrues at the old (zero) fee before it changes
+    venue.set_fee(key, 10 * 10**16)
+    receipts, ts = mine(driver, ts + 3600)
+    accrued(receipts, 0)
+    assert [e["newFee"] for e in logs(receipts, spec.SET_FEE)] == [10 * 10**16]
+    assert venue.market_state(key)[:4] == book.totals()
+    assert venue.market_state(key)[5] == 10 * 10**16
+    # an hour with the fee: FEE_TO is minted shares
+    venue.accrue_interest(OPERATOR, key)
+    receipts, ts = mine(driver, ts + 3600)
+    accrued(receipts, 10 * 10**16)
+    assert venue.market_state(key)[:4] == book.totals()
+    fee_to_shares = venue.position(key, FEE_TO)[0]
+    assert fee_to_shares == book.ss - venue.position(key, LENDER)[0] > 0
+    # the next recipient takes the next fee; a supply is priced after the accrual it causes
+    venue.set_fee_recipient(FEE_TO2)
+    _, ts = mine(driver, ts)
+    venue.supply(LENDER2, key, 1_000 * 10**6)
+    receipts, ts = mine(driver, ts + 3600)
+    accrued(receipts, 10 * 10**16)
+    [supplied] = logs(receipts, spec.SUPPLY)
+    assert supplied["shares"] == shares_down(1_000 * 10**6, book.sa, book.ss)
+    book.sa, book.ss = book.sa + 1_000 * 10**6, book.ss + supplied["shares"]
+    assert venue.market_state(key)[:4] == book.totals()
+    assert venue.position(key, FEE_TO)[0] == fee_to_shares
+    assert venue.position(key, FEE_TO2)[0] > 0
+    # the debt grew by the interest: repaying every share costs more than was borrowed
+    shares = venue.position(key, BORROWER)[1]
+    venue.repay(BORROWER, key, 0, shares)
+    receipts, ts = mine(driver, ts)
+    accrued(receipts, 10 * 10**16)
+    [repaid] = logs(receipts, spec.REPAY)
+    assert repaid["assets"] == assets_up(shares, book.ba, book.bs) > 5_000 * 10**6 + 1
+    assert venue.market_state(key)[2:4] == (max(book.ba - repaid["assets"], 0), 0)
 
 
 def test_authorization(base: tuple[DevnetDriver, BaseWorld, int]) -> None:

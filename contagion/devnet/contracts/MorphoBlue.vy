@@ -2,9 +2,12 @@
 """
 @title Morpho-Blue-compatible lending singleton with isolated markets
 @notice Same entry points, views, events and share math (virtual shares 1e6, virtual assets 1,
-        Morpho's rounding directions) as Morpho Blue. Devnet restrictions: only the zero-rate
-        IRM (address 0) may back a market, so nothing accrues; callback `data` must be empty;
-        no fees, flash loans or signature authorizations.
+        Morpho's rounding directions) as Morpho Blue, interest included: a market whose IRM
+        is not address 0 accrues, on every entry point that accrues in Morpho, the IRM's
+        per-second rate compounded by Morpho's three-term Taylor series, and mints the fee's
+        share of it to the fee recipient (AccrueInterest, SetFee, SetFeeRecipient as Morpho
+        emits them). Devnet restrictions: callback `data` must be empty; no flash loans or
+        signature authorizations.
 
         Risk oracle (Contagion's RiskOracle.vy), unset by default. Once the owner sets it, the
         singleton obeys its markets (this contract, token): supply and borrow of a frozen loan
@@ -39,6 +42,25 @@ struct Market:
     totalBorrowShares: uint128
     lastUpdate: uint128
     fee: uint128
+
+interface IIrm:
+    def borrowRate(marketParams: MarketParams, market: Market) -> uint256: nonpayable
+
+event SetOwner:
+    newOwner: indexed(address)
+
+event SetFee:
+    id: indexed(bytes32)
+    newFee: uint256
+
+event SetFeeRecipient:
+    newFeeRecipient: indexed(address)
+
+event AccrueInterest:
+    id: indexed(bytes32)
+    prevBorrowRate: uint256
+    interest: uint256
+    feeShares: uint256
 
 event EnableIrm:
     irm: indexed(address)
@@ -116,8 +138,10 @@ VIRTUAL_ASSETS: constant(uint256) = 1
 MAX_LIQUIDATION_INCENTIVE_FACTOR: constant(uint256) = 115 * 10**16
 LIQUIDATION_CURSOR: constant(uint256) = 3 * 10**17
 MAX_CALLBACK_DATA: constant(uint256) = 1024
+MAX_FEE: constant(uint256) = 25 * 10**16
 
 owner: public(address)
+feeRecipient: public(address)
 isIrmEnabled: public(HashMap[address, bool])
 isLltvEnabled: public(HashMap[uint256, bool])
 isAuthorized: public(HashMap[address, HashMap[address, bool]])
@@ -193,8 +217,39 @@ def _created_id(marketParams: MarketParams) -> bytes32:
 
 
 @internal
-def _accrue_interest(market_id: bytes32):
-    # The zero-rate IRM accrues nothing; only the timestamp moves, as in Morpho.
+@pure
+def _w_taylor_compounded(x: uint256, n: uint256) -> uint256:
+    # e^(x n) - 1 to three terms, as MathLib.wTaylorCompounded
+    first: uint256 = x * n
+    second: uint256 = self._mul_div_down(first, first, 2 * WAD)
+    third: uint256 = self._mul_div_down(second, first, 3 * WAD)
+    return first + second + third
+
+
+@internal
+def _accrue_interest(marketParams: MarketParams, market_id: bytes32):
+    elapsed: uint256 = block.timestamp - convert(self.markets[market_id].lastUpdate, uint256)
+    if elapsed == 0:
+        return
+    if marketParams.irm != empty(address):
+        rate: uint256 = extcall IIrm(marketParams.irm).borrowRate(marketParams,
+                                                                  self.markets[market_id])
+        m: Market = self.markets[market_id]
+        interest: uint256 = self._mul_div_down(convert(m.totalBorrowAssets, uint256),
+                                               self._w_taylor_compounded(rate, elapsed), WAD)
+        total_supply: uint256 = convert(m.totalSupplyAssets, uint256) + interest
+        self.markets[market_id].totalBorrowAssets += convert(interest, uint128)
+        self.markets[market_id].totalSupplyAssets = convert(total_supply, uint128)
+        fee_shares: uint256 = 0
+        if m.fee != 0:
+            # the supply already holds the fee: shares are priced as if it did not
+            fee_amount: uint256 = self._mul_div_down(interest, convert(m.fee, uint256), WAD)
+            fee_shares = self._to_shares_down(fee_amount, total_supply - fee_amount,
+                                              convert(m.totalSupplyShares, uint256))
+            self.positions[market_id][self.feeRecipient].supplyShares += fee_shares
+            self.markets[market_id].totalSupplyShares += convert(fee_shares, uint128)
+        log AccrueInterest(id=market_id, prevBorrowRate=rate, interest=interest,
+                           feeShares=fee_shares)
     self.markets[market_id].lastUpdate = convert(block.timestamp, uint128)
 
 
@@ -254,6 +309,38 @@ def _push(token: address, receiver: address, amount: uint256):
 # -- owner ------------------------------------------------------------------------------------
 
 @external
+def setOwner(newOwner: address):
+    assert msg.sender == self.owner, "not owner"
+    assert newOwner != self.owner, "already set"
+    self.owner = newOwner
+    log SetOwner(newOwner=newOwner)
+
+
+@external
+def setFee(marketParams: MarketParams, newFee: uint256):
+    assert msg.sender == self.owner, "not owner"
+    market_id: bytes32 = self._created_id(marketParams)
+    assert newFee != convert(self.markets[market_id].fee, uint256), "already set"
+    assert newFee <= MAX_FEE, "max fee exceeded"
+    self._accrue_interest(marketParams, market_id)  # the old fee applies up to now
+    self.markets[market_id].fee = convert(newFee, uint128)
+    log SetFee(id=market_id, newFee=newFee)
+
+
+@external
+def setFeeRecipient(newFeeRecipient: address):
+    assert msg.sender == self.owner, "not owner"
+    assert newFeeRecipient != self.feeRecipient, "already set"
+    self.feeRecipient = newFeeRecipient
+    log SetFeeRecipient(newFeeRecipient=newFeeRecipient)
+
+
+@external
+def accrueInterest(marketParams: MarketParams):
+    self._accrue_interest(marketParams, self._created_id(marketParams))
+
+
+@external
 def setRiskOracle(oracle: address):
     assert msg.sender == self.owner, "not owner"
     self.riskOracle = oracle
@@ -282,11 +369,11 @@ def createMarket(marketParams: MarketParams):
     assert self.isIrmEnabled[marketParams.irm], "IRM not enabled"
     assert self.isLltvEnabled[marketParams.lltv], "LLTV not enabled"
     assert self.markets[market_id].lastUpdate == 0, "market already created"
-    # Devnet: interest rates are zero, so only the zero-rate IRM may back a market.
-    assert marketParams.irm == empty(address), "devnet: only the zero-rate IRM"
     self.markets[market_id].lastUpdate = convert(block.timestamp, uint128)
     self.params[market_id] = marketParams
     log CreateMarket(id=market_id, marketParams=marketParams)
+    if marketParams.irm != empty(address):  # lets a stateful IRM start, as Morpho does
+        extcall IIrm(marketParams.irm).borrowRate(marketParams, self.markets[market_id])
 
 
 # -- supply -----------------------------------------------------------------------------------
@@ -299,7 +386,7 @@ def supply(marketParams: MarketParams, assets: uint256, shares: uint256, onBehal
     assert onBehalf != empty(address), "zero address"
     assert len(data) == 0, "devnet: no callbacks"
     self._require_not_frozen(marketParams.loanToken)
-    self._accrue_interest(market_id)
+    self._accrue_interest(marketParams, market_id)
     m: Market = self.markets[market_id]
     a: uint256 = assets
     s: uint256 = shares
@@ -324,7 +411,7 @@ def withdraw(marketParams: MarketParams, assets: uint256, shares: uint256, onBeh
     assert self._exactly_one_zero(assets, shares), "inconsistent input"
     assert receiver != empty(address), "zero address"
     assert self._is_sender_authorized(onBehalf), "unauthorized"
-    self._accrue_interest(market_id)
+    self._accrue_interest(marketParams, market_id)
     m: Market = self.markets[market_id]
     a: uint256 = assets
     s: uint256 = shares
@@ -355,7 +442,7 @@ def borrow(marketParams: MarketParams, assets: uint256, shares: uint256, onBehal
     assert receiver != empty(address), "zero address"
     assert self._is_sender_authorized(onBehalf), "unauthorized"
     self._require_not_frozen(marketParams.loanToken)
-    self._accrue_interest(market_id)
+    self._accrue_interest(marketParams, market_id)
     m: Market = self.markets[market_id]
     a: uint256 = assets
     s: uint256 = shares
@@ -384,7 +471,7 @@ def repay(marketParams: MarketParams, assets: uint256, shares: uint256, onBehalf
     assert self._exactly_one_zero(assets, shares), "inconsistent input"
     assert onBehalf != empty(address), "zero address"
     assert len(data) == 0, "devnet: no callbacks"
-    self._accrue_interest(market_id)
+    self._accrue_interest(marketParams, market_id)
     m: Market = self.markets[market_id]
     a: uint256 = assets
     s: uint256 = shares
@@ -427,7 +514,7 @@ def withdrawCollateral(marketParams: MarketParams, assets: uint256, onBehalf: ad
     assert assets != 0, "zero assets"
     assert receiver != empty(address), "zero address"
     assert self._is_sender_authorized(onBehalf), "unauthorized"
-    self._accrue_interest(market_id)
+    self._accrue_interest(marketParams, market_id)
     self.positions[market_id][onBehalf].collateral -= convert(assets, uint128)
     assert self._is_healthy(marketParams, market_id, onBehalf), "insufficient collateral"
     log WithdrawCollateral(id=market_id, caller=msg.sender, onBehalf=onBehalf,
@@ -443,7 +530,7 @@ def liquidate(marketParams: MarketParams, borrower: address, seizedAssets: uint2
     market_id: bytes32 = self._created_id(marketParams)
     assert self._exactly_one_zero(seizedAssets, repaidShares), "inconsistent input"
     assert len(data) == 0, "devnet: no callbacks"
-    self._accrue_interest(market_id)
+    self._accrue_interest(marketParams, market_id)
 
     collateral_price: uint256 = staticcall IOracle(marketParams.oracle).price()
     assert not self._is_healthy_at(marketParams, market_id, borrower, collateral_price), \
@@ -532,9 +619,3 @@ def market(id: bytes32) -> (uint128, uint128, uint128, uint128, uint128, uint128
 def idToMarketParams(id: bytes32) -> (address, address, address, address, uint256):
     p: MarketParams = self.params[id]
     return (p.loanToken, p.collateralToken, p.oracle, p.irm, p.lltv)
-
-
-@view
-@external
-def feeRecipient() -> address:
-    return empty(address)

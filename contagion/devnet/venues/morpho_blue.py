@@ -140,6 +140,23 @@ class MorphoBlueVenue:
             gas=LIQUIDATE_GAS,
         )
 
+    def accrue_interest(self, account: str, market: str) -> int:
+        return self.morpho.tx(account, "accrueInterest", self.markets[market])
+
+    # -- owner --------------------------------------------------------------------------------
+    def create_market(self, key: str, params: MarketParams) -> None:
+        """Queue the market's creation (its IRM and LLTV must be enabled) and record it."""
+        self.morpho.tx(DEPLOYER, "createMarket", params)
+        self.markets[key], self.ids[key] = params, market_id(params)
+
+    def set_fee(self, market: str, fee: int) -> int:
+        """The share of interest (WAD, at most 25%) minted as supply shares to the fee
+        recipient; Morpho accrues at the old fee first."""
+        return self.morpho.tx(DEPLOYER, "setFee", self.markets[market], fee)
+
+    def set_fee_recipient(self, recipient: str) -> int:
+        return self.morpho.tx(DEPLOYER, "setFeeRecipient", recipient)
+
     # -- reads --------------------------------------------------------------------------------
     def position(self, market: str, user: str) -> tuple[int, int, int]:
         """(supplyShares, borrowShares, collateral)."""
@@ -195,8 +212,6 @@ def deploy_morpho_blue(
             ZERO_ADDRESS,
             lltv,
         )
-        morpho.tx(DEPLOYER, "createMarket", params)
-        venue.markets[key] = params
-        venue.ids[key] = market_id(params)
+        venue.create_market(key, params)
         venue.oracles[key] = oracle
     return venue
