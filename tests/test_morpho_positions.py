@@ -6,24 +6,27 @@ share count; WETH falls 45% and the first borrower's whole collateral is seized,
 contract writes the rest of its debt off against the suppliers (Liquidate's badDebtAssets
 lower the total supply assets: every supply share is worth less). Then one lender withdraws
 every share, the other some assets, a third supplies at the new share price and the second
-borrower repays part. At every snapshot each Morpho position's amount_raw equals its shares
-valued as the contract values them (`position` shares at `market` totals: supply rounded down,
-debt up, virtual shares 10^6 and assets 1), the replayed market totals equal `market(id)`,
-and the truth check agrees.
+borrower repays part. Then a WETH/USDC market the registry does not list, backed by a
+fixed-rate IRM, accrues interest over hours with a 10 % fee minted to one recipient, then
+another. At every snapshot each Morpho position's amount_raw equals its shares valued as the
+contract values them (`position` shares at `market` totals: supply rounded down, debt up,
+virtual shares 10^6 and assets 1), the replayed market totals equal `market(id)`, and the
+truth check agrees.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import World, scenario_world
 from eth_utils import keccak, to_checksum_address
 
-from contagion.devnet.driver import DEPLOYER, DevnetDriver
+from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
 from contagion.registry import Registry
 from contagion.truth import truth_check
-from contagion.warehouse import connect_readonly
+from contagion.warehouse import connect_readonly, run_checks
 
 pytestmark = pytest.mark.devnet
 
@@ -53,6 +56,7 @@ def _address(name: str) -> str:
 
 LENDER_A, LENDER_B, LENDER_C = (_address(n) for n in ("lender-a", "lender-b", "lender-c"))
 BAD_BORROWER, BORROWER = _address("bad-borrower"), _address("borrower")
+FEE_TO, FEE_TO2 = _address("fee-recipient"), _address("next-fee-recipient")
 
 
 def _bad_debt_at_morpho(driver: DevnetDriver, registry: Registry) -> None:
@@ -100,7 +104,34 @@ def _bad_debt_at_morpho(driver: DevnetDriver, registry: Registry) -> None:
     morpho.tx(LENDER_B, "withdraw", params, 1_000 * 10**6, 0, LENDER_B, LENDER_B)
     morpho.tx(LENDER_C, "supply", params, 12_345_678_901, 0, LENDER_C, b"")
     morpho.tx(BORROWER, "repay", params, 1_234_567_891, 0, BORROWER, b"")
-    driver.mine_all(ts + 12)
+    _, ts = driver.mine_all(ts + 12)
+    _interest_at_morpho(driver, morpho, params, ts)
+
+
+def _interest_at_morpho(driver: DevnetDriver, morpho: Contract, params: tuple[Any, ...],
+                        ts: int) -> None:
+    """A second WETH/USDC market, one the registry does not list, backed by a fixed-rate IRM:
+    hours pass between its events, a 10 % fee goes to one recipient, then another."""
+    irm = driver.deploy("FixedRateIrm", 5 * 10**17 // 31_536_000, label="fixed-rate IRM")
+    morpho.tx(DEPLOYER, "enableIrm", irm.address)
+    accruing = (*params[:3], irm.address, params[4])
+    morpho.tx(DEPLOYER, "createMarket", accruing)
+    morpho.tx(DEPLOYER, "setFeeRecipient", FEE_TO)
+    # the deployer holds USDC and the WETH it seized: it pays for the others' deposits
+    morpho.tx(DEPLOYER, "supply", accruing, 20_000 * 10**6, 0, LENDER_B, b"")
+    morpho.tx(DEPLOYER, "supplyCollateral", accruing, 5 * WAD, BORROWER, b"")
+    _, ts = driver.mine_all(ts + 12)
+    morpho.tx(BORROWER, "borrow", accruing, 0, 3_000 * 10**12 + 4_321, BORROWER, BORROWER)
+    _, ts = driver.mine_all(ts + 12)
+    morpho.tx(DEPLOYER, "setFee", accruing, 10 * 10**16)
+    _, ts = driver.mine_all(ts + 3_600)
+    morpho.tx(DEPLOYER, "accrueInterest", accruing)
+    _, ts = driver.mine_all(ts + 3_600)
+    morpho.tx(DEPLOYER, "setFeeRecipient", FEE_TO2)
+    morpho.tx(DEPLOYER, "supply", accruing, 1_000 * 10**6, 0, LENDER_C, b"")
+    _, ts = driver.mine_all(ts + 3_600)
+    morpho.tx(BORROWER, "repay", accruing, 0, 1_000 * 10**12, BORROWER, b"")
+    driver.mine_all(ts + 3_600)
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +153,13 @@ def _on_chain(world: World, block: int) -> tuple[dict[str, tuple[int, ...]],
     contract values them."""
     morpho = DevnetDriver(world.client).at(
         "MorphoBlue", world.registry.venue("morpho_blue").main_contract)
-    markets = [m.id.lower() for m in world.registry.venue("morpho_blue").markets]
+    markets = sorted({m.id.lower() for m in world.registry.venue("morpho_blue").markets}
+                     | {m for (m,) in world.sql("select distinct market from int_morpho_markets")})
     totals = {m: tuple(int(x) for x in morpho.call("market", bytes.fromhex(m[2:]),
                                                    block=block)[:4]) for m in markets}
     accounts = [a for (a,) in world.sql(
-        "select distinct account from stg_morpho_share_flows order by 1")]
+        "select distinct account from stg_morpho_moves where account is not null "
+        "order by 1")]
     held = {}
     for m in markets:
         sa, ss, ba, bs = totals[m]
@@ -143,6 +176,31 @@ def test_bad_debt_was_written_off_against_the_suppliers(bad_debt_world: World) -
         "select sum(bad_debt_assets::decimal(38, 0)), count(*) from src_morpho_blue__liquidate "
         "where bad_debt_assets::decimal(38, 0) > 0")
     assert liquidations >= 1 and bad > 5_000 * 10**6
+
+
+def test_interest_and_fee_shares_reach_the_positions(bad_debt_world: World) -> None:
+    world = bad_debt_world
+    (accruals, interest, minted), = world.sql(
+        "select count(*), sum(interest::decimal(38, 0)), "
+        "count(*) filter (where fee_shares::decimal(38, 0) > 0) "
+        "from src_morpho_blue__accrue_interest")
+    assert accruals >= 4 and interest > 0 and minted >= 2
+    last = world.sql("select max(snapshot_block) from ref_snapshots")[0][0]
+    held = dict(world.sql(
+        "select account, shares_raw from fct_positions where snapshot_block = ? "
+        "and venue = 'morpho_blue' and side = 'supply' and account in (?, ?)",
+        [last, FEE_TO.lower(), FEE_TO2.lower()]))
+    assert held.keys() == {FEE_TO.lower(), FEE_TO2.lower()} and min(held.values()) > 0
+    # the borrower owes more than it took out and has not paid back
+    (owed, net), = world.sql(
+        "select p.amount_raw, (select sum(sign * amount_raw) from stg_flows as f "
+        "  where f.market = p.market and f.account = p.account and f.side = 'debt') "
+        "from fct_positions as p join (select distinct market from stg_morpho_moves "
+        "  where side = 'supply' and shares_delta > 0 and supply_assets_delta > 0 "
+        "  and account = ?) as m on m.market = p.market "
+        "where p.snapshot_block = ? and p.account = ? and p.side = 'debt'",
+        [FEE_TO.lower(), last, BORROWER.lower()])
+    assert owed > net > 0
 
 
 def _snapshots(world: World) -> list[int]:
@@ -208,3 +266,10 @@ def test_truth_check_compares_morpho_assets(bad_debt_world: World) -> None:
         report = truth_check(world.client, con, world.registry, last, sample=None)
     assert report.ok, report.summary()
     assert report.accounts["morpho_blue"] >= 5
+
+
+def test_the_blocking_checks_hold_with_bad_debt_and_interest(bad_debt_world: World) -> None:
+    with connect_readonly(bad_debt_world.db) as con:
+        failed = [(r.check.name, r.sample) for r in run_checks(con)
+                  if r.check.severity == "error" and not r.passed]
+    assert failed == []

@@ -14,10 +14,10 @@ with liq as (
 position as (
     select
         l.chain_id, l.block_number, l.log_index,
-        coalesce((select sum(s.shares_delta) from stg_morpho_share_flows as s
+        coalesce((select sum(s.shares_delta) from stg_morpho_moves as s
                   where s.chain_id = l.chain_id and s.venue = l.venue and s.market = l.market
                     and s.account = l.borrower and s.side = 'debt'
-                    and s.block_number::hugeint * 1000000 + s.log_index < l.state_ordinal), 0)
+                    and s.ordinal < l.state_ordinal), 0)
             as borrow_shares,
         coalesce((select sum(f.sign * f.amount_raw) from stg_flows as f
                   where f.chain_id = l.chain_id and f.venue = l.venue and f.market = l.market

@@ -9,12 +9,14 @@
 -- assets, so it lowers every supplier's amount. The product passes 128 bits (shares carry six
 -- more digits than assets), so it goes through contagion.exact. amount_raw is null where the
 -- replayed totals are negative (events missing from the lake: an index that starts after the
--- market's first event). loan_token: the registry market's, else the input's CreateMarket.
+-- market's first event). Fee shares AccrueInterest mints are the fee recipient's supply
+-- shares (stg_morpho_moves). loan_token: the registry market's, else the input's CreateMarket.
 with deltas as (
     select chain_id, venue, market, account, side, block_number,
            concat_ws('|', coalesce(venue, ''), market, account, side) as position_key,
            sum(shares_delta) as delta
-    from stg_morpho_share_flows
+    from stg_morpho_moves
+    where account is not null  -- an accrual without fee shares moves no position
     group by all
 ),
 running as (
