@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from contagion.chain.logs import get_logs
+from contagion.chain.logs import chain_id_of, get_logs
 from contagion.chain.rpc import RpcClient
 from contagion.ingest import (
     BLOCKS,
     RAW_LOGS,
     PartitionRead,
+    StoredPartition,
     check_reorgs,
     complete_partitions,
     read_partition,
@@ -54,6 +55,7 @@ __all__ = [
     "contract_addresses",
     "decode_partition",
     "discover_children",
+    "drop_invalidated",
     "index_range",
     "parse_window_key",
     "plan_windows",
@@ -66,6 +68,8 @@ __all__ = [
 QUARANTINE = "quarantine"
 DECODED_TABLES = tuple(layout.table for layout in CATALOG.layouts)
 CANONICAL_TABLES = tuple(CANONICAL_SCHEMAS)
+ALL_TABLES = (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)
+DERIVED_TABLES = (QUARANTINE, *CANONICAL_TABLES)  # written last: the partition is complete
 # partitions read while one is decoded and written: two keep the node busy while a partition
 # is decoded (+14 % on the ingest bench against one); the client's max_in_flight still bounds
 # the requests on the wire
@@ -230,6 +234,29 @@ def tidy_window(lake: Lake, stored: StoredWindows, window: int,
                 stored.discard(table, file)
 
 
+def drop_invalidated(client: RpcClient, lake: Lake, chain_id: int, width: int,
+                     reorg_window: int, *, complete: Sequence[StoredPartition] | None = None,
+                     stored: StoredWindows | None = None) -> list[PartitionFile]:
+    """Delete from every table the partitions a reorg invalidated (`check_reorgs`), and what an
+    interrupted run left in their windows (`tidy_window`); returns the partitions deleted.
+    Above the chain's new head (a reorg to a shorter chain) nothing would index them again, so
+    they must go here. A reorg deeper than `reorg_window` raises DeepReorgError and changes
+    nothing. `stored`: the lake's files of `ALL_TABLES`, kept up to date (listed here only if
+    something is to go: a run without a reorg lists no folder)."""
+    complete = complete_partitions(lake, chain_id) if complete is None else complete
+    stale = check_reorgs(client, lake, chain_id, reorg_window, complete=complete)
+    if not stale:
+        return []
+    stored = StoredWindows(lake, ALL_TABLES, chain_id, width) if stored is None else stored
+    for part in stale:
+        drop_partition(lake, part, stored)
+    done = {part for part, _ in complete} - set(stale)
+    for window in sorted({window_of(p, width) for p in stale}):
+        tidy_window(lake, stored, window, [p for p in stored.in_window(BLOCKS, window)
+                                           if p in done], DERIVED_TABLES, done)
+    return stale
+
+
 def grown_to_stored(part: PartitionFile, here: Sequence[PartitionFile]) -> PartitionFile:
     """The partition to index for `part`: a complete stored one of its window (`here`) that
     covers it, else the smallest range covering `part` and those, so writing it supersedes them
@@ -320,7 +347,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     """
     began = time.monotonic()
     chain_id = registry.chain_id
-    reported = int(client.call("eth_chainId"), 16)
+    reported = chain_id_of(client)
     if reported != chain_id:
         raise ValueError(f"the endpoint serves chain {reported}, the registry describes "
                          f"{registry.network} (chain {chain_id})")
@@ -329,14 +356,11 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     first = registry.deployed_at_block if first is None else first
     last = safe if last is None else min(last, safe)
     complete = complete_partitions(lake, chain_id)
-    stale = set(check_reorgs(client, lake, chain_id, reorg_window, complete=complete))
-    tables = (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)
-    stored = StoredWindows(lake, tables, chain_id, width)
+    stored = StoredWindows(lake, ALL_TABLES, chain_id, width)
     # what a reorg invalidated goes now, inside this run's range or not: its blocks are gone
-    for part in sorted(stale):
-        drop_partition(lake, part, stored)
-    done = {part for part, _ in complete} - stale
-    derived = (QUARANTINE, *CANONICAL_TABLES)  # written last: the partition is complete
+    stale = drop_invalidated(client, lake, chain_id, width, reorg_window, complete=complete,
+                             stored=stored)
+    done = {part for part, _ in complete if stored.has(BLOCKS, part)}  # those not dropped
 
     def complete_in(window: int) -> list[PartitionFile]:  # by window: no scan of the lake
         return [p for p in stored.in_window(BLOCKS, window) if p in done]
@@ -344,12 +368,12 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     plan = list(dict.fromkeys(grown_to_stored(p, complete_in(window_of(p, width)))
                               for p in plan_windows(chain_id, first, last, width)))
     planned = {window_of(p, width) for p in plan}
-    for window in sorted(planned | {window_of(p, width) for p in stale}):
-        tidy_window(lake, stored, window, complete_in(window), derived, done)
+    for window in sorted(planned):
+        tidy_window(lake, stored, window, complete_in(window), DERIVED_TABLES, done)
     again = sum(window_of(p, width) in planned for p in stale)
     summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=again,
                            removed_after_reorg=len(stale) - again)
-    todo = [p for p in plan if not (p in done and all(stored.has(t, p) for t in derived))]
+    todo = [p for p in plan if not (p in done and all(stored.has(t, p) for t in DERIVED_TABLES))]
     summary.skipped = len(plan) - len(todo)
     if on_plan is not None:
         on_plan(todo)
@@ -381,8 +405,8 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                     logs = lake.read(RAW_LOGS, part).num_rows
                 decoded = decode_partition(lake, registry, part, fetched)
                 canonical_partition(lake, registry, part, decoded.tables, created=created)
-                stored.add(tables, part)
-                supersede(lake, tables, part, width, stored)
+                stored.add(ALL_TABLES, part)
+                supersede(lake, ALL_TABLES, part, width, stored)
                 result = WindowResult(part, logs, decoded.decoded_rows,
                                       decoded.quarantine.num_rows, decoded.ignored_rows,
                                       time.monotonic() - t0)

@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from contagion.chain.logs import safe_head
+from contagion.chain.rpc import RpcClient
 from contagion.indexing import (
     CANONICAL_TABLES,
     DECODED_TABLES,
@@ -22,6 +23,7 @@ from contagion.indexing import (
     contract_addresses,
     decode_partition,
     discover_children,
+    drop_invalidated,
     parse_window_key,
     stored_part,
     supersede,
@@ -35,15 +37,11 @@ BLOCK_RANGES = "block_ranges"
 block_ranges = dg.DynamicPartitionsDefinition(name=BLOCK_RANGES)
 
 
-def _window_parts(context: dg.AssetExecutionContext, chain: ChainResource, chain_id: int,
-                  first_block: int) -> Iterator[tuple[PartitionFile, int]]:
+def _window_parts(context: dg.AssetExecutionContext, client: RpcClient, confirmations: int,
+                  chain_id: int, first_block: int) -> Iterator[tuple[PartitionFile, int]]:
     """Each window of this run (one, or a backfill range run at once) clipped to the blocks that
     exist at or below the safe head, with its width."""
-    client = chain.client()
-    try:
-        safe = safe_head(client, chain.confirmations)
-    finally:
-        client.close()
+    safe = safe_head(client, confirmations)
     for key in context.partition_keys:
         start, stop = parse_window_key(key)
         part = PartitionFile(chain_id, max(start, first_block), min(stop, safe + 1))
@@ -92,9 +90,15 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
     store = lake.lake()
     logs = headers = duplicates = 0
     meta: dict[str, int | str] = {}
-    parts = list(_window_parts(context, chain, registry.chain_id, registry.deployed_at_block))
     client = chain.client()
-    try:  # discovered once for the run, as `contagion index` does for its range
+    try:
+        # what a reorg invalidated goes first, as in `contagion index`: also the partitions
+        # above a shorter chain's head, which no window of a run asks for
+        dropped = drop_invalidated(client, store, registry.chain_id, chain.partition_width,
+                                   chain.reorg_window)
+        parts = list(_window_parts(context, client, chain.confirmations, registry.chain_id,
+                                   registry.deployed_at_block))
+        # discovered once for the run, as `contagion index` does for its range
         created = discover_children(client, registry, parts[-1][0].stop - 1,
                                     chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight)
@@ -112,6 +116,7 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
                 ["chain_id", "block_number", "log_index"]).aggregate([]).num_rows
     finally:
         client.close()
+    meta["invalidated_by_reorg"] = len(dropped)
     yield dg.MaterializeResult(asset_key=RAW_LOGS, metadata={**meta, "rows": logs})
     yield dg.MaterializeResult(asset_key=BLOCKS, metadata={**meta, "rows": headers})
     yield dg.AssetCheckResult(check_name="raw_logs_unique_log_keys", asset_key=RAW_LOGS,

@@ -1,6 +1,7 @@
 """The sensor that keeps indexing at the safe head: it adds a partition for every new window,
 asks for windows whose blocks grew (the open window at the head), and for partitions a reorg
-invalidated."""
+invalidated. After a reorg to a shorter chain it asks for the head window, whose run deletes
+the invalidated partitions above the head, and removes the windows above the head."""
 
 
 import dagster as dg
@@ -41,11 +42,17 @@ def block_range_sensor(context: dg.SensorEvaluationContext, chain: ChainResource
         start, stop = parse_window_key(key)
         have = stored_part(store, BLOCKS, registry.chain_id, start, stop, stored)
         want_stop = min(stop, safe + 1)
-        invalid = any(start <= p.start < stop for p in stale)
+        # the head window's run (chain_logs) also deletes what is invalid above the safe head
+        at_head = key == keys[-1]
+        invalid = any(start <= p.start and (p.start < stop or at_head) for p in stale)
         if have is None or have.stop < want_stop or invalid:
             requests.append(dg.RunRequest(partition_key=key,
                                           run_key=f"{key}@{want_stop}:{len(stale)}"))
+    # windows wholly above a shorter chain's head: no run could index them; added back as the
+    # chain grows again
+    gone = sorted(k for k in known - set(keys) if parse_window_key(k)[0] > safe)
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[block_ranges.build_add_request(
-            [k for k in keys if k not in known])])
+        dynamic_partitions_requests=[
+            block_ranges.build_add_request([k for k in keys if k not in known]),
+            *([block_ranges.build_delete_request(gone)] if gone else [])])

@@ -39,6 +39,7 @@ __all__ = [
     "MalformedReply",
     "RangeLimitError",
     "block_hashes",
+    "chain_id_of",
     "get_headers",
     "get_logs",
     "hash_matrix",
@@ -46,6 +47,7 @@ __all__ = [
     "logs_to_table",
     "parse_limit_error",
     "parse_logs_reply",
+    "rpc_quantity",
     "safe_head",
     "single_array",
     "split_range",
@@ -650,6 +652,21 @@ def block_hashes(client: RpcClient, block_numbers: Sequence[int], *,
         else:
             out.append(reply["hash"].lower())
     return out
+
+
+def rpc_quantity(client: RpcClient, method: str, answer: Any) -> int:
+    """`client`'s `answer` to `method` as the quantity (hex string) it must be; anything else
+    raises MalformedReply naming the endpoint and the answer (`int(answer, 16)` would say
+    "invalid literal" or "can't convert non-string" and name neither)."""
+    if not _is_quantity(answer, 256):
+        raise MalformedReply(f"{client.url} answered {method} with {repr(answer)[:100]}, not "
+                             "a hex quantity")
+    return int(answer, 16)
+
+
+def chain_id_of(client: RpcClient) -> int:
+    """The chain id the endpoint serves (eth_chainId)."""
+    return rpc_quantity(client, "eth_chainId", client.call("eth_chainId"))
 
 
 def safe_head(client: RpcClient, confirmations: int) -> int:

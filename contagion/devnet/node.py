@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contagion.chain.logs import chain_id_of
 from contagion.chain.rpc import NO_RETRY, RpcClient, RpcError, RpcUnavailable
 
 __all__ = [
@@ -180,7 +181,7 @@ def start_node(data_dir: Path, port: int = 8545, *, attached: bool = False,
                 raise NodeError(f"anvil exited with code {proc.returncode} before answering; "
                                 f"its log ({log_file}) ends with:\n{tail}")
             try:
-                chain_id = int(client.call("eth_chainId"), 16)
+                chain_id = chain_id_of(client)
                 break
             except (RpcUnavailable, RpcError):
                 if time.monotonic() > deadline:

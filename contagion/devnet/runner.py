@@ -20,6 +20,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from contagion.chain.logs import chain_id_of
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.base import usd_feed_answer
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver, TxFailed
@@ -725,7 +726,7 @@ def run_scenario(scenario: Scenario, scenario_file: Path, rpc_url: str, data_dir
     client = RpcClient(rpc_url)
     started = time.monotonic()
     try:
-        chain_id = int(client.call("eth_chainId"), 16)
+        chain_id = chain_id_of(client)
         if chain_id != registry.chain_id:
             raise ScenarioError(f"{rpc_url} is chain {chain_id}, but the registry in {data_dir} "
                                 f"describes chain {registry.chain_id}")

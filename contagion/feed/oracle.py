@@ -22,6 +22,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from contagion.chain.logs import rpc_quantity
 from contagion.chain.rpc import RpcClient, RpcError
 from contagion.devnet.abi import ContractAbi
 from contagion.devnet.compile import compile_contract
@@ -207,9 +208,10 @@ def submit_update(client: RpcClient, oracle: str, sender: str | LocalAccount,
                                                   "pending"]), 16)
     except RpcError as exc:
         raise OracleRejected(signed.update, _revert_reason(exc)) from None
-    nonce, price, chain = (int(x, 16) for x in client.batch_strict([
-        ("eth_getTransactionCount", [frm, "pending"]), ("eth_gasPrice", []),
-        ("eth_chainId", [])]))
+    asked: list[tuple[str, list[Any]]] = [("eth_getTransactionCount", [frm, "pending"]),
+                                          ("eth_gasPrice", []), ("eth_chainId", [])]
+    nonce, price, chain = (rpc_quantity(client, method, answer) for (method, _), answer
+                           in zip(asked, client.batch_strict(asked), strict=True))
     # a quarter above the estimate: the estimate is the least that succeeds, with no margin
     tx: dict[str, Any] = {"to": to_checksum_address(oracle), "data": data,
                           "gas": gas * 5 // 4, "gasPrice": price, "nonce": nonce,

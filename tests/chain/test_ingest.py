@@ -494,6 +494,50 @@ def test_contagion_index_reports_an_endpoint_that_is_down_or_not_json_rpc(
     assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))
 
 
+def test_contagion_index_reports_a_chain_id_that_is_not_a_hex_quantity(tmp_path: Path) -> None:
+    """An endpoint that answers eth_chainId with something else than a hex quantity: one line
+    naming the endpoint and its answer, exit 1 (it was `invalid literal for int() with base 16`,
+    or a TypeError's traceback for a number)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+
+    answer: list[Any] = []
+
+    class OddChainId(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            body = json.dumps({"jsonrpc": "2.0", "id": asked["id"], "result": answer[-1]})
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), OddChainId)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        for odd in ("mainnet", 1, None):
+            answer.append(odd)
+            result = CliRunner().invoke(app, ["index", "--rpc", url, "--registry", "ethereum",
+                                              "--lake", str(tmp_path / "lake")])
+            assert result.exit_code == 1, result.output
+            assert isinstance(result.exception, SystemExit), result.exception
+            text = " ".join(result.output.split())
+            assert (f"error: indexing from {url} stopped: {url} answered eth_chainId with "
+                    f"{odd!r}, not a hex quantity") in text, text
+            assert "Traceback" not in text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 LAKE_TABLES = ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows", "prices")
 
 
@@ -552,6 +596,97 @@ def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_even_after_a_crash(
                 index_range(client, crashed, registry, width=10, reorg_window=1_000)
         index_range(client, crashed, registry, width=10, reorg_window=1_000)
         same_tables(crashed, fresh)
+        client.close()
+
+
+@pytest.mark.devnet
+def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_through_dagster_too(
+        tmp_path: Path) -> None:
+    """The Dagster path after a reorg to a shorter chain: the run deletes every table's files
+    above the new head (they used to stay, their flows read by the warehouse, and the coverage
+    check failed), the sensor removes the partition keys above it, and the lake equals a fresh
+    `contagion index` of the chain as it now is. Also when the new head ends a stored window
+    that still holds: the sensor then asks for that window only for the deletion."""
+    import dagster as dg
+
+    from contagion.indexing import (
+        CANONICAL_TABLES,
+        DECODED_TABLES,
+        QUARANTINE,
+        window_key,
+        window_keys,
+    )
+    from contagion.registry import save_registry
+    from dagster_project.assets import BLOCK_RANGES, canonical, chain_logs, decoded_events
+    from dagster_project.definitions import registry as registry_asset
+    from dagster_project.resources import ChainResource, LakeResource
+    from dagster_project.sensors import block_range_sensor
+
+    tables = ("raw_logs", "blocks", *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)
+    with devnet_history(tmp_path / "node", blocks=6, seed=8) as history:
+        registry = history_registry(history)
+        save_registry(registry, tmp_path / "registry.yaml")
+        client = RpcClient(history.url)
+        chain = ChainResource(rpc_url=history.url, registry=str(tmp_path / "registry.yaml"),
+                              confirmations=0, partition_width=10, reorg_window=1_000)
+        resources = {"chain": chain, "lake": LakeResource(root=str(tmp_path / "lake"))}
+        instance = dg.DagsterInstance.ephemeral()
+        lake = Lake(tmp_path / "lake")
+
+        def tick() -> list[str]:
+            """A sensor tick: its partition keys added and deleted, its runs materialized."""
+            result = block_range_sensor(dg.build_sensor_context(instance=instance,
+                                                                resources=resources))
+            assert isinstance(result, dg.SensorResult)
+            for change in result.dynamic_partitions_requests or []:
+                keys = list(change.partition_keys or [])
+                if isinstance(change, dg.AddDynamicPartitionsRequest):
+                    instance.add_dynamic_partitions(BLOCK_RANGES, keys)
+                else:
+                    for key in keys:
+                        instance.delete_dynamic_partition(BLOCK_RANGES, key)
+            asked = [str(r.partition_key) for r in result.run_requests or []]
+            for key in asked:
+                run = dg.materialize([registry_asset, chain_logs, decoded_events, canonical],
+                                     partition_key=key, instance=instance, resources=resources,
+                                     selection=[chain_logs, decoded_events, canonical])
+                assert run.success
+                assert all(c.passed for c in run.get_asset_check_evaluations()), key
+            return asked
+
+        def same_as_a_fresh_index(name: str) -> None:
+            for table in tables:
+                above = [p for p in lake.partitions(table, CHAIN) if p.stop > history.head + 1]
+                assert not above, (table, above)
+            assert sorted(instance.get_dynamic_partitions(BLOCK_RANGES)) == window_keys(
+                history.first, history.head, 10)
+            fresh = Lake(tmp_path / name)
+            index_range(client, fresh, registry, width=10)
+            for table in tables:
+                assert lake.partitions(table, CHAIN) == fresh.partitions(table, CHAIN), table
+            same_tables(lake, fresh)
+            assert tick() == []  # nothing left to do
+
+        snapshot = str(client.call("evm_snapshot"))
+        fork_head, fork_time = history.head, history.timestamp
+        add_transfers(history, 40, seed=9)
+        assert tick()
+        top = max(p.stop for p in lake.partitions("flows", CHAIN))
+        fork(history, snapshot, fork_head, fork_time, blocks=12, seed=10)  # 40 blocks -> 12
+        assert history.head < top - 10  # whole windows above the new head
+        assert tick()
+        same_as_a_fresh_index("fresh")
+
+        # back to a head that ends a window, stored whole before the chain went on
+        add_transfers(history, 9 - history.head % 10 + 10, seed=11)
+        snapshot = str(client.call("evm_snapshot"))
+        fork_head, fork_time = history.head, history.timestamp
+        assert tick()
+        add_transfers(history, 15, seed=12)
+        assert tick()
+        fork(history, snapshot, fork_head, fork_time, blocks=0, seed=13)
+        assert tick() == [window_key(fork_head - 9, fork_head + 1)]
+        same_as_a_fresh_index("fresh_again")
         client.close()
 
 

@@ -20,6 +20,7 @@ from contagion.chain.logs import (
     LimitHint,
     MalformedReply,
     RangeLimitError,
+    chain_id_of,
     get_headers,
     get_logs,
     headers_to_table,
@@ -133,6 +134,29 @@ def test_other_rpc_errors_raise_at_once() -> None:
     with pytest.raises(RpcError, match="invalid argument"):
         get_logs(client, 0, 99, None, None, chain_id=CHAIN, chunk_blocks=100)
     assert len(client.calls) == 1
+
+
+class AnswersWith(RpcClient):
+    """Answers every call with one value, as an odd endpoint might."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__("http://odd.invalid:8545")
+        self.answer = answer
+
+    def call(self, method: str, params: Sequence[Any] = (), *,
+             loads: Callable[[bytes], Any] = json.loads) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", ["mainnet", "0x", "0xzz", "-0x1", "", None, 1, 1.5,
+                                    ["0x1"], {"chainId": "0x1"}])
+def test_a_chain_id_that_is_not_a_hex_quantity_names_the_endpoint_and_answer(
+        answer: Any) -> None:
+    with pytest.raises(MalformedReply) as refused:
+        chain_id_of(AnswersWith(answer))
+    assert str(refused.value) == (f"http://odd.invalid:8545 answered eth_chainId with "
+                                  f"{answer!r}, not a hex quantity")
+    assert chain_id_of(AnswersWith("0x7a69")) == 31337
 
 
 def fake_log(block: int, index: int, topics: int = 3, data: str = "0x") -> dict[str, Any]:
