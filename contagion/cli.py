@@ -1055,6 +1055,7 @@ def report(registry: str | None = REGISTRY, db: Path | None = DATABASE,
            data_dir: Path = DATA_DIR) -> None:
     """Write the ecosystem health report: one self-contained HTML file (charts inline) under
     reports/, the newest also as report.html. The daily Dagster schedule writes the same."""
+    from contagion.chain.logs import ChainReadError, head_of
     from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable
     from contagion.lake import Lake
     from contagion.report.build import write_health_report
@@ -1065,8 +1066,8 @@ def report(registry: str | None = REGISTRY, db: Path | None = DATABASE,
     if url:
         client = RpcClient(url)
         try:
-            head = int(client.call("eth_blockNumber"), 16)
-        except (RpcError, RpcUnavailable) as exc:
+            head = head_of(client)
+        except (RpcError, RpcUnavailable, ChainReadError) as exc:
             err.print(f"the chain head is unknown ({exc}); the report says so")
         finally:
             client.close()

@@ -34,6 +34,7 @@ from contagion.chain.logs import (
     get_headers,
     get_logs,
     hash_matrix,
+    head_of,
 )
 from contagion.chain.rpc import RpcClient, RpcError
 from contagion.lake import Lake, PartitionFile
@@ -268,7 +269,7 @@ def _refuse_deep(client: RpcClient, lake: Lake, part: PartitionFile, reorg_windo
                  ) -> None:
     """Raise DeepReorgError if the lowest stored block of `part` that the chain no longer has
     lies deeper than the window."""
-    head = int(client.call("eth_blockNumber"), 16)
+    head = head_of(client)
     stored = lake.read(BLOCKS, part)
     numbers = stored["block_number"].to_pylist()
     hashes = [_hex(h) for h in stored["block_hash"].to_pylist()]

@@ -43,6 +43,7 @@ __all__ = [
     "get_headers",
     "get_logs",
     "hash_matrix",
+    "head_of",
     "headers_to_table",
     "logs_to_table",
     "parse_limit_error",
@@ -669,9 +670,13 @@ def chain_id_of(client: RpcClient) -> int:
     return rpc_quantity(client, "eth_chainId", client.call("eth_chainId"))
 
 
+def head_of(client: RpcClient) -> int:
+    """The endpoint's latest block number (eth_blockNumber)."""
+    return rpc_quantity(client, "eth_blockNumber", client.call("eth_blockNumber"))
+
+
 def safe_head(client: RpcClient, confirmations: int) -> int:
     """The newest block with at least `confirmations` blocks on top of it (never below 0)."""
     if confirmations < 0:
         raise ValueError(f"confirmations must be >= 0, got {confirmations}")
-    head = int(client.call("eth_blockNumber"), 16)
-    return max(0, head - confirmations)
+    return max(0, head_of(client) - confirmations)

@@ -23,6 +23,7 @@ from contagion.chain.logs import (
     chain_id_of,
     get_headers,
     get_logs,
+    head_of,
     headers_to_table,
     logs_to_table,
     parse_limit_error,
@@ -150,13 +151,15 @@ class AnswersWith(RpcClient):
 
 @pytest.mark.parametrize("answer", ["mainnet", "0x", "0xzz", "-0x1", "", None, 1, 1.5,
                                     ["0x1"], {"chainId": "0x1"}])
-def test_a_chain_id_that_is_not_a_hex_quantity_names_the_endpoint_and_answer(
+def test_a_chain_id_or_head_that_is_not_a_hex_quantity_names_the_endpoint_and_answer(
         answer: Any) -> None:
-    with pytest.raises(MalformedReply) as refused:
-        chain_id_of(AnswersWith(answer))
-    assert str(refused.value) == (f"http://odd.invalid:8545 answered eth_chainId with "
-                                  f"{answer!r}, not a hex quantity")
-    assert chain_id_of(AnswersWith("0x7a69")) == 31337
+    for method, read in (("eth_chainId", chain_id_of), ("eth_blockNumber", head_of),
+                         ("eth_blockNumber", lambda client: safe_head(client, 0))):
+        with pytest.raises(MalformedReply) as refused:
+            read(AnswersWith(answer))
+        assert str(refused.value) == (f"http://odd.invalid:8545 answered {method} with "
+                                      f"{answer!r}, not a hex quantity")
+        assert read(AnswersWith("0x7a69")) == 31337
 
 
 def fake_log(block: int, index: int, topics: int = 3, data: str = "0x") -> dict[str, Any]:
