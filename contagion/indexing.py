@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from contagion.chain.logs import chain_id_of, get_logs, head_of
+from contagion.chain.logs import chain_id_of, get_logs, safe_head
 from contagion.chain.rpc import RpcClient
 from contagion.ingest import (
     BLOCKS,
@@ -351,8 +351,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     if reported != chain_id:
         raise ValueError(f"the endpoint serves chain {reported}, the registry describes "
                          f"{registry.network} (chain {chain_id})")
-    head = head_of(client)
-    safe = max(head - confirmations, 0)
+    safe = safe_head(client, confirmations)
     first = registry.deployed_at_block if first is None else first
     last = safe if last is None else min(last, safe)
     complete = complete_partitions(lake, chain_id)
