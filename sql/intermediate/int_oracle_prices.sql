@@ -4,9 +4,10 @@
 -- feed a venue reads for the token itself (int_token_feeds: one feed per token), else for the
 -- asset an aToken or debt token is a claim on (1:1 on the devnet; on mainnet interest makes
 -- the claim worth slightly more); the USD unit is 1. A latest answer the venues would reject
--- (not above 0) leaves the price null, not the answer before it (prices_usable names them). The price's age is carried along, in blocks and seconds, and the exact
--- answer with the feed's decimals (price = answer_raw / 10^answer_decimals; the unit: 1 / 10^0)
--- for what must be valued without floats (the solvency commitment).
+-- (not above 0) leaves the price null, not the answer before it (prices_usable names them).
+-- The price's age is carried along, in blocks and seconds, and the exact answer with the
+-- feed's decimals (price = answer_raw / 10^answer_decimals; the unit: 1 / 10^0) for what must
+-- be valued without floats (the solvency commitment).
 with priced as (
     select distinct chain_id, token from stg_prices
 ),

@@ -52,9 +52,8 @@ inputs as (
         date_diff('second', x.snapshot_time, x.expiry) / 31557600.0 as years,
         -- null without a usable mark (no vol, or not above 0; no spot)
         case when v.implied_vol > 0 then smile_vol(
-            u.price_usd, x.strike_price_usd,
-            date_diff('second', x.snapshot_time, x.expiry) / 31557600.0,
-            v.implied_vol, coalesce(v.risk_reversal, 0)) end as smile,
+            u.price_usd, x.strike_price_usd, years, v.implied_vol,
+            coalesce(v.risk_reversal, 0)) end as smile,
         case when d.ordinal <= x.snapshot_block::hugeint * 1000000 + 999999
              then d.expiry_price_usd else u.price_usd end as expiry_price_usd
     from series as x
