@@ -33,10 +33,12 @@ demo: setup
 	$(BIN)/contagion demo
 
 # The Dagster UI on the demo's folder: every asset's lineage, the checks, the schedule and
-# sensor, and the demo's runs. CONTAGION_DATA_DIR points it at another folder.
+# sensor, and the demo's runs. CONTAGION_DATA_DIR points it at another folder. The instance's
+# dagster.yaml (one run at a time holds the lake) is installed unless one is there already.
 UI_DATA ?= data/demo
 ui: setup
 	mkdir -p $(UI_DATA)/dagster
+	test -e $(UI_DATA)/dagster/dagster.yaml || cp dagster_project/dagster.yaml $(UI_DATA)/dagster/
 	CONTAGION_DATA_DIR=$(UI_DATA) DAGSTER_HOME=$(abspath $(UI_DATA))/dagster \
 		$(BIN)/dagster dev -w workspace.yaml
 

@@ -65,10 +65,16 @@ def _stored_windows(context: dg.AssetExecutionContext, store: Lake, chain_id: in
 # A backfill of many windows runs as one run: Dagster's per-run overhead (seconds) would
 # otherwise dwarf indexing a window (a fraction of a second).
 _SINGLE_RUN = dg.BackfillPolicy.single_run()
+# The lake has one writer (docs/lake.md): a run that re-indexes after a reorg deletes other
+# windows' invalidated files. Every asset that writes or reads the lake is in this pool, and
+# the instance's dagster.yaml (dagster_project/dagster.yaml, installed by `make ui`) lets one
+# run at a time hold it: concurrent backfills and sensor runs queue instead of interleaving.
+LAKE_POOL = "contagion_lake"
 
 
 @dg.multi_asset(
     backfill_policy=_SINGLE_RUN,
+    pool=LAKE_POOL,
     specs=[dg.AssetSpec(RAW_LOGS, deps=["registry"], partitions_def=block_ranges,
                         group_name="indexing",
                         description="Logs of the registry's contracts with known topic0s "
@@ -145,6 +151,7 @@ def _coverage_check(store: Lake, chain_id: int, first_block: int) -> dg.AssetChe
 
 @dg.multi_asset(
     backfill_policy=_SINGLE_RUN,
+    pool=LAKE_POOL,
     specs=[dg.AssetSpec(name, deps=[RAW_LOGS, BLOCKS], partitions_def=block_ranges,
                         group_name="decoded") for name in (*DECODED_TABLES, QUARANTINE)],
     check_specs=[dg.AssetCheckSpec("quarantine_reconciles", asset=QUARANTINE, blocking=True,
@@ -180,6 +187,7 @@ def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
 
 @dg.multi_asset(
     backfill_policy=_SINGLE_RUN,
+    pool=LAKE_POOL,
     specs=[dg.AssetSpec(name, deps=[*DECODED_TABLES], partitions_def=block_ranges,
                         group_name="canonical") for name in CANONICAL_TABLES],
     check_specs=[dg.AssetCheckSpec("prices_valid", asset="prices", blocking=True,

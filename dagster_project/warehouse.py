@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from contagion.truth import truth_check
 from contagion.warehouse import Model, build_database, lake_schemas, load_checks, load_models
 from contagion.warehouse import run_checks as run_sql_checks
+from dagster_project.assets import LAKE_POOL
 from dagster_project.resources import ChainResource, LakeResource, WarehouseResource
 
 MODELS = load_models()
@@ -51,7 +52,7 @@ _CHECK_SPECS = [
 
 
 @dg.multi_asset(specs=[*_SPECS, _DATABASE_SPEC], check_specs=_CHECK_SPECS,
-                can_subset=False)
+                can_subset=False, pool=LAKE_POOL)  # reads the lake: not while a run writes it
 def warehouse(context: dg.AssetExecutionContext, chain: ChainResource, lake: LakeResource,
               warehouse_settings: WarehouseResource, duckdb: DuckDBResource
               ) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
