@@ -28,6 +28,6 @@ def test_the_lake_is_held_by_one_run_at_a_time(tmp_path: Path,
     with dg.DagsterInstance.get() as instance:
         pool = instance.get_concurrency_config().pool_config
         assert pool.default_pool_limit == 1
-        assert pool.pool_granularity.value == "run"
+        assert pool.pool_granularity is not None and pool.pool_granularity.value == "run"
         assert instance.run_coordinator is not None
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
