@@ -3,10 +3,22 @@
 @title Aave-v3.3-compatible lending pool (devnet subset)
 @notice Same entry points, views and events as Aave v3.3's Pool for variable-rate lending:
         supply, withdraw, borrow, repay, liquidationCall (with v3.3 deficit accounting),
-        setUserUseReserveAsCollateral and getUserAccountData. Devnet simplifications: interest
-        rates are zero (indexes stay at RAY), no e-mode, isolation, caps, flash loans, fees or
-        credit delegation; prices come straight from Chainlink-style feeds (8-decimal USD, the
-        Aave base currency). Rounding follows Aave's PercentageMath / WadRayMath (half up).
+        setUserUseReserveAsCollateral and getUserAccountData. Devnet simplifications: no e-mode,
+        isolation, caps, flash loans, liquidation protocol fee or credit delegation; prices come
+        straight from Chainlink-style feeds (8-decimal USD, the Aave base currency). Rounding
+        follows Aave's PercentageMath / WadRayMath (half up).
+
+        Interest as in Aave v3.3 (ReserveLogic, MathUtils, DefaultReserveInterestRateStrategyV2):
+        every action first updates the state of the reserves it touches (liquidity index by
+        linear interest, variable borrow index by the 3-term compounded interest, the reserve
+        factor's share of the accrued debt booked to accruedToTreasury, scaled), then, with the
+        liquidity it adds or takes, recomputes the rates from the usage ratio (the virtual
+        underlying balance, as in v3.1+; the deficit counts as unbacked in the supply usage) and
+        emits ReserveDataUpdated before the action's own event. The rate strategy's parameters
+        live in this pool (setReserveInterestRateData, in RAY), the configurator's
+        setReserveFactor and the treasury too (mintToTreasury mints the aTokens as Aave does but
+        does not log MintedToTreasury, which the decoder has no spec for). Reserves start with
+        all of them zero: zero rates, indexes at RAY, balances equal to amounts.
 
         Risk oracle (Contagion's RiskOracle.vy), unset by default: the pool then behaves as
         above. Once the owner sets it with setRiskOracle, the pool obeys its markets
@@ -23,20 +35,24 @@ import AggregatorV3Interface
 import IRiskOracle
 
 interface IAToken:
-    def balanceOf(account: address) -> uint256: view
+    def scaledBalanceOf(account: address) -> uint256: view
     def UNDERLYING_ASSET_ADDRESS() -> address: view
     def POOL() -> address: view
-    def mint(caller: address, onBehalfOf: address, amount: uint256) -> bool: nonpayable
-    def burn(user: address, receiverOfUnderlying: address, amount: uint256): nonpayable
+    def mint(caller: address, onBehalfOf: address, amount: uint256, index: uint256) -> bool: \
+        nonpayable
+    def burn(user: address, receiverOfUnderlying: address, amount: uint256, index: uint256): \
+        nonpayable
+    def mintToTreasury(amount: uint256, index: uint256): nonpayable
     def transferOnLiquidation(sender: address, receiver: address, amount: uint256): nonpayable
     def transferUnderlyingTo(target: address, amount: uint256): nonpayable
 
 interface IDebtToken:
-    def balanceOf(account: address) -> uint256: view
+    def scaledBalanceOf(account: address) -> uint256: view
     def UNDERLYING_ASSET_ADDRESS() -> address: view
     def POOL() -> address: view
-    def mint(user: address, onBehalfOf: address, amount: uint256) -> bool: nonpayable
-    def burn(user: address, amount: uint256): nonpayable
+    def mint(user: address, onBehalfOf: address, amount: uint256, index: uint256) -> \
+        (bool, uint256): nonpayable
+    def burn(user: address, amount: uint256, index: uint256) -> uint256: nonpayable
 
 event Supply:
     reserve: indexed(address)
@@ -89,6 +105,14 @@ event DeficitCreated:
     debtAsset: indexed(address)
     amountCreated: uint256
 
+event ReserveDataUpdated:
+    reserve: indexed(address)
+    liquidityRate: uint256
+    stableBorrowRate: uint256
+    variableBorrowRate: uint256
+    liquidityIndex: uint256
+    variableBorrowIndex: uint256
+
 struct Reserve:
     aToken: address
     variableDebtToken: address
@@ -98,6 +122,22 @@ struct Reserve:
     liquidationThreshold: uint256  # bps
     liquidationBonus: uint256  # bps, 10500 = 5% bonus
     deficit: uint256
+
+struct ReserveState:  # the interest part of Aave's ReserveData (rates and indexes in RAY)
+    liquidityIndex: uint256
+    currentLiquidityRate: uint256
+    variableBorrowIndex: uint256
+    currentVariableBorrowRate: uint256
+    lastUpdateTimestamp: uint256
+    reserveFactor: uint256  # bps
+    accruedToTreasury: uint256  # scaled by the liquidity index
+    virtualUnderlyingBalance: uint256
+
+struct InterestRateData:  # DefaultReserveInterestRateStrategyV2's InterestRateDataRay
+    optimalUsageRatio: uint256
+    baseVariableBorrowRate: uint256
+    variableRateSlope1: uint256
+    variableRateSlope2: uint256
 
 struct Account:
     collateral: uint256  # base currency (USD, 8 decimals)
@@ -112,12 +152,25 @@ HEALTH_FACTOR_LIQUIDATION_THRESHOLD: constant(uint256) = 10**18
 CLOSE_FACTOR_HF_THRESHOLD: constant(uint256) = 95 * 10**16
 DEFAULT_LIQUIDATION_CLOSE_FACTOR: constant(uint256) = 5000
 VARIABLE_RATE_MODE: constant(uint256) = 2
+RAY: constant(uint256) = 10**27
+HALF_RAY: constant(uint256) = RAY // 2
+SECONDS_PER_YEAR: constant(uint256) = 365 * 86400
+# DefaultReserveInterestRateStrategyV2's bounds (300 and 9900 bps; a 1000% max rate), in RAY
+MIN_OPTIMAL_POINT: constant(uint256) = 3 * 10**25
+MAX_OPTIMAL_POINT: constant(uint256) = 99 * 10**25
+MAX_BORROW_RATE: constant(uint256) = 10 * RAY
 
 owner: public(address)
 reserves: public(HashMap[address, Reserve])
 reservesList: DynArray[address, MAX_RESERVES]
 usingAsCollateral: public(HashMap[address, HashMap[address, bool]])  # user -> asset -> flag
 riskOracle: public(address)  # empty: no freezes, no margin cuts
+reserveState: public(HashMap[address, ReserveState])
+interestRateData: HashMap[address, InterestRateData]
+# The debt token's scaledTotalSupply, as its mint and burn return it (Aave reads it from the token
+# into its reserve cache; kept here, a state update makes no external call).
+scaledVariableDebt: public(HashMap[address, uint256])
+treasury: public(address)  # receives mintToTreasury (Aave: the aToken's RESERVE_TREASURY_ADDRESS)
 
 
 @deploy
@@ -142,6 +195,140 @@ def _percent_div(x: uint256, percentage: uint256) -> uint256:
 @internal
 def _wad_div(a: uint256, b: uint256) -> uint256:
     return (a * WAD + b // 2) // b
+
+
+@pure
+@internal
+def _ray_mul(a: uint256, b: uint256) -> uint256:
+    return (a * b + HALF_RAY) // RAY
+
+
+@pure
+@internal
+def _ray_div(a: uint256, b: uint256) -> uint256:
+    return (a * RAY + b // 2) // b
+
+
+# -- MathUtils -----------------------------------------------------------------------------------
+@view
+@internal
+def _linear_interest(rate: uint256, last: uint256) -> uint256:
+    return RAY + rate * (block.timestamp - last) // SECONDS_PER_YEAR
+
+
+@view
+@internal
+def _compounded_interest(rate: uint256, last: uint256) -> uint256:
+    """Aave's 3-term binomial approximation of (1 + rate/year)^seconds."""
+    exp: uint256 = block.timestamp - last
+    if exp == 0:
+        return RAY
+    exp_minus_one: uint256 = exp - 1
+    exp_minus_two: uint256 = 0
+    if exp > 2:
+        exp_minus_two = exp - 2
+    base_power_two: uint256 = self._ray_mul(rate, rate) // (SECONDS_PER_YEAR * SECONDS_PER_YEAR)
+    base_power_three: uint256 = self._ray_mul(base_power_two, rate) // SECONDS_PER_YEAR
+    second_term: uint256 = exp * exp_minus_one * base_power_two // 2
+    third_term: uint256 = exp * exp_minus_one * exp_minus_two * base_power_three // 6
+    return RAY + rate * exp // SECONDS_PER_YEAR + second_term + third_term
+
+
+# -- ReserveLogic --------------------------------------------------------------------------------
+@view
+@internal
+def _normalized_income(asset: address) -> uint256:
+    s: ReserveState = self.reserveState[asset]
+    if s.lastUpdateTimestamp == block.timestamp:
+        return s.liquidityIndex
+    return self._ray_mul(self._linear_interest(s.currentLiquidityRate, s.lastUpdateTimestamp),
+                         s.liquidityIndex)
+
+
+@view
+@internal
+def _normalized_debt(asset: address) -> uint256:
+    s: ReserveState = self.reserveState[asset]
+    if s.lastUpdateTimestamp == block.timestamp:
+        return s.variableBorrowIndex
+    return self._ray_mul(
+        self._compounded_interest(s.currentVariableBorrowRate, s.lastUpdateTimestamp),
+        s.variableBorrowIndex)
+
+
+@internal
+def _update_state(asset: address) -> ReserveState:
+    """ReserveLogic.updateState: indexes and the treasury's accrual, once per block."""
+    s: ReserveState = self.reserveState[asset]
+    if s.lastUpdateTimestamp == block.timestamp:
+        return s
+    scaled_debt: uint256 = self.scaledVariableDebt[asset]
+    next_liquidity_index: uint256 = s.liquidityIndex
+    if s.currentLiquidityRate != 0:
+        next_liquidity_index = self._ray_mul(
+            self._linear_interest(s.currentLiquidityRate, s.lastUpdateTimestamp),
+            s.liquidityIndex)
+    next_borrow_index: uint256 = s.variableBorrowIndex
+    if scaled_debt != 0:
+        next_borrow_index = self._ray_mul(
+            self._compounded_interest(s.currentVariableBorrowRate, s.lastUpdateTimestamp),
+            s.variableBorrowIndex)
+    if s.reserveFactor != 0:
+        accrued: uint256 = self._ray_mul(scaled_debt, next_borrow_index) - \
+            self._ray_mul(scaled_debt, s.variableBorrowIndex)
+        to_mint: uint256 = self._percent_mul(accrued, s.reserveFactor)
+        if to_mint != 0:
+            s.accruedToTreasury += self._ray_div(to_mint, next_liquidity_index)
+    s.liquidityIndex = next_liquidity_index
+    s.variableBorrowIndex = next_borrow_index
+    s.lastUpdateTimestamp = block.timestamp
+    self.reserveState[asset] = s
+    return s
+
+
+@view
+@internal
+def _interest_rates(asset: address, s: ReserveState, total_debt: uint256,
+                    available_liquidity: uint256) -> (uint256, uint256):
+    """DefaultReserveInterestRateStrategyV2.calculateInterestRates: (liquidity, variable)."""
+    ird: InterestRateData = self.interestRateData[asset]
+    borrow_rate: uint256 = ird.baseVariableBorrowRate
+    if total_debt == 0:
+        return (0, borrow_rate)
+    liquidity_plus_debt: uint256 = available_liquidity + total_debt
+    borrow_usage: uint256 = self._ray_div(total_debt, liquidity_plus_debt)
+    supply_usage: uint256 = self._ray_div(total_debt,
+                                          liquidity_plus_debt + self.reserves[asset].deficit)
+    if borrow_usage > ird.optimalUsageRatio:
+        excess: uint256 = self._ray_div(borrow_usage - ird.optimalUsageRatio,
+                                        RAY - ird.optimalUsageRatio)
+        borrow_rate += ird.variableRateSlope1 + self._ray_mul(ird.variableRateSlope2, excess)
+    elif ird.optimalUsageRatio != 0:  # never set (all zero): no division by zero, rate stays 0
+        borrow_rate += self._ray_div(self._ray_mul(ird.variableRateSlope1, borrow_usage),
+                                     ird.optimalUsageRatio)
+    liquidity_rate: uint256 = self._percent_mul(self._ray_mul(borrow_rate, supply_usage),
+                                                PERCENTAGE_FACTOR - s.reserveFactor)
+    return (liquidity_rate, borrow_rate)
+
+
+@internal
+def _update_rates(asset: address, added: uint256, taken: uint256):
+    """ReserveLogic.updateInterestRatesAndVirtualBalance, after the state update and the debt
+    token's mint or burn of the action."""
+    s: ReserveState = self.reserveState[asset]
+    total_debt: uint256 = self._ray_mul(self.scaledVariableDebt[asset], s.variableBorrowIndex)
+    available: uint256 = s.virtualUnderlyingBalance + added - taken
+    liquidity_rate: uint256 = 0
+    borrow_rate: uint256 = 0
+    liquidity_rate, borrow_rate = self._interest_rates(asset, s, total_debt, available)
+    s.currentLiquidityRate = liquidity_rate
+    s.currentVariableBorrowRate = borrow_rate
+    s.virtualUnderlyingBalance = available
+    self.reserveState[asset] = s
+    log ReserveDataUpdated(reserve=asset, liquidityRate=s.currentLiquidityRate,
+                           stableBorrowRate=0, variableBorrowRate=s.currentVariableBorrowRate,
+                           liquidityIndex=s.liquidityIndex,
+                           variableBorrowIndex=s.variableBorrowIndex)
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -179,8 +366,11 @@ def _account(user: address) -> Account:
         r: Reserve = self.reserves[asset]
         collateral: uint256 = 0
         if self.usingAsCollateral[user][asset] and r.liquidationThreshold != 0:
-            collateral = staticcall IAToken(r.aToken).balanceOf(user)
-        debt: uint256 = staticcall IDebtToken(r.variableDebtToken).balanceOf(user)
+            collateral = self._ray_mul(staticcall IAToken(r.aToken).scaledBalanceOf(user),
+                                       self._normalized_income(asset))
+        debt: uint256 = staticcall IDebtToken(r.variableDebtToken).scaledBalanceOf(user)
+        if debt != 0:
+            debt = self._ray_mul(debt, self._normalized_debt(asset))
         if collateral == 0 and debt == 0:
             continue
         price: uint256 = self._price(r.priceFeed)
@@ -252,6 +442,31 @@ def getReserveDeficit(asset: address) -> uint256:
     return self.reserves[asset].deficit
 
 
+@view
+@external
+def getReserveNormalizedIncome(asset: address) -> uint256:
+    return self._normalized_income(asset)
+
+
+@view
+@external
+def getReserveNormalizedVariableDebt(asset: address) -> uint256:
+    return self._normalized_debt(asset)
+
+
+@view
+@external
+def getVirtualUnderlyingBalance(asset: address) -> uint256:
+    return self.reserveState[asset].virtualUnderlyingBalance
+
+
+@view
+@external
+def getInterestRateData(asset: address) -> InterestRateData:
+    """The rate strategy's parameters of the reserve, in RAY."""
+    return self.interestRateData[asset]
+
+
 # -- admin ---------------------------------------------------------------------------------------
 @internal
 def _set_risk(asset: address, ltv: uint256, liquidation_threshold: uint256,
@@ -284,6 +499,10 @@ def init_reserve(asset: address, aToken: address, variableDebtToken: address,
     self.reserves[asset] = Reserve(aToken=aToken, variableDebtToken=variableDebtToken,
                                    priceFeed=price_feed, unit=10 ** convert(decimals, uint256),
                                    ltv=0, liquidationThreshold=0, liquidationBonus=0, deficit=0)
+    self.reserveState[asset] = ReserveState(liquidityIndex=RAY, currentLiquidityRate=0,
+                                            variableBorrowIndex=RAY, currentVariableBorrowRate=0,
+                                            lastUpdateTimestamp=0, reserveFactor=0,
+                                            accruedToTreasury=0, virtualUnderlyingBalance=0)
     self._set_risk(asset, ltv_bps, liquidation_threshold_bps, liquidation_bonus_bps)
     self.reservesList.append(asset)
 
@@ -302,6 +521,63 @@ def set_reserve_risk(asset: address, ltv_bps: uint256, liquidation_threshold_bps
     assert msg.sender == self.owner, "only owner"
     assert self.reserves[asset].aToken != empty(address), "ASSET_NOT_LISTED"
     self._set_risk(asset, ltv_bps, liquidation_threshold_bps, liquidation_bonus_bps)
+
+
+@external
+def setReserveInterestRateData(asset: address, optimalUsageRatio: uint256,
+                               baseVariableBorrowRate: uint256, variableRateSlope1: uint256,
+                               variableRateSlope2: uint256):
+    """@notice The configurator's setReserveInterestRateData (RAY values here, not bps): the
+            state is brought up to date at the old rates, then the rates are recomputed
+            (ReserveDataUpdated). Bounds as in DefaultReserveInterestRateStrategyV2."""
+    assert msg.sender == self.owner, "only owner"
+    r: Reserve = self._listed(asset)
+    assert optimalUsageRatio >= MIN_OPTIMAL_POINT and optimalUsageRatio <= MAX_OPTIMAL_POINT, \
+        "INVALID_OPTIMAL_USAGE_RATIO"
+    assert variableRateSlope1 <= variableRateSlope2, "SLOPE_2_MUST_BE_GTE_SLOPE_1"
+    assert baseVariableBorrowRate + variableRateSlope1 + variableRateSlope2 <= MAX_BORROW_RATE, \
+        "INVALID_MAXRATE"
+    self._update_state(asset)
+    self.interestRateData[asset] = InterestRateData(
+        optimalUsageRatio=optimalUsageRatio, baseVariableBorrowRate=baseVariableBorrowRate,
+        variableRateSlope1=variableRateSlope1, variableRateSlope2=variableRateSlope2)
+    self._update_rates(asset, 0, 0)
+
+
+@external
+def setReserveFactor(asset: address, reserveFactor: uint256):
+    """@notice The configurator's setReserveFactor (bps): syncIndexesState, set, syncRatesState."""
+    assert msg.sender == self.owner, "only owner"
+    r: Reserve = self._listed(asset)
+    assert reserveFactor <= PERCENTAGE_FACTOR, "INVALID_RESERVE_FACTOR"
+    self._update_state(asset)
+    self.reserveState[asset].reserveFactor = reserveFactor
+    self._update_rates(asset, 0, 0)
+
+
+@external
+def setTreasury(treasury: address):
+    assert msg.sender == self.owner, "only owner"
+    self.treasury = treasury
+
+
+@external
+@nonreentrant
+def mintToTreasury(assets: DynArray[address, MAX_RESERVES]):
+    """@notice PoolLogic.executeMintToTreasury: mint each reserve's accruedToTreasury, at the
+            normalized income, as aTokens to the treasury. Anyone may call it."""
+    for asset: address in assets:
+        r: Reserve = self.reserves[asset]
+        if r.aToken == empty(address):
+            continue
+        accrued: uint256 = self.reserveState[asset].accruedToTreasury
+        if accrued != 0:
+            self.reserveState[asset].accruedToTreasury = 0
+            index: uint256 = self._normalized_income(asset)
+            amount: uint256 = self._ray_mul(accrued, index)
+            extcall IAToken(r.aToken).mintToTreasury(amount, index)
+            # Aave also logs MintedToTreasury(reserve, amountMinted) here; the decoder has no
+            # spec for it yet, so the devnet leaves it out.
 
 
 # -- user actions --------------------------------------------------------------------------------
@@ -329,10 +605,13 @@ def _disable_collateral(asset: address, user: address):
 @nonreentrant
 def supply(asset: address, amount: uint256, onBehalfOf: address, referralCode: uint16):
     r: Reserve = self._listed(asset)
+    s: ReserveState = self._update_state(asset)
     assert amount != 0, "INVALID_AMOUNT"
     self._require_not_frozen(asset)
+    self._update_rates(asset, amount, 0)
     assert extcall IERC20(asset).transferFrom(msg.sender, r.aToken, amount)
-    first_supply: bool = extcall IAToken(r.aToken).mint(msg.sender, onBehalfOf, amount)
+    first_supply: bool = extcall IAToken(r.aToken).mint(msg.sender, onBehalfOf, amount,
+                                                        s.liquidityIndex)
     if first_supply and r.ltv != 0 and not self.usingAsCollateral[onBehalfOf][asset]:
         self._enable_collateral(asset, onBehalfOf)
     log Supply(reserve=asset, user=msg.sender, onBehalfOf=onBehalfOf, amount=amount,
@@ -343,14 +622,17 @@ def supply(asset: address, amount: uint256, onBehalfOf: address, referralCode: u
 @nonreentrant
 def withdraw(asset: address, amount: uint256, to: address) -> uint256:
     r: Reserve = self._listed(asset)
-    balance: uint256 = staticcall IAToken(r.aToken).balanceOf(msg.sender)
+    s: ReserveState = self._update_state(asset)
+    balance: uint256 = self._ray_mul(staticcall IAToken(r.aToken).scaledBalanceOf(msg.sender),
+                                     s.liquidityIndex)
     amount_to_withdraw: uint256 = balance if amount == max_value(uint256) else amount
     assert amount_to_withdraw != 0, "INVALID_AMOUNT"
     assert amount_to_withdraw <= balance, "NOT_ENOUGH_AVAILABLE_USER_BALANCE"
+    self._update_rates(asset, 0, amount_to_withdraw)
     is_collateral: bool = self.usingAsCollateral[msg.sender][asset]
     if is_collateral and amount_to_withdraw == balance:
         self._disable_collateral(asset, msg.sender)
-    extcall IAToken(r.aToken).burn(msg.sender, to, amount_to_withdraw)
+    extcall IAToken(r.aToken).burn(msg.sender, to, amount_to_withdraw, s.liquidityIndex)
     if is_collateral:
         self._require_healthy(msg.sender)
     log Withdraw(reserve=asset, user=msg.sender, to=to, amount=amount_to_withdraw)
@@ -362,6 +644,7 @@ def withdraw(asset: address, amount: uint256, to: address) -> uint256:
 def borrow(asset: address, amount: uint256, interestRateMode: uint256, referralCode: uint16,
            onBehalfOf: address):
     r: Reserve = self._listed(asset)
+    s: ReserveState = self._update_state(asset)
     assert amount != 0, "INVALID_AMOUNT"
     assert interestRateMode == VARIABLE_RATE_MODE, "INVALID_INTEREST_RATE_MODE_SELECTED"
     assert onBehalfOf == msg.sender, "no credit delegation on the devnet"
@@ -375,10 +658,14 @@ def borrow(asset: address, amount: uint256, interestRateMode: uint256, referralC
         "COLLATERAL_CANNOT_COVER_NEW_BORROW"
     assert self._health_factor(acc.collateral, acc.liquidationThreshold, debt_after) >= \
         HEALTH_FACTOR_LIQUIDATION_THRESHOLD, "HEALTH_FACTOR_LOWER_THAN_LIQUIDATION_THRESHOLD"
-    extcall IDebtToken(r.variableDebtToken).mint(msg.sender, onBehalfOf, amount)
+    first_borrow: bool = False  # Aave sets the user's borrowing flag on it; the devnet has none
+    first_borrow, self.scaledVariableDebt[asset] = extcall IDebtToken(r.variableDebtToken).mint(
+        msg.sender, onBehalfOf, amount, s.variableBorrowIndex)
+    self._update_rates(asset, 0, amount)
     extcall IAToken(r.aToken).transferUnderlyingTo(msg.sender, amount)
     log Borrow(reserve=asset, user=msg.sender, onBehalfOf=onBehalfOf, amount=amount,
-               interestRateMode=convert(VARIABLE_RATE_MODE, uint8), borrowRate=0,
+               interestRateMode=convert(VARIABLE_RATE_MODE, uint8),
+               borrowRate=self.reserveState[asset].currentVariableBorrowRate,
                referralCode=referralCode)
 
 
@@ -387,14 +674,19 @@ def borrow(asset: address, amount: uint256, interestRateMode: uint256, referralC
 def repay(asset: address, amount: uint256, interestRateMode: uint256,
           onBehalfOf: address) -> uint256:
     r: Reserve = self._listed(asset)
+    s: ReserveState = self._update_state(asset)
     assert amount != 0, "INVALID_AMOUNT"
     assert interestRateMode == VARIABLE_RATE_MODE, "INVALID_INTEREST_RATE_MODE_SELECTED"
     assert amount != max_value(uint256) or msg.sender == onBehalfOf, \
         "NO_EXPLICIT_AMOUNT_TO_REPAY_ON_BEHALF"
-    debt: uint256 = staticcall IDebtToken(r.variableDebtToken).balanceOf(onBehalfOf)
+    debt: uint256 = self._ray_mul(
+        staticcall IDebtToken(r.variableDebtToken).scaledBalanceOf(onBehalfOf),
+        s.variableBorrowIndex)
     assert debt != 0, "NO_DEBT_OF_SELECTED_TYPE"
     payback: uint256 = min(amount, debt)
-    extcall IDebtToken(r.variableDebtToken).burn(onBehalfOf, payback)
+    self.scaledVariableDebt[asset] = extcall IDebtToken(r.variableDebtToken).burn(
+        onBehalfOf, payback, s.variableBorrowIndex)
+    self._update_rates(asset, payback, 0)
     assert extcall IERC20(asset).transferFrom(msg.sender, r.aToken, payback)
     log Repay(reserve=asset, user=onBehalfOf, repayer=msg.sender, amount=payback,
               useATokens=False)
@@ -405,7 +697,8 @@ def repay(asset: address, amount: uint256, interestRateMode: uint256,
 @nonreentrant
 def setUserUseReserveAsCollateral(asset: address, useAsCollateral: bool):
     r: Reserve = self._listed(asset)
-    assert staticcall IAToken(r.aToken).balanceOf(msg.sender) != 0, "UNDERLYING_BALANCE_ZERO"
+    assert self._ray_mul(staticcall IAToken(r.aToken).scaledBalanceOf(msg.sender),
+                         self._normalized_income(asset)) != 0, "UNDERLYING_BALANCE_ZERO"
     if useAsCollateral == self.usingAsCollateral[msg.sender][asset]:
         return
     if useAsCollateral:
@@ -423,7 +716,7 @@ def finalizeTransfer(asset: address, sender: address, receiver: address, amount:
     """@notice Called by an aToken after moving balances: validates and moves collateral flags."""
     r: Reserve = self._listed(asset)
     assert msg.sender == r.aToken, "CALLER_NOT_ATOKEN"
-    if sender == receiver or amount == 0:
+    if sender == receiver or self._ray_div(amount, self._normalized_income(asset)) == 0:
         return
     if self.usingAsCollateral[sender][asset]:
         self._require_healthy(sender)
@@ -433,18 +726,41 @@ def finalizeTransfer(asset: address, sender: address, receiver: address, amount:
         self._enable_collateral(asset, receiver)
 
 
+@internal
+def _burn_debt(asset: address, debt_token: address, user: address, user_debt: uint256,
+               covered: uint256, no_collateral_left: bool):
+    """LiquidationLogic._burnDebtTokens: burn what the liquidator covers, or all the debt when
+    no collateral is left (the rest booked as deficit); then the reserve's rates."""
+    index: uint256 = self.reserveState[asset].variableBorrowIndex
+    if user_debt != 0:
+        self.scaledVariableDebt[asset] = extcall IDebtToken(debt_token).burn(
+            user, user_debt if no_collateral_left else covered, index)
+    outstanding: uint256 = user_debt - covered
+    if no_collateral_left and outstanding != 0:
+        self.reserves[asset].deficit += outstanding
+        log DeficitCreated(user=user, debtAsset=asset, amountCreated=outstanding)
+    self._update_rates(asset, covered, 0)
+
+
 @external
 @nonreentrant
 def liquidationCall(collateralAsset: address, debtAsset: address, user: address,
                     debtToCover: uint256, receiveAToken: bool):
+    """@notice Aave v3.3's executeLiquidationCall, in its order (without the dust rules, the
+            small-position close factor and the protocol fee): debt reserve state; checks;
+            collateral flag; the debt burn (all of it, with the rest as deficit, when the seized
+            collateral is all the account has); the seizure (aToken transfer, or burn after the
+            collateral reserve's state and rates); the other debts' deficits; the repayment."""
     c: Reserve = self._listed(collateralAsset)
     d: Reserve = self._listed(debtAsset)
+    ds: ReserveState = self._update_state(debtAsset)
     acc: Account = self._account(user)
     hf: uint256 = self._health_factor(acc.collateral, acc.liquidationThreshold, acc.debt)
     assert hf < HEALTH_FACTOR_LIQUIDATION_THRESHOLD, "HEALTH_FACTOR_NOT_BELOW_THRESHOLD"
     assert self.usingAsCollateral[user][collateralAsset] and c.liquidationThreshold != 0, \
         "COLLATERAL_CANNOT_BE_LIQUIDATED"
-    user_debt: uint256 = staticcall IDebtToken(d.variableDebtToken).balanceOf(user)
+    user_debt: uint256 = self._ray_mul(
+        staticcall IDebtToken(d.variableDebtToken).scaledBalanceOf(user), ds.variableBorrowIndex)
     assert user_debt != 0, "SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER"
 
     close_factor: uint256 = PERCENTAGE_FACTOR
@@ -452,7 +768,8 @@ def liquidationCall(collateralAsset: address, debtAsset: address, user: address,
         close_factor = DEFAULT_LIQUIDATION_CLOSE_FACTOR
     debt_amount: uint256 = min(debtToCover, self._percent_mul(user_debt, close_factor))
 
-    user_collateral: uint256 = staticcall IAToken(c.aToken).balanceOf(user)
+    user_collateral: uint256 = self._ray_mul(
+        staticcall IAToken(c.aToken).scaledBalanceOf(user), self._normalized_income(collateralAsset))
     collateral_price: uint256 = self._price(c.priceFeed)
     debt_price: uint256 = self._price(d.priceFeed)
     base_collateral: uint256 = debt_price * debt_amount * c.unit // (collateral_price * d.unit)
@@ -464,30 +781,36 @@ def liquidationCall(collateralAsset: address, debtAsset: address, user: address,
             c.liquidationBonus)
     assert debt_amount != 0 and collateral_amount != 0, "nothing to liquidate"
 
-    extcall IDebtToken(d.variableDebtToken).burn(user, debt_amount)
-    assert extcall IERC20(debtAsset).transferFrom(msg.sender, d.aToken, debt_amount)
     if collateral_amount == user_collateral:
         self._disable_collateral(collateralAsset, user)
+    no_collateral_left: bool = acc.collateral == collateral_amount * collateral_price // c.unit
+    self._burn_debt(debtAsset, d.variableDebtToken, user, user_debt, debt_amount,
+                    no_collateral_left)
+
     if receiveAToken:
-        liquidator_before: uint256 = staticcall IAToken(c.aToken).balanceOf(msg.sender)
+        liquidator_before: uint256 = staticcall IAToken(c.aToken).scaledBalanceOf(msg.sender)
         extcall IAToken(c.aToken).transferOnLiquidation(user, msg.sender, collateral_amount)
         if liquidator_before == 0 and c.ltv != 0 and \
                 not self.usingAsCollateral[msg.sender][collateralAsset]:
             self._enable_collateral(collateralAsset, msg.sender)
     else:
-        extcall IAToken(c.aToken).burn(user, msg.sender, collateral_amount)
+        cs: ReserveState = self._update_state(collateralAsset)
+        self._update_rates(collateralAsset, 0, collateral_amount)
+        extcall IAToken(c.aToken).burn(user, msg.sender, collateral_amount, cs.liquidityIndex)
 
-    # v3.3 deficit: no collateral left but debt remains -> burn it all and book it as deficit.
-    if self._account(user).collateral == 0:
+    # v3.3 deficit: no collateral left -> every other debt is burnt and booked as deficit too.
+    if no_collateral_left:
         for asset: address in self.reservesList:
             r: Reserve = self.reserves[asset]
-            bad_debt: uint256 = staticcall IDebtToken(r.variableDebtToken).balanceOf(user)
-            if bad_debt == 0:
+            if staticcall IDebtToken(r.variableDebtToken).scaledBalanceOf(user) == 0:
                 continue
-            extcall IDebtToken(r.variableDebtToken).burn(user, bad_debt)
-            self.reserves[asset].deficit += bad_debt
-            log DeficitCreated(user=user, debtAsset=asset, amountCreated=bad_debt)
+            rs: ReserveState = self._update_state(asset)
+            bad_debt: uint256 = self._ray_mul(
+                staticcall IDebtToken(r.variableDebtToken).scaledBalanceOf(user),
+                rs.variableBorrowIndex)
+            self._burn_debt(asset, r.variableDebtToken, user, bad_debt, 0, True)
 
+    assert extcall IERC20(debtAsset).transferFrom(msg.sender, d.aToken, debt_amount)
     log LiquidationCall(collateralAsset=collateralAsset, debtAsset=debtAsset, user=user,
                         debtToCover=debt_amount, liquidatedCollateralAmount=collateral_amount,
                         liquidator=msg.sender, receiveAToken=receiveAToken)

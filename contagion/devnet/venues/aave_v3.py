@@ -1,18 +1,55 @@
-"""The devnet's Aave v3 market: one pool, an aToken and a variable debt token per reserve."""
+"""The devnet's Aave v3 market: one pool, an aToken and a variable debt token per reserve.
+
+Interest accrues as in Aave v3.3 once a reserve is given rate parameters
+(`set_interest_rate_data`); reserves start with none, so their rates are zero, their indexes
+stay at RAY and balances equal the amounts moved."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from contagion.devnet.base import BaseWorld
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
 
-__all__ = ["LIQUIDATION_GAS", "MAX_UINT256", "VARIABLE_RATE", "AaveV3Venue", "deploy_aave_v3"]
+__all__ = [
+    "LIQUIDATION_GAS",
+    "MAX_UINT256",
+    "RAY",
+    "VARIABLE_RATE",
+    "AaveV3Venue",
+    "InterestRateData",
+    "ReserveState",
+    "deploy_aave_v3",
+]
 
 MAX_UINT256 = 2**256 - 1  # "all" for withdraw and repay, as in Aave
 VARIABLE_RATE = 2
 # A liquidation that creates a deficit walks every reserve twice and burns several debts.
 LIQUIDATION_GAS = 3_000_000
+RAY = 10**27
+
+
+class ReserveState(NamedTuple):
+    """The pool's `reserveState(asset)`: the interest part of Aave's ReserveData (RAY rates)."""
+
+    liquidity_index: int
+    liquidity_rate: int
+    variable_borrow_index: int
+    variable_borrow_rate: int
+    last_update_timestamp: int
+    reserve_factor: int  # bps
+    accrued_to_treasury: int  # scaled by the liquidity index
+    virtual_underlying_balance: int
+
+
+class InterestRateData(NamedTuple):
+    """DefaultReserveInterestRateStrategyV2's parameters, in RAY (0.9 RAY = 90 %)."""
+
+    optimal_usage_ratio: int
+    base_variable_borrow_rate: int
+    variable_rate_slope1: int
+    variable_rate_slope2: int
 
 
 @dataclass
@@ -72,6 +109,22 @@ class AaveV3Venue:
     def transfer_atoken(self, account: str, symbol: str, to: str, amount: int) -> int:
         return self.atokens[symbol].tx(account, "transfer", to, amount)
 
+    def mint_to_treasury(self, account: str, *symbols: str) -> int:
+        """Anyone may mint the reserves' accrued treasury share (as aTokens to the treasury)."""
+        return self.pool.tx(account, "mintToTreasury", [self._asset(s) for s in symbols])
+
+    # -- admin (the pool's owner, i.e. the deployer; queued) -----------------------------------
+    def set_interest_rate_data(self, symbol: str, rates: InterestRateData,
+                               owner: str = DEPLOYER) -> int:
+        """Give the reserve rate parameters (RAY); the state is updated first, as in Aave."""
+        return self.pool.tx(owner, "setReserveInterestRateData", self._asset(symbol), *rates)
+
+    def set_reserve_factor(self, symbol: str, bps: int, owner: str = DEPLOYER) -> int:
+        return self.pool.tx(owner, "setReserveFactor", self._asset(symbol), bps)
+
+    def set_treasury(self, treasury: str, owner: str = DEPLOYER) -> int:
+        return self.pool.tx(owner, "setTreasury", treasury)
+
     # -- reads ---------------------------------------------------------------------------------
     def account_data(self, user: str) -> tuple[int, int, int, int, int, int]:
         """(collateral, debt, available borrows) in USD 1e8, threshold and LTV in bps, HF 1e18."""
@@ -86,6 +139,30 @@ class AaveV3Venue:
 
     def deficit(self, symbol: str) -> int:
         return int(self.pool.call("getReserveDeficit", self._asset(symbol)))
+
+    def reserve_state(self, symbol: str, block: str | int = "latest") -> ReserveState:
+        """Indexes and rates as last stored (not brought forward to the block's time)."""
+        raw = self.pool.call("reserveState", self._asset(symbol), block=block)
+        return ReserveState(*(int(x) for x in raw))
+
+    def interest_rate_data(self, symbol: str) -> InterestRateData:
+        raw = self.pool.call("getInterestRateData", self._asset(symbol))
+        return InterestRateData(*(int(x) for x in raw))
+
+    def normalized_income(self, symbol: str, block: str | int = "latest") -> int:
+        """The liquidity index brought forward to the block's time (what aToken balances use)."""
+        return int(self.pool.call("getReserveNormalizedIncome", self._asset(symbol), block=block))
+
+    def normalized_debt(self, symbol: str, block: str | int = "latest") -> int:
+        """The variable borrow index brought forward to the block's time."""
+        return int(self.pool.call("getReserveNormalizedVariableDebt", self._asset(symbol),
+                                  block=block))
+
+    def atoken_scaled(self, user: str, symbol: str, block: str | int = "latest") -> int:
+        return int(self.atokens[symbol].call("scaledBalanceOf", user, block=block))
+
+    def debt_scaled(self, user: str, symbol: str, block: str | int = "latest") -> int:
+        return int(self.debt_tokens[symbol].call("scaledBalanceOf", user, block=block))
 
 
 def deploy_aave_v3(
