@@ -3,7 +3,8 @@
 For a sample of accounts at every venue, `eth_call` at the snapshot block asks each contract
 what the account holds and compares it with `fct_positions` (exact integers, no tolerance):
 
-- Aave v3: aToken `balanceOf` = collateral, variable-debt token `balanceOf` = debt, per reserve;
+- Aave v3: aToken `balanceOf` = collateral, variable-debt token `balanceOf` = debt, per reserve
+  (interest to the snapshot's second included), and each token's `scaledBalanceOf`;
 - Compound v3: `collateralBalanceOf(account, asset)`, `balanceOf` = base supply,
   `borrowBalanceOf` = debt;
 - Morpho Blue: `position(id, account)`: supply shares, borrow shares, collateral; and the supply
@@ -179,6 +180,9 @@ def truth_check(client: RpcClient, con: duckdb.DuckDBPyConnection, registry: Reg
                     expect(venue.id, a, f"{side} {t.underlying}",
                            _Call(t.address, "balanceOf(address)", (a,), ("uint256",)), 0,
                            (venue.id, a, reserve, reserve, side))
+                    expect(venue.id, a, f"scaled {side} {t.underlying}",
+                           _Call(t.address, "scaledBalanceOf(address)", (a,), ("uint256",)), 0,
+                           (venue.id, a, reserve, reserve, side + " shares"))
         elif venue.protocol == "compound_v3":
             base = next((m.loan for m in venue.markets if m.loan), None)
             base_address = tokens[base].address.lower() if base else ""

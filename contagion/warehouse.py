@@ -39,6 +39,7 @@ from contagion import exact
 from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
 from contagion.ingest import BLOCKS, RAW_LOGS, indexed_partitions
 from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake
+from contagion.protocols import aave_v3
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, FLOW_SIGNS, USD, USD_DECIMALS
 from contagion.protocols.decode import CATALOG
 from contagion.registry import Registry
@@ -382,6 +383,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
         try:
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             greeks.register(con)  # black_scholes_price: the oToken marks
+            aave_v3.register(con)  # aave_normalized_*: an Aave index between its updates
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
                 replace_table(con, name, table)

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from conftest import World
 
@@ -318,22 +323,30 @@ def test_a_lake_without_the_chain_or_a_snapshot_beyond_it_keeps_the_database(
     build_database(tmp_path / "late.duckdb", late, deployed, extra_snapshots=[50])
 
 
-def _lake_without_one_aave_supply(world: World, target: Path) -> Path:
-    import shutil
-
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+def _lake_without_one_row(world: World, target: Path, table: str,
+                          matches: Callable[[pa.Table], pa.ChunkedArray]) -> Path:
+    """A copy of the lake with the first row of `table` that `matches` gone."""
     shutil.copytree(world.data / "lake", target)
-    for path in sorted((target / "flows").rglob("*.parquet")):
-        flows = pq.read_table(path)
-        supply = pc.and_(pc.equal(flows["protocol"], "aave_v3"),
-                         pc.equal(flows["action"], "supply"))
-        hits = pc.indices_nonzero(supply).to_pylist()
+    for path in sorted((target / table).rglob("*.parquet")):
+        rows = pq.read_table(path)
+        hits = pc.indices_nonzero(matches(rows)).to_pylist()
         if hits:
-            pq.write_table(flows.take([i for i in range(flows.num_rows) if i != hits[0]]), path)
+            pq.write_table(rows.take([i for i in range(rows.num_rows) if i != hits[0]]), path)
             return target
-    raise AssertionError("no Aave supply flow in the lake")
+    raise AssertionError(f"no matching row in {table}")
+
+
+def _lake_without_one_aave_supply(world: World, target: Path) -> Path:
+    return _lake_without_one_row(world, target, "flows", lambda flows: pc.and_(
+        pc.equal(flows["protocol"], "aave_v3"), pc.equal(flows["action"], "supply")))
+
+
+def _lake_without_one_atoken_mint(world: World, target: Path) -> Path:
+    """Aave positions are the tokens' scaled balances: losing a Mint changes one."""
+    atokens = pa.array([bytes.fromhex(t.address[2:]) for t in world.registry.tokens
+                        if t.kind == "atoken"], pa.binary(20))
+    return _lake_without_one_row(world, target, "aave_v3__mint",
+                                 lambda mints: pc.is_in(mints["contract_address"], atokens))
 
 
 @pytest.mark.devnet
@@ -342,7 +355,7 @@ def test_truth_check_reports_a_missing_flow_and_an_unreadable_venue(world: World
     from contagion.truth import truth_check
 
     db = tmp_path / "broken.duckdb"
-    build_database(db, Lake(str(_lake_without_one_aave_supply(world, tmp_path / "lake"))),
+    build_database(db, Lake(str(_lake_without_one_atoken_mint(world, tmp_path / "lake"))),
                    world.registry)
     with connect_readonly(db) as con:
         row = con.execute("select max(snapshot_block) from ref_snapshots").fetchone()
@@ -350,7 +363,8 @@ def test_truth_check_reports_a_missing_flow_and_an_unreadable_venue(world: World
         last = int(row[0])
         report = truth_check(world.client, con, world.registry, last, sample=None)
         assert not report.ok and {m.venue for m in report.mismatches} == {"aave_v3"}
-        assert all(m.what.startswith("collateral") for m in report.mismatches)
+        assert all(m.what.startswith(("collateral", "scaled collateral"))
+                   for m in report.mismatches)
         # a registry whose options venue points at a contract without the views the check reads
         data = world.registry.model_dump()
         weth = world.registry.token("WETH").address

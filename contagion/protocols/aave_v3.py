@@ -5,6 +5,9 @@ ERC-20 Transfer/Approval are `erc20`'s specs, listed again in the token tuples f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import duckdb
 import polars as pl
 
 from contagion.protocols import erc20
@@ -186,3 +189,78 @@ def _atoken_transfers(tables: Tables, ctx: Context) -> list[pl.DataFrame]:
 
     return [moved(moves.filter(pl.col("_seized").is_null()), "transfer_out", "from", 0),
             moved(moves, "transfer_in", "to", 1)]
+
+
+# ---------------------------------------------------------------- interest
+
+# Aave v3's WadRayMath and MathUtils (v3.0 to v3.4: half-up ray arithmetic). A balance is its
+# scaled balance times the reserve's index at that moment; the Pool stores each index with the
+# rates at every update (ReserveDataUpdated) and grows it from there: the liquidity index by
+# linear interest, the variable borrow index by a three-term Taylor expansion of compounding.
+RAY = 10**27
+SECONDS_PER_YEAR = 365 * 86_400
+
+
+def ray_mul(a: int, b: int) -> int:
+    return (a * b + RAY // 2) // RAY
+
+
+def ray_div(a: int, b: int) -> int:
+    return (a * RAY + b // 2) // b
+
+
+def _elapsed(seconds: int) -> int:
+    if seconds < 0:
+        raise ValueError(f"an index cannot be read {-seconds} s before its last update")
+    return seconds
+
+
+def normalized_income(liquidity_index: int, liquidity_rate: int, seconds: int) -> int:
+    """Pool.getReserveNormalizedIncome `seconds` after the reserve's last update."""
+    if _elapsed(seconds) == 0:
+        return liquidity_index
+    return ray_mul(RAY + liquidity_rate * seconds // SECONDS_PER_YEAR, liquidity_index)
+
+
+def normalized_variable_debt(variable_borrow_index: int, variable_borrow_rate: int,
+                             seconds: int) -> int:
+    """Pool.getReserveNormalizedVariableDebt `seconds` after the reserve's last update."""
+    if _elapsed(seconds) == 0:
+        return variable_borrow_index
+    rate = variable_borrow_rate
+    power_two = ray_mul(rate, rate) // (SECONDS_PER_YEAR * SECONDS_PER_YEAR)
+    power_three = ray_mul(power_two, rate) // SECONDS_PER_YEAR
+    second = seconds * (seconds - 1) * power_two // 2
+    third = seconds * (seconds - 1) * max(seconds - 2, 0) * power_three // 6
+    return ray_mul(RAY + rate * seconds // SECONDS_PER_YEAR + second + third,
+                   variable_borrow_index)
+
+
+def _on_text(grow: Callable[[int, int, int], int]) -> Callable[..., str | None]:
+    def on_text(index: str | None, rate: str | None, seconds: int | None) -> str | None:
+        if index is None or rate is None or seconds is None:
+            return None
+        return str(grow(int(index), int(rate), int(seconds)))
+    return on_text
+
+
+def register(con: duckdb.DuckDBPyConnection) -> None:
+    """Add to the connection aave_normalized_income(index, rate, seconds),
+    aave_normalized_variable_debt(…) (decimal text or integers in, DECIMAL(38,0) out, null if
+    any is null) and aave_index_at(side, liquidity_index, liquidity_rate, variable_borrow_index,
+    variable_borrow_rate, seconds): the index a position on that side ('collateral' or 'debt')
+    is worth `seconds` after a ReserveDataUpdated; at a zero rate the stored index, whatever
+    the time (so a null time only matters while interest accrues)."""
+    for name, grow in (("income", normalized_income),
+                       ("variable_debt", normalized_variable_debt)):
+        con.create_function(f"_aave_{name}", _on_text(grow), ["varchar", "varchar", "bigint"],
+                            "varchar", side_effects=False)
+        con.execute(f"create or replace temp macro aave_normalized_{name}(i, r, s) as "
+                    f"try_cast(_aave_{name}(i::varchar, r::varchar, s::bigint) as decimal(38, 0))")
+    con.execute("""
+        create or replace temp macro aave_index_at(side, li, lr, vi, vr, seconds) as
+        case side
+            when 'collateral' then
+                case when lr = 0 then li else aave_normalized_income(li, lr, seconds) end
+            else case when vr = 0 then vi else aave_normalized_variable_debt(vi, vr, seconds) end
+        end""")

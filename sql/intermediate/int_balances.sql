@@ -1,10 +1,19 @@
 -- grain: one row per snapshot × position (venue, market, account, token, side) with a flow at or before the snapshot
 -- Exact balances: Σ sign × amount_raw of the flows up to the snapshot block, kept as a running
--- sum per position and read at each snapshot (ASOF join). Perps margin, options vaults and
--- Morpho supply and debt are not summed here: int_perp_margin, int_options_vaults and
--- int_morpho_shares take them from the positions' own state (Morpho's: shares, worth what the
--- market's totals say; a liquidation's bad debt lowers every supplier's).
-with deltas as (
+-- sum per position and read at each snapshot (ASOF join). Perps margin, options vaults, Morpho
+-- supply and debt and Aave positions are not summed here: int_perp_margin, int_options_vaults,
+-- int_morpho_shares and int_aave_balances take them from the positions' own state (Morpho's:
+-- shares, worth what the market's totals say; a liquidation's bad debt lowers every
+-- supplier's; Aave's: scaled balances, worth what the reserve's index says, interest
+-- included). An Aave reserve whose aToken (or variable debt token) the registry does not list
+-- has no scaled balances: its collateral (or debt) stays the flows' principal here.
+with aave_scaled as (
+    select distinct chain_id, issued_by as venue, underlying as market,
+           case token_kind when 'atoken' then 'collateral' else 'debt' end as side
+    from ref_tokens
+    where token_kind in ('atoken', 'debt_token') and underlying is not null
+),
+deltas as (
     select
         chain_id, venue, protocol, market, account, token, side, block_number,
         concat_ws('|', coalesce(venue, ''), protocol, coalesce(market, ''), account,
@@ -14,6 +23,8 @@ with deltas as (
     where not (protocol = 'gmx_v1' and side = 'margin')
       and not (protocol = 'opyn_gamma' and side in ('margin', 'debt'))
       and not (protocol = 'morpho_blue' and side in ('supply', 'debt'))
+      and not (protocol = 'aave_v3' and (chain_id, venue, market, side)
+                                         in (select * from aave_scaled))
     group by all
 ),
 running as (

@@ -7,22 +7,95 @@
 -- (floor) with lt lowered by the RiskOracle's margin cut in force (int_margin_cuts), debt
 -- D = Σ worth; health factor = wadDiv(percentMul(C, LT), D), both half up. The liquidation is
 -- valid when it is below 1 (10^18), the collateral asset counts as collateral and
--- the borrower owes the debt asset. Balances are the flows' principal: exact while the
--- reserve's indexes stay at 1 (the devnet); once interest accrued the result is not decided.
+-- the borrower owes the debt asset.
+-- Balances are what balanceOf returns at the liquidation's second, interest included: the
+-- borrower's scaled balances (stg_aave_scaled_moves) times the reserve's index grown from its
+-- last ReserveDataUpdated before the liquidation (as int_aave_balances values a snapshot).
+-- The tokens log the liquidation's own burns and transfers before its LiquidationCall: the
+-- borrower's moves in the same transaction after the Pool's previous action event there
+-- (Supply, Withdraw, Borrow, Repay, LiquidationCall: each logs after its token moves) are
+-- the liquidation's, not the state it judged. A reserve whose aToken or debt token the
+-- registry does not list is valued at the flows' principal, exact only while its indexes are
+-- 1 ray: once they left it, the liquidation is not decided.
 with liq as (
     select * from int_liquidations where protocol = 'aave_v3'
 ),
-balances as (
+aave_scaled as (  -- (venue, reserve, side) whose balances the tokens' events give
+    select distinct chain_id, issued_by as venue, underlying as reserve,
+           case token_kind when 'atoken' then 'collateral' else 'debt' end as side
+    from ref_tokens
+    where token_kind in ('atoken', 'debt_token') and underlying is not null
+),
+pool_actions as (  -- events a Pool logs after the token moves of the same action
+    select chain_id, transaction_hash, contract_address,
+           block_number::hugeint * 1000000 + log_index as ordinal
+    from (select chain_id, transaction_hash, contract_address, block_number, log_index
+          from src_aave_v3__supply
+          union all
+          select chain_id, transaction_hash, contract_address, block_number, log_index
+          from src_aave_v3__withdraw
+          union all
+          select chain_id, transaction_hash, contract_address, block_number, log_index
+          from src_aave_v3__borrow
+          union all
+          select chain_id, transaction_hash, contract_address, block_number, log_index
+          from src_aave_v3__repay
+          union all
+          select chain_id, transaction_hash, contract_address, block_number, log_index
+          from src_aave_v3__liquidation_call)
+),
+liq_start as (  -- the Pool's previous action in the liquidation's transaction, if any
+    select l.chain_id, l.block_number, l.log_index, max(a.ordinal) as previous_action
+    from liq as l
+    left join pool_actions as a
+        on a.chain_id = l.chain_id and '0x' || lower(hex(a.transaction_hash)) = l.transaction_hash
+        and '0x' || lower(hex(a.contract_address)) = l.contract and a.ordinal < l.ordinal
+    group by all
+),
+scaled as (
+    select l.chain_id, l.block_number, l.log_index, m.reserve, m.side,
+           sum(m.scaled_delta) as scaled_raw
+    from liq as l
+    join liq_start as st using (chain_id, block_number, log_index)
+    join stg_aave_scaled_moves as m
+        on m.chain_id = l.chain_id and m.venue = l.venue and m.account = l.borrower
+        and m.ordinal < l.state_ordinal
+        and not (m.transaction_hash = l.transaction_hash
+                 and m.ordinal > coalesce(st.previous_action, -1))
+    group by all
+),
+scaled_balances as (
     select
-        l.chain_id, l.block_number, l.log_index, f.token as reserve,
-        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'collateral'), 0)
-            as collateral_raw,
-        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'debt'), 0) as debt_raw
+        s.chain_id, s.block_number, s.log_index, s.reserve, s.side,
+        case when s.scaled_raw >= 0 then mul_div_half_up(
+            s.scaled_raw,
+            aave_index_at(s.side, u.liquidity_index, u.liquidity_rate, u.variable_borrow_index,
+                          u.variable_borrow_rate, epoch(l.block_time) - epoch(u.updated_at)),
+            '1' || repeat('0', 27)) end as amount_raw
+    from scaled as s
+    join liq as l using (chain_id, block_number, log_index)
+    asof left join stg_aave_reserve_updates as u
+        on u.chain_id = s.chain_id and u.venue = l.venue and u.reserve = s.reserve
+        and u.ordinal < l.ordinal
+),
+principal as (  -- reserves without a registered aToken / debt token: the flows' principal
+    select l.chain_id, l.block_number, l.log_index, f.token as reserve, f.side,
+           sum(f.sign * f.amount_raw) as amount_raw
     from liq as l
     join stg_flows as f
         on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
         and f.side in ('collateral', 'debt')
         and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal
+    where (f.chain_id, f.venue, f.token, f.side) not in (select * from aave_scaled)
+    group by all
+),
+balances as (
+    select
+        chain_id, block_number, log_index, reserve,
+        coalesce(sum(amount_raw) filter (where side = 'collateral'), 0) as collateral_raw,
+        coalesce(sum(amount_raw) filter (where side = 'debt'), 0) as debt_raw,
+        count(*) filter (where amount_raw is null) as unvalued_balances
+    from (select * from scaled_balances union all select * from principal)
     group by all
 ),
 switches as (  -- a reserve switched on or off as the user's collateral
@@ -44,16 +117,17 @@ enabled as (
         and s.ordinal < l.state_ordinal
     group by all
 ),
-accrued as (  -- reserves whose liquidity or borrow index left 1 ray before the liquidation
+accrued as (  -- principal-valued reserves whose index left 1 ray before the liquidation
     select l.chain_id, l.block_number, l.log_index,
-           list(distinct coalesce(t.symbol, '0x' || lower(hex(r.reserve)))) as reserves
+           list(distinct coalesce(t.symbol, r.reserve)) as reserves
     from liq as l
-    join src_aave_v3__reserve_data_updated as r
-        on r.chain_id = l.chain_id and '0x' || lower(hex(r.contract_address)) = l.contract
-        and r.block_number::hugeint * 1000000 + r.log_index < l.state_ordinal
-        and (r.liquidity_index <> '1' || repeat('0', 27)
-             or r.variable_borrow_index <> '1' || repeat('0', 27))
-    left join int_tokens as t on t.chain_id = r.chain_id and t.token = '0x' || lower(hex(r.reserve))
+    join principal as p using (chain_id, block_number, log_index)
+    join stg_aave_reserve_updates as r
+        on r.chain_id = l.chain_id and r.pool = l.contract and r.reserve = p.reserve
+        and r.ordinal < l.state_ordinal
+        and (r.liquidity_index <> ('1' || repeat('0', 27))::decimal(38, 0)
+             or r.variable_borrow_index <> ('1' || repeat('0', 27))::decimal(38, 0))
+    left join int_tokens as t on t.chain_id = r.chain_id and t.token = r.reserve
     group by all
 ),
 legs as (
@@ -105,6 +179,8 @@ account as (
         count(*) filter (where answer_raw > 0 and unit is not null
                          and (counts and lt_bps is not null and collateral_base is null
                               or debt_raw > 0 and debt_base is null)) as unvalued,
+        list(coalesce(symbol, reserve) order by reserve) filter (where unvalued_balances > 0)
+            as unknown_balances,
         list(symbol order by symbol) filter (where counts and lt_bps is null) as no_threshold,
         list(symbol order by symbol) filter (where read and answer_raw is null) as unpriced,
         list(symbol order by symbol) filter (where read and answer_raw <= 0) as nonpositive,
@@ -139,6 +215,10 @@ select
         case when c.reserves is not null
              then 'interest accrued on ' || array_to_string(c.reserves, ', ')
                   || ': the flows hold principal, not the balances' end,
+        case when len(h.unknown_balances) > 0
+             then 'no index of ' || array_to_string(h.unknown_balances, ', ')
+                  || ' before the liquidation (no ReserveDataUpdated), or a scaled balance '
+                  || 'below 0: the balance is not known' end,
         case when len(h.no_threshold) > 0
              then 'no liquidation_threshold_bps in the registry for '
                   || array_to_string(h.no_threshold, ', ') end,

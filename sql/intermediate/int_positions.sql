@@ -4,7 +4,9 @@
 -- in as backing_token); options margin and written oTokens from int_options_vaults, summed
 -- over each owner's vaults; Morpho supply and debt from int_morpho_shares: the shares the
 -- contract keeps (shares_raw) and the assets they are worth at the market's totals (supply
--- rounded down, debt up, as the contract does). priced_as is the token whose price values it
+-- rounded down, debt up, as the contract does); Aave collateral and debt from
+-- int_aave_balances: the scaled balance (shares_raw) and its worth at the reserve's index, the
+-- interest accrued to the snapshot included. priced_as is the token whose price values it
 -- (an aToken: its underlying).
 with from_flows as (
     select snapshot_block, chain_id, venue, protocol, market, account, token, side,
@@ -41,6 +43,10 @@ joined as (
     select snapshot_block, chain_id, venue, 'morpho_blue', market, account, loan_token, side,
            amount_raw, null::varchar, shares_raw
     from int_morpho_shares
+    union all
+    select snapshot_block, chain_id, venue, 'aave_v3', market, account, token, side,
+           amount_raw, null::varchar, shares_raw
+    from int_aave_balances
 )
 select
     j.snapshot_block,

@@ -1,0 +1,81 @@
+-- grain: one row per snapshot × Aave v3 position (venue, reserve, account, side) with a scaled move at or before the snapshot
+-- What an Aave v3 aToken or variable debt token's balanceOf returns at the snapshot, with the
+-- interest accrued to that second: the holder's scaled balance (shares_raw, summed exactly from
+-- the tokens' events in stg_aave_scaled_moves: the token's scaledBalanceOf) times the reserve's
+-- index at the snapshot's time (rayMul, half up). The index grows from the Pool's last
+-- ReserveDataUpdated before the end of the snapshot block (stg_aave_reserve_updates): the
+-- liquidity index by linear interest for the aToken, the variable borrow index compounded for
+-- the debt (Pool.getReserveNormalizedIncome / getReserveNormalizedVariableDebt, through
+-- aave_index_at). While a rate is 0 the index is the stored one and the snapshot's time is
+-- not needed. amount_raw is null
+-- when the lake holds no update of the reserve before the snapshot, or the rate is not 0 and
+-- the snapshot block has no header (a --snapshot inside a partition without logs): the
+-- reason column says which.
+with deltas as (
+    select chain_id, venue, reserve, account, side, block_number,
+           concat_ws('|', venue, reserve, account, side) as position_key,
+           sum(scaled_delta) as delta
+    from stg_aave_scaled_moves
+    group by all
+),
+running as (
+    select *, sum(delta) over (partition by position_key order by block_number
+                               rows between unbounded preceding and current row) as scaled
+    from deltas
+),
+positions as (
+    select distinct chain_id, position_key from deltas
+),
+at_snapshot as (
+    select
+        s.snapshot_block,
+        r.chain_id,
+        r.venue,
+        r.reserve,
+        r.account,
+        r.side,
+        r.scaled::decimal(38, 0) as shares_raw,
+        (s.snapshot_block::hugeint + 1) * 1000000 as snapshot_end
+    from ref_snapshots as s
+    join positions as p on p.chain_id = s.chain_id
+    asof join running as r
+        on r.position_key = p.position_key and r.block_number <= s.snapshot_block
+),
+snapshot_times as (
+    select s.chain_id, s.snapshot_block, max(b.block_time) as snapshot_time
+    from ref_snapshots as s
+    left join stg_blocks as b on b.chain_id = s.chain_id and b.block_number = s.snapshot_block
+    group by all
+),
+indexed as (
+    select
+        a.*,
+        u.block_number as index_block,
+        aave_index_at(a.side, u.liquidity_index, u.liquidity_rate, u.variable_borrow_index,
+                      u.variable_borrow_rate, epoch(t.snapshot_time) - epoch(u.updated_at))
+            as index_raw
+    from at_snapshot as a
+    join snapshot_times as t using (chain_id, snapshot_block)
+    asof left join stg_aave_reserve_updates as u
+        on u.chain_id = a.chain_id and u.venue = a.venue and u.reserve = a.reserve
+        and u.ordinal < a.snapshot_end
+)
+select
+    snapshot_block,
+    chain_id,
+    venue,
+    reserve as market,
+    account,
+    reserve as token,
+    side,
+    case when shares_raw >= 0  -- below 0: events are missing (no_negative_balances says so)
+         then mul_div_half_up(shares_raw, index_raw, '1' || repeat('0', 27))
+         else -mul_div_half_up(-shares_raw, index_raw, '1' || repeat('0', 27))
+    end as amount_raw,
+    shares_raw,
+    index_raw,
+    index_block,
+    case when index_block is null then 'no ReserveDataUpdated of the reserve before the snapshot'
+         when index_raw is null then 'the snapshot block has no header: its time is unknown'
+    end as unvalued_reason
+from indexed
