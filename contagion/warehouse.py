@@ -10,8 +10,9 @@
 - the models of `sql/staging`, `sql/intermediate` and `sql/marts`, one per file, run in
   dependency order. A model's header says its grain and, optionally, `materialized: view`
   (staging models are views by default, the others tables). The models may use the exact
-  integer functions of `contagion.exact` (`mul_div_down`, …) and `black_scholes_price`
-  (`contagion.risk.greeks`), registered for the build.
+  integer functions of `contagion.exact` (`mul_div_down`, …), `black_scholes_price`
+  (`contagion.risk.greeks`) and Aave's index between updates (`aave_index_at`,
+  `contagion.protocols.aave_v3`), registered for the build.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
 block asked for. A lake with no complete partition of the registry's chain, or a snapshot outside
@@ -383,7 +384,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
         try:
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             greeks.register(con)  # black_scholes_price: the oToken marks
-            aave_v3.register(con)  # aave_normalized_*: an Aave index between its updates
+            aave_v3.register(con)  # aave_index_at: an Aave index between its updates
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
                 replace_table(con, name, table)

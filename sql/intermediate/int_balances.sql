@@ -7,13 +7,7 @@
 -- supplier's; Aave's: scaled balances, worth what the reserve's index says, interest
 -- included). An Aave reserve whose aToken (or variable debt token) the registry does not list
 -- has no scaled balances: its collateral (or debt) stays the flows' principal here.
-with aave_scaled as (
-    select distinct chain_id, issued_by as venue, underlying as market,
-           case token_kind when 'atoken' then 'collateral' else 'debt' end as side
-    from ref_tokens
-    where token_kind in ('atoken', 'debt_token') and underlying is not null
-),
-deltas as (
+with deltas as (
     select
         chain_id, venue, protocol, market, account, token, side, block_number,
         concat_ws('|', coalesce(venue, ''), protocol, coalesce(market, ''), account,
@@ -24,7 +18,7 @@ deltas as (
       and not (protocol = 'opyn_gamma' and side in ('margin', 'debt'))
       and not (protocol = 'morpho_blue' and side in ('supply', 'debt'))
       and not (protocol = 'aave_v3' and (chain_id, venue, market, side)
-                                         in (select * from aave_scaled))
+               in (select chain_id, venue, reserve, side from stg_aave_tokens))
     group by all
 ),
 running as (

@@ -20,12 +20,6 @@
 with liq as (
     select * from int_liquidations where protocol = 'aave_v3'
 ),
-aave_scaled as (  -- (venue, reserve, side) whose balances the tokens' events give
-    select distinct chain_id, issued_by as venue, underlying as reserve,
-           case token_kind when 'atoken' then 'collateral' else 'debt' end as side
-    from ref_tokens
-    where token_kind in ('atoken', 'debt_token') and underlying is not null
-),
 pool_actions as (  -- events a Pool logs after the token moves of the same action
     select chain_id, transaction_hash, contract_address,
            block_number::hugeint * 1000000 + log_index as ordinal
@@ -86,7 +80,8 @@ principal as (  -- reserves without a registered aToken / debt token: the flows'
         on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
         and f.side in ('collateral', 'debt')
         and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal
-    where (f.chain_id, f.venue, f.token, f.side) not in (select * from aave_scaled)
+    where (f.chain_id, f.venue, f.token, f.side)
+          not in (select chain_id, venue, reserve, side from stg_aave_tokens)
     group by all
 ),
 balances as (

@@ -3,7 +3,7 @@
 -- null beyond decimal(38,0)) and when (updated_at, the block's time, what Aave keeps as
 -- lastUpdateTimestamp). Between updates a balance grows from these: int_aave_balances and
 -- int_liquidation_health_aave_v3 read the last update before the moment they value, through
--- aave_normalized_income / aave_normalized_variable_debt (contagion.protocols.aave_v3).
+-- aave_index_at (contagion.protocols.aave_v3).
 select
     r.chain_id,
     r.block_number,

@@ -13,21 +13,14 @@
 --   `from`, step 1 gives it to `to`.
 -- rayDiv rounds half up, as the token does: the running sum is the token's scaledBalanceOf.
 -- (Aave v3.5 rounds the scaled amount up or down by side and logs balance differences instead;
--- on its logs a step may be off by one scaled unit.) The token says venue, reserve and side:
--- the registry's aTokens (side collateral) and variable debt tokens (side debt); a token the
--- registry does not list moves nothing here. A value of 10^37 or more leaves scaled_delta
+-- on its logs a step may be off by one scaled unit.) The token says venue, reserve and side
+-- (stg_aave_tokens); a token the registry does not list moves nothing here. A value of 10^37 or more leaves scaled_delta
 -- null (and the position's amount with it: no_negative_balances names it). A table, not a
 -- view: rayDiv is contagion.exact's, which only the build's connection has.
-with tokens as (
-    select chain_id, unhex(substr(token, 3)) as contract_address, issued_by as venue,
-           underlying as reserve,
-           case token_kind when 'atoken' then 'collateral' else 'debt' end as side
-    from ref_tokens
-    where token_kind in ('atoken', 'debt_token') and underlying is not null
-),
-logged as (  -- values below 10^37 (any real balance), so that a sum of two fits hugeint
+with logged as (  -- values below 10^37 (any real balance), so that a sum of two fits hugeint
     select chain_id, block_number, log_index, transaction_hash, contract_address,
-           on_behalf_of as account, 'mint' as kind, try_cast(value as decimal(37, 0))::hugeint as value,
+           on_behalf_of as account, 'mint' as kind,
+           try_cast(value as decimal(37, 0))::hugeint as value,
            try_cast(balance_increase as decimal(37, 0))::hugeint as balance_increase, index
     from src_aave_v3__mint
     union all
@@ -72,4 +65,5 @@ select
     m.scaled_delta::decimal(38, 0) as scaled_delta,
     try_cast(m.index as decimal(38, 0)) as index
 from moves as m
-join tokens as t on t.chain_id = m.chain_id and t.contract_address = m.contract_address
+join stg_aave_tokens as t
+    on t.chain_id = m.chain_id and t.token = '0x' || lower(hex(m.contract_address))
