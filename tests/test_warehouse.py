@@ -610,7 +610,7 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
         (95, 1, 'wbtc', 'WBTC/USD', '0xfc', -1))
         as t(b, l, token, feed_id, feed, p) order by b, l {stored}""")
     models = {m.name: m for m in load_models()}
-    for name in ("stg_prices", "int_token_feeds", "int_oracle_prices"):
+    for name in ("stg_prices", "stg_snapshot_times", "int_token_feeds", "int_oracle_prices"):
         con.execute(f"create table {name} as {models[name].sql}")
     got = {r[0]: r[1:] for r in con.execute(
         "select token, price_usd, price_block, answer_raw from int_oracle_prices").fetchall()}

@@ -41,12 +41,6 @@ at_snapshot as (
     asof join running as r
         on r.position_key = p.position_key and r.block_number <= s.snapshot_block
 ),
-snapshot_times as (
-    select s.chain_id, s.snapshot_block, max(b.block_time) as snapshot_time
-    from ref_snapshots as s
-    left join stg_blocks as b on b.chain_id = s.chain_id and b.block_number = s.snapshot_block
-    group by all
-),
 indexed as (
     select
         a.*,
@@ -55,7 +49,7 @@ indexed as (
                       u.variable_borrow_rate, epoch(t.snapshot_time) - epoch(u.updated_at))
             as index_raw
     from at_snapshot as a
-    join snapshot_times as t using (chain_id, snapshot_block)
+    join stg_snapshot_times as t using (chain_id, snapshot_block)
     asof left join stg_aave_reserve_updates as u
         on u.chain_id = a.chain_id and u.venue = a.venue and u.reserve = a.reserve
         and u.ordinal < a.snapshot_end

@@ -24,16 +24,10 @@ paths as (
         t.token_kind = 'unit' as is_unit
     from int_tokens as t
 ),
-snapshot_times as (
-    select s.chain_id, s.snapshot_block, max(b.block_time) as snapshot_time
-    from ref_snapshots as s
-    left join stg_blocks as b on b.chain_id = s.chain_id and b.block_number = s.snapshot_block
-    group by all
-),
 wanted as (
     select s.chain_id, s.snapshot_block, s.snapshot_time, p.token, p.priced_as, p.is_unit,
            tf.feed
-    from snapshot_times as s
+    from stg_snapshot_times as s
     join paths as p on p.chain_id = s.chain_id
     left join int_token_feeds as tf on tf.chain_id = p.chain_id and tf.token = p.priced_as
     where p.priced_as is not null

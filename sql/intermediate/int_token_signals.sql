@@ -5,11 +5,11 @@
 -- Definitions and units: docs/schema.md (int_token_signals).
 with assets as (
     select p.chain_id, p.snapshot_block, p.token, t.symbol, t.underlying, p.price_usd,
-           b.block_time as snapshot_time
+           b.snapshot_time
     from int_oracle_prices as p
     join int_tokens as t on t.chain_id = p.chain_id and t.token = p.token
-    left join stg_blocks as b
-        on b.chain_id = p.chain_id and b.block_number = p.snapshot_block
+    left join stg_snapshot_times as b
+        on b.chain_id = p.chain_id and b.snapshot_block = p.snapshot_block
     where p.priced_as = p.token and t.token_kind <> 'unit' and p.price_usd > 0
 ),
 pair_sides as (
