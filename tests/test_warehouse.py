@@ -637,3 +637,29 @@ def test_a_flow_held_in_two_partition_files_fails_a_blocking_check() -> None:
     assert result.check.severity == "error" and result.failing_rows == 1
     assert result.sample == [{"chain_id": 1, "block_number": 12, "log_index": 0,
                               "flow_index": 0, "copies": 2}]
+
+
+def test_aave_flows_stay_principal_where_no_token_gives_scaled_balances() -> None:
+    """int_balances leaves Aave flows to int_aave_balances only for the (venue, reserve, side)
+    of a registered aToken / debt token with an issuer; an aToken the registry names no issuer
+    for must not hide the other reserves' flows (a null in the `in` list would)."""
+    con = duckdb.connect()
+    con.execute("""create table ref_tokens as select * from (values
+        (1::ubigint, '0xa1', 'aWETH', 18, 'atoken', 'aave', '0xweth'),
+        (1, '0xa2', 'aWBTC', 8, 'atoken', null, '0xwbtc'))
+        as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "10::ubigint as snapshot_block")
+    con.execute("""create table stg_flows as select * from (values
+        (1::ubigint, 'aave', 'aave_v3', '0xweth', '0xu', '0xweth', 'collateral', 5::ubigint,
+         1, 100::decimal(38, 0)),
+        (1, 'aave', 'aave_v3', '0xusdc', '0xu', '0xusdc', 'collateral', 5, 1, 7),
+        (1, 'aave', 'aave_v3', '0xwbtc', '0xu', '0xwbtc', 'collateral', 5, 1, 3))
+        as t(chain_id, venue, protocol, market, account, token, side, block_number, sign,
+             amount_raw)""")
+    models = {m.name: m for m in load_models()}
+    for name in ("stg_aave_tokens", "int_balances"):
+        con.execute(f"create table {name} as {models[name].sql}")
+    held = dict(con.execute("select market, amount_raw from int_balances").fetchall())
+    # WETH comes from the aToken's scaled balance; USDC has no aToken, WBTC's has no issuer
+    assert held == {"0xusdc": 7, "0xwbtc": 3}
