@@ -233,6 +233,8 @@ def test_checks_hold_on_the_crisis_and_catch_a_missing_flow(world: World, tmp_pa
     assert all(r.passed for r in results.values() if r.check.severity == "error")
     # every position has a fresh price, oTokens included (marked by Black–Scholes)
     assert results["prices_fresh"].passed and not results["prices_fresh"].sample
+    # the registry lists every reserve's aToken and debt token: none is valued at principal
+    assert results["aave_interest_counted"].passed
 
     # lose one Aave supply flow from the lake: the venue no longer adds up
     lake_copy = _lake_without_one_aave_supply(world, tmp_path / "lake")
@@ -663,3 +665,46 @@ def test_aave_flows_stay_principal_where_no_token_gives_scaled_balances() -> Non
     held = dict(con.execute("select market, amount_raw from int_balances").fetchall())
     # WETH comes from the aToken's scaled balance; USDC has no aToken, WBTC's has no issuer
     assert held == {"0xusdc": 7, "0xwbtc": 3}
+
+
+def test_an_aave_reserve_valued_at_principal_while_its_index_moved_is_named() -> None:
+    """aave_interest_counted (warn): a reserve whose positions int_balances sums from flows (no
+    registered aToken / debt token with an issuer) is named once its index for that side has
+    moved off 1 by the latest snapshot; one at 1, or one valued from its scaled balances, is
+    not."""
+    from contagion.warehouse import load_checks, run_checks
+
+    ray = 10**27
+    con = duckdb.connect()
+    con.execute("""create table ref_tokens as select * from (values
+        (1::ubigint, '0xa1', 'aWETH', 18, 'atoken', 'aave', '0xweth'))
+        as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "b::ubigint as snapshot_block from range(5, 25, 10) as t(b)")
+    con.execute("""create table stg_flows as select * from (values
+        (1::ubigint, 'aave', 'aave_v3', '0xweth', '0xu', '0xweth', 'collateral', 5::ubigint,
+         1, 100::decimal(38, 0)),
+        (1, 'aave', 'aave_v3', '0xusdc', '0xu', '0xusdc', 'collateral', 5, 1, 7),
+        (1, 'aave', 'aave_v3', '0xusdc', '0xv', '0xusdc', 'collateral', 6, 1, 5),
+        (1, 'aave', 'aave_v3', '0xusdc', '0xu', '0xusdc', 'debt', 6, 1, 2),
+        (1, 'aave', 'aave_v3', '0xdai', '0xu', '0xdai', 'debt', 7, 1, 3))
+        as t(chain_id, venue, protocol, market, account, token, side, block_number, sign,
+             amount_raw)""")
+    # USDC's supply side earned interest at block 9; its borrow index moves only after the
+    # last snapshot (block 15); DAI's borrow index moved, WETH's both (but WETH has aWETH).
+    con.execute(f"""create table stg_aave_reserve_updates as select * from (values
+        (1::ubigint, 9::ubigint, 0, 9000000, 'aave', '0xusdc', {ray + 5}::decimal(38, 0),
+         {ray}::decimal(38, 0)),
+        (1, 30, 0, 30000000, 'aave', '0xusdc', {ray + 6}, {ray + 9}),
+        (1, 8, 0, 8000000, 'aave', '0xdai', {ray}, {ray + 1}),
+        (1, 8, 1, 8000001, 'aave', '0xweth', {ray + 2}, {ray + 3}))
+        as t(chain_id, block_number, log_index, ordinal, venue, reserve, liquidity_index,
+             variable_borrow_index)""")
+    models = {m.name: m for m in load_models()}
+    for name in ("stg_aave_tokens", "int_balances"):
+        con.execute(f"create table {name} as {models[name].sql}")
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "aave_interest_counted"])
+    assert result.check.severity == "warn"
+    assert [(r["reserve"], r["side"], r["positions"], r["principal_raw"], r["index_ray"])
+            for r in result.sample] == [("0xdai", "debt", 1, 3, ray + 1),
+                                        ("0xusdc", "collateral", 2, 12, ray + 5)]
