@@ -106,6 +106,68 @@ class Views:
         return out[0] if len(out) == 1 else out
 
 
+def _calls(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every call of a callTracer trace, depth first, in execution order."""
+    for child in node.get("calls") or []:
+        yield child
+        yield from _calls(child)
+
+
+def trace_calls(client: RpcClient, tx: str) -> list[dict[str, Any]]:
+    """The calls a transaction made (anvil's callTracer), depth first, in execution order."""
+    return list(_calls(client.call("debug_traceTransaction", [tx, {"tracer": "callTracer"}])))
+
+
+def aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
+    """The health factor a devnet liquidationCall computed (WAD), from what its first account
+    pass read: for each listed reserve in order, the aToken's scaled balance (read only when it
+    counts as collateral), the debt token's, the price (read only when either is not zero) and,
+    for collateral, the RiskOracle's margin cut. The scaled balances are worth their indexes
+    brought forward to the liquidation block's time from the state stored before the block: an
+    earlier transaction of the same block stores those same indexes (no time passes between)."""
+    from eth_abi import decode as abi_decode
+
+    from contagion.protocols.aave_v3 import normalized_income, normalized_variable_debt, ray_mul
+
+    wad = 10**18
+    driver = DevnetDriver(world.client)
+    pool = driver.at("AavePool", world.registry.venue("aave_v3").contracts["pool"])
+    block = int(row["block_number"]) - 1
+    now = int(world.client.call("eth_getBlockByNumber", [hex(block + 1), False])["timestamp"], 16)
+    # after a reserve's price the pool asks the RiskOracle for its margin cut (collateral only)
+    oracle = (world.registry.risk_oracle or "").lower()
+    calls = iter(trace_calls(world.client, row["transaction_hash"]))
+    collateral = weighted = debt = 0
+    for reserve in pool.call("getReservesList", block=block):
+        a_token, debt_token, feed, unit, _, threshold, _, _ = pool.call("reserves", reserve,
+                                                                        block=block)
+        income_index, income_rate, debt_index, debt_rate, updated, *_ = (
+            int(x) for x in pool.call("reserveState", reserve, block=block))
+        call, held = next(calls), 0
+        if call["to"].lower() == a_token.lower():
+            held = ray_mul(int(call["output"], 16),
+                           normalized_income(income_index, income_rate, now - updated))
+            call = next(calls)
+        assert call["to"].lower() == debt_token.lower()
+        owed = ray_mul(int(call["output"], 16),
+                       normalized_variable_debt(debt_index, debt_rate, now - updated))
+        if held or owed:
+            call = next(calls)
+            assert call["to"].lower() == feed.lower()
+            price = abi_decode(["uint80", "int256", "uint256", "uint256", "uint80"],
+                               bytes.fromhex(call["output"][2:]))[1]
+            worth, cut = held * price // unit, 0
+            if held and oracle:
+                call = next(calls)
+                assert call["to"].lower() == oracle
+                cut = int(call["output"], 16)
+            collateral = collateral + worth
+            weighted += worth * (threshold - min(cut, threshold))
+            debt += owed * price // unit
+    average = weighted // collateral
+    return ((collateral * average + 5_000) // 10_000 * wad + debt // 2) // debt
+
+
 @contextmanager
 def scenario_world(data: Path, scenario: str, *,
                    after_scenario: Callable[[DevnetDriver, Registry], None] | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import World, scenario_world
+from conftest import World, aave_health_from_trace, scenario_world
 from eth_utils import keccak, to_checksum_address
 
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
@@ -173,12 +173,16 @@ def test_interest_made_the_balances_outgrow_the_principal(interest_world: World)
 
 def test_liquidations_after_interest_are_decided_and_valid(interest_world: World) -> None:
     rows = interest_world.sql(
-        "select h.valid, h.reason, h.health_raw from fct_liquidation_audit as h "
+        "select h.valid, h.reason, h.health_raw, h.block_number, h.transaction_hash "
+        "from fct_liquidation_audit as h "
         "where h.venue = 'aave_v3' and h.borrower = ?", [LIMIT_BORROWER.lower()])
     assert len(rows) == 2
-    for valid, reason, health in rows:
+    for valid, reason, health, block, tx in rows:
         assert valid is True, reason
         assert 9 * 10**17 < int(health) < 10**18
+        # the health the pool computed, from the scaled balances its trace shows it read
+        row = {"block_number": block, "transaction_hash": tx}
+        assert int(health) == aave_health_from_trace(interest_world, row)
 
 
 def test_truth_check_compares_aave_balances_and_scaled_balances(interest_world: World) -> None:

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import Views, World, scenario_world
+from conftest import Views, World, aave_health_from_trace, scenario_world, trace_calls
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from contagion.chain.rpc import RpcClient, RpcError
+from contagion.chain.rpc import RpcError
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
 from contagion.graph.load import ecosystem_at
 from contagion.lake import Lake
@@ -251,17 +251,6 @@ def _word(value: int) -> str:
     return "0x" + (value % 2**256).to_bytes(32, "big").hex()
 
 
-def _calls(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every call of a callTracer trace, depth first, in execution order."""
-    for child in node.get("calls") or []:
-        yield child
-        yield from _calls(child)
-
-
-def _trace(client: RpcClient, tx: str) -> list[dict[str, Any]]:
-    return list(_calls(client.call("debug_traceTransaction", [tx, {"tracer": "callTracer"}])))
-
-
 def _answers_read(calls: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """feed -> (round id, answer) of every latestRoundData() the transaction made."""
     out = {}
@@ -306,7 +295,7 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
     client, registry = world.client, world.registry
     driver = DevnetDriver(client)
     block = int(row["block_number"]) - 1
-    view = Views(client, block, _feeds_as_read(_answers_read(_trace(client,
+    view = Views(client, block, _feeds_as_read(_answers_read(trace_calls(client,
                                                                       row["transaction_hash"]))))
     user, health, threshold = row["borrower"], int(row["health_raw"]), int(row["threshold_raw"])
     venue = registry.venue(str(row["venue"]))
@@ -365,44 +354,6 @@ def _check_against_views(world: World, row: dict[str, Any]) -> None:
         assert view(options, "is_liquidatable", user, vault_id) is True
         assert health == int(view(options, "collateral_value", user, vault_id))
         assert threshold == int(view(options, "margin_requirement", user, vault_id))
-
-
-def _aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
-    """The health factor liquidationCall computed, from what its first account pass read: for
-    each listed reserve in order, the aToken balance (read only when it counts as collateral),
-    the debt, the price (read only when either is not zero) and, for collateral, the
-    RiskOracle's margin cut."""
-    driver = DevnetDriver(world.client)
-    pool = driver.at("AavePool", world.registry.venue("aave_v3").contracts["pool"])
-    block = int(row["block_number"]) - 1
-    # after a reserve's price the pool asks the RiskOracle for its margin cut (collateral only)
-    oracle = (world.registry.risk_oracle or "").lower()
-    calls = iter(_trace(world.client, row["transaction_hash"]))
-    collateral = weighted = debt = 0
-    for reserve in pool.call("getReservesList", block=block):
-        a_token, debt_token, feed, unit, _, threshold, _, _ = pool.call("reserves", reserve,
-                                                                        block=block)
-        call, held = next(calls), 0
-        if call["to"].lower() == a_token.lower():
-            held = int(call["output"], 16)
-            call = next(calls)
-        assert call["to"].lower() == debt_token.lower()
-        owed = int(call["output"], 16)
-        if held or owed:
-            call = next(calls)
-            assert call["to"].lower() == feed.lower()
-            price = abi_decode(["uint80", "int256", "uint256", "uint256", "uint80"],
-                               bytes.fromhex(call["output"][2:]))[1]
-            worth, cut = held * price // unit, 0
-            if held and oracle:
-                call = next(calls)
-                assert call["to"].lower() == oracle
-                cut = int(call["output"], 16)
-            collateral = collateral + worth
-            weighted += worth * (threshold - min(cut, threshold))
-            debt += owed * price // unit
-    average = weighted // collateral
-    return ((collateral * average + 5_000) // 10_000 * WAD + debt // 2) // debt
 
 
 # ------------------------------------------------------------------------------- tests
@@ -477,11 +428,11 @@ def test_a_borrower_liquidated_twice_in_a_block_is_judged_on_what_the_first_left
     assert all(p["price_block"] == last for p in first["prices"] if p["token"] ==
                first["collateral_asset"])
     for row in (first, second):
-        assert int(row["health_raw"]) == _aave_health_from_trace(every_venue, row)
+        assert int(row["health_raw"]) == aave_health_from_trace(every_venue, row)
         assert row["valid"] is True
     assert second["health_raw"] != first["health_raw"]
     for row in rows:  # every other one as well, however many shared its block
-        assert int(row["health_raw"]) == _aave_health_from_trace(every_venue, row)
+        assert int(row["health_raw"]) == aave_health_from_trace(every_venue, row)
 
 
 @pytest.mark.devnet
