@@ -169,6 +169,15 @@ def test_interest_made_the_balances_outgrow_the_principal(interest_world: World)
     (treasury,), = world.sql("select amount_raw from fct_positions where snapshot_block = ? "
                              "and venue = 'aave_v3' and account = ?", [last, TREASURY.lower()])
     assert treasury > 0
+    # each mintToTreasury logged what it minted: the treasury aToken Mint's value less the
+    # interest its balance had earned since
+    minted = world.sql(
+        "select m.amount_minted::hugeint, t.value::hugeint - t.balance_increase::hugeint "
+        "from src_aave_v3__minted_to_treasury as m join src_aave_v3__mint as t "
+        "  on t.transaction_hash = m.transaction_hash and t.log_index < m.log_index "
+        "where '0x' || lower(hex(t.on_behalf_of)) = ? order by m.block_number",
+        [TREASURY.lower()])
+    assert len(minted) == 2 and all(logged == value > 0 for logged, value in minted)
 
 
 def test_liquidations_after_interest_are_decided_and_valid(interest_world: World) -> None:

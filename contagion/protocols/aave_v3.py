@@ -68,6 +68,11 @@ DEFICIT_CREATED = event(
     "DeficitCreated(address indexed user, address indexed debtAsset, uint256 amountCreated)",
     "0x2bccfb3fad376d59d7accf970515eb77b2f27b082c90ed0fb15583dd5a942699",
 )
+MINTED_TO_TREASURY = event(
+    PROTOCOL,
+    "MintedToTreasury(address indexed reserve, uint256 amountMinted)",
+    "0xbfa21aa5d5f9a1f0120a95e7c0749f389863cbdbfff531aa7339077a5bc919de",
+)
 
 RESERVE_DATA_UPDATED = event(
     PROTOCOL,
@@ -110,6 +115,7 @@ POOL_EVENTS = (
     COLLATERAL_ENABLED,
     COLLATERAL_DISABLED,
     DEFICIT_CREATED,
+    MINTED_TO_TREASURY,
     RESERVE_DATA_UPDATED,
     FLASH_LOAN,
 )

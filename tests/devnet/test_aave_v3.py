@@ -753,6 +753,7 @@ class PoolModel:
             amount = ray_mul(m.accrued, index)
             m.accrued = 0
             out += m.atoken.mint(self.pool, self.treasury, amount, index)
+            out.append(("pool", "MintedToTreasury", {"reserve": m.asset, "amountMinted": amount}))
         return out
 
     def _burn_debt(self, m: ReserveModel, user: str, user_debt: int, covered: int,

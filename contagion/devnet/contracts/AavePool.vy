@@ -16,9 +16,8 @@
         underlying balance, as in v3.1+; the deficit counts as unbacked in the supply usage) and
         emits ReserveDataUpdated before the action's own event. The rate strategy's parameters
         live in this pool (setReserveInterestRateData, in RAY), the configurator's
-        setReserveFactor and the treasury too (mintToTreasury mints the aTokens as Aave does but
-        does not log MintedToTreasury, which the decoder has no spec for). Reserves start with
-        all of them zero: zero rates, indexes at RAY, balances equal to amounts.
+        setReserveFactor and the treasury too (mintToTreasury mints the aTokens and logs
+        MintedToTreasury as Aave does). Reserves start with all of them zero: zero rates, indexes at RAY, balances equal to amounts.
 
         Risk oracle (Contagion's RiskOracle.vy), unset by default: the pool then behaves as
         above. Once the owner sets it with setRiskOracle, the pool obeys its markets
@@ -104,6 +103,10 @@ event DeficitCreated:
     user: indexed(address)
     debtAsset: indexed(address)
     amountCreated: uint256
+
+event MintedToTreasury:
+    reserve: indexed(address)
+    amountMinted: uint256
 
 event ReserveDataUpdated:
     reserve: indexed(address)
@@ -576,8 +579,7 @@ def mintToTreasury(assets: DynArray[address, MAX_RESERVES]):
             index: uint256 = self._normalized_income(asset)
             amount: uint256 = self._ray_mul(accrued, index)
             extcall IAToken(r.aToken).mintToTreasury(amount, index)
-            # Aave also logs MintedToTreasury(reserve, amountMinted) here; the decoder has no
-            # spec for it yet, so the devnet leaves it out.
+            log MintedToTreasury(reserve=asset, amountMinted=amount)
 
 
 # -- user actions --------------------------------------------------------------------------------
