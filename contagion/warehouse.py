@@ -12,7 +12,8 @@
   (staging models are views by default, the others tables). The models may use the exact
   integer functions of `contagion.exact` (`mul_div_down`, …), `black_scholes_price`
   (`contagion.risk.greeks`) and Aave's index between updates (`aave_index_at`,
-  `contagion.protocols.aave_v3`), registered for the build.
+  `contagion.protocols.aave_v3`), registered for the build, and the ordinal macros
+  (`log_ordinal`, `block_end_ordinal`, `ordinal_log_index`), stored in the database.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
 block asked for. A lake with no complete partition of the registry's chain, or a snapshot outside
@@ -55,6 +56,7 @@ __all__ = [
     "build_database",
     "connect_readonly",
     "default_snapshots",
+    "define_macros",
     "load_checks",
     "load_models",
     "replace_table",
@@ -358,6 +360,26 @@ def _check_inputs(lake: Lake, registry: Registry, snapshots: Sequence[int]) -> N
                          "choose a block in range; nothing was built")
 
 
+# A log's place in the chain as one number, block × 10^6 + log index (a block holds far fewer
+# than a million logs), and the last place a block can hold: "at or before the end of block s"
+# is `ordinal <= block_end_ordinal(s)`. Stored in the database (not temporary), so the views
+# that use them work on the analysts' connections too.
+ORDINAL_MACROS = (
+    "create or replace macro log_ordinal(block_number, log_index) as "
+    "block_number::hugeint * 1000000 + log_index",
+    "create or replace macro block_end_ordinal(block_number) as "
+    "block_number::hugeint * 1000000 + 999999",
+    "create or replace macro ordinal_log_index(ordinal) as ordinal % 1000000",
+)
+
+
+def define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """The ordinal macros every model may use (log_ordinal, block_end_ordinal,
+    ordinal_log_index)."""
+    for statement in ORDINAL_MACROS:
+        con.execute(statement)
+
+
 def build_database(db_path: Path, lake: Lake, registry: Registry, *,
                    snapshots: Iterable[int] | None = None, extra_snapshots: Iterable[int] = (),
                    sql_dir: Path = SQL_DIR, allow_empty_lake: bool = False) -> list[Model]:
@@ -385,6 +407,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             greeks.register(con)  # black_scholes_price: the oToken marks
             aave_v3.register(con)  # aave_index_at: an Aave index between its updates
+            define_macros(con)  # log_ordinal, block_end_ordinal: a log's place in the chain
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
                 replace_table(con, name, table)

@@ -19,7 +19,13 @@ import pytest
 from conftest import World
 
 from contagion.lake import Lake
-from contagion.warehouse import SQL_DIR, build_database, connect_readonly, load_models
+from contagion.warehouse import (
+    SQL_DIR,
+    build_database,
+    connect_readonly,
+    define_macros,
+    load_models,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_balance_sheet",
@@ -514,6 +520,7 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     from contagion.risk import greeks
 
     con = duckdb.connect()
+    define_macros(con)
     greeks.register(con)
     now = "2024-01-31 00:00:00+00"
     con.execute("create table ref_snapshots as "
@@ -587,6 +594,7 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
     from contagion.warehouse import load_checks, run_checks
 
     con = duckdb.connect()
+    define_macros(con)
     con.execute("""create table int_tokens as select * from (values
         (1::ubigint, 'weth', 'WETH', 18, 'asset', null::varchar, null::varchar),
         (1, 'wbtc', 'WBTC', 8, 'asset', null, null))
@@ -646,6 +654,7 @@ def test_aave_flows_stay_principal_where_no_token_gives_scaled_balances() -> Non
     of a registered aToken / debt token with an issuer; an aToken the registry names no issuer
     for must not hide the other reserves' flows (a null in the `in` list would)."""
     con = duckdb.connect()
+    define_macros(con)
     con.execute("""create table ref_tokens as select * from (values
         (1::ubigint, '0xa1', 'aWETH', 18, 'atoken', 'aave', '0xweth'),
         (1, '0xa2', 'aWBTC', 8, 'atoken', null, '0xwbtc'))
@@ -676,6 +685,7 @@ def test_an_aave_reserve_valued_at_principal_while_its_index_moved_is_named() ->
 
     ray = 10**27
     con = duckdb.connect()
+    define_macros(con)
     con.execute("""create table ref_tokens as select * from (values
         (1::ubigint, '0xa1', 'aWETH', 18, 'atoken', 'aave', '0xweth'))
         as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")

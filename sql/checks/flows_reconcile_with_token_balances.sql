@@ -11,7 +11,7 @@ with own_moves as (
 ),
 morpho_markets as (
     select s.snapshot_block, m.chain_id, m.venue, m.market,
-           (s.snapshot_block::hugeint + 1) * 1000000 as block_end
+           block_end_ordinal(s.snapshot_block) as block_end
     from ref_snapshots as s
     join (select distinct chain_id, venue, market from int_morpho_markets) as m
         on m.chain_id = s.chain_id
@@ -25,7 +25,7 @@ morpho_held as (  -- what each Morpho market holds beyond what its positions can
     from morpho_markets as k
     asof join int_morpho_markets as t
         on t.chain_id = k.chain_id and t.venue = k.venue and t.market = k.market
-        and t.ordinal < k.block_end
+        and t.ordinal <= k.block_end
     join fct_positions as p
         on p.snapshot_block = k.snapshot_block and p.chain_id = k.chain_id
         and p.venue = k.venue and p.market = k.market and p.side in ('supply', 'debt')

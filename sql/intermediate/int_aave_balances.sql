@@ -35,7 +35,7 @@ at_snapshot as (
         r.account,
         r.side,
         r.scaled::decimal(38, 0) as shares_raw,
-        (s.snapshot_block::hugeint + 1) * 1000000 as snapshot_end
+        block_end_ordinal(s.snapshot_block) as snapshot_end
     from ref_snapshots as s
     join positions as p on p.chain_id = s.chain_id
     asof join running as r
@@ -52,7 +52,7 @@ indexed as (
     join stg_snapshot_times as t using (chain_id, snapshot_block)
     asof left join stg_aave_reserve_updates as u
         on u.chain_id = a.chain_id and u.venue = a.venue and u.reserve = a.reserve
-        and u.ordinal < a.snapshot_end
+        and u.ordinal <= a.snapshot_end
 )
 select
     snapshot_block,

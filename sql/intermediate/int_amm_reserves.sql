@@ -12,7 +12,7 @@ with pairs as (
     group by m.chain_id, m.venue, t.token
 ),
 syncs as (
-    select *, block_number::hugeint * 1000000 + log_index as ordinal from stg_amm_reserves
+    select *, log_ordinal(block_number, log_index) as ordinal from stg_amm_reserves
 )
 select s.snapshot_block, p.chain_id, p.venue, p.pair, p.token0, p.token1, r.reserve0,
        r.reserve1
@@ -20,4 +20,4 @@ from ref_snapshots as s
 join pairs as p on p.chain_id = s.chain_id
 asof join syncs as r
     on r.chain_id = p.chain_id and r.pair = p.pair
-    and r.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+    and r.ordinal <= block_end_ordinal(s.snapshot_block)

@@ -11,7 +11,7 @@ with marks as (
         on k.chain_id = w.chain_id
     asof join stg_vol_marks as f
         on f.chain_id = k.chain_id and f.base = k.base and f.kind = k.kind
-        and f.ordinal <= w.snapshot_block::hugeint * 1000000 + 999999
+        and f.ordinal <= block_end_ordinal(w.snapshot_block)
 ),
 vol_base as (
     select t.chain_id, t.token,

@@ -22,7 +22,7 @@ with liq as (
 ),
 pool_actions as (  -- events a Pool logs after the token moves of the same action
     select chain_id, transaction_hash, contract_address,
-           block_number::hugeint * 1000000 + log_index as ordinal
+           log_ordinal(block_number, log_index) as ordinal
     from (select chain_id, transaction_hash, contract_address, block_number, log_index
           from src_aave_v3__supply
           union all
@@ -79,7 +79,7 @@ principal as (  -- reserves without a registered aToken / debt token: the flows'
     join stg_flows as f
         on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
         and f.side in ('collateral', 'debt')
-        and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal
+        and log_ordinal(f.block_number, f.log_index) < l.state_ordinal
     where (f.chain_id, f.venue, f.token, f.side)
           not in (select chain_id, venue, reserve, side from stg_aave_tokens)
     group by all
@@ -96,11 +96,11 @@ balances as (
 switches as (  -- a reserve switched on or off as the user's collateral
     select chain_id, '0x' || lower(hex(contract_address)) as contract,
            '0x' || lower(hex(user)) as account, '0x' || lower(hex(reserve)) as reserve,
-           block_number::hugeint * 1000000 + log_index as ordinal, true as enabled
+           log_ordinal(block_number, log_index) as ordinal, true as enabled
     from src_aave_v3__reserve_used_as_collateral_enabled
     union all
     select chain_id, '0x' || lower(hex(contract_address)), '0x' || lower(hex(user)),
-           '0x' || lower(hex(reserve)), block_number::hugeint * 1000000 + log_index, false
+           '0x' || lower(hex(reserve)), log_ordinal(block_number, log_index), false
     from src_aave_v3__reserve_used_as_collateral_disabled
 ),
 enabled as (

@@ -27,7 +27,7 @@ balances as (
     join stg_flows as f
         on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
         and f.side in ('collateral', 'supply', 'debt')
-        and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal
+        and log_ordinal(f.block_number, f.log_index) < l.state_ordinal
     group by all
 ),
 held as (  -- the tokens to read: every one with flows, and the base token in any case

@@ -22,7 +22,7 @@ position as (
         coalesce((select sum(f.sign * f.amount_raw) from stg_flows as f
                   where f.chain_id = l.chain_id and f.venue = l.venue and f.market = l.market
                     and f.account = l.borrower and f.side = 'collateral'
-                    and f.block_number::hugeint * 1000000 + f.log_index < l.state_ordinal), 0)
+                    and log_ordinal(f.block_number, f.log_index) < l.state_ordinal), 0)
             as collateral_raw
     from liq as l
 ),

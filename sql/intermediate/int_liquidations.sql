@@ -34,7 +34,7 @@ liquidations as (
         e.chain_id, e.block_number, e.block_time,
         '0x' || lower(hex(e.transaction_hash)) as transaction_hash,
         e.log_index,
-        e.block_number::hugeint * 1000000 + e.log_index as ordinal,
+        log_ordinal(e.block_number, e.log_index) as ordinal,
         '0x' || lower(hex(e.contract_address)) as contract,
         c.venue, e.protocol,
         '0x' || lower(hex(e.market)) as market,
@@ -59,12 +59,12 @@ earlier_logs as (  -- logs a liquidation writes before its own
 ),
 own_logs as (
     select l.chain_id, l.block_number, l.log_index, o.block_number as own_block,
-           o.log_index as own_log_index, o.block_number::hugeint * 1000000 + o.log_index
+           o.log_index as own_log_index, log_ordinal(o.block_number, o.log_index)
                as own_ordinal
     from (select chain_id, '0x' || lower(hex(transaction_hash)) as transaction_hash,
                  '0x' || lower(hex(contract_address)) as contract,
                  '0x' || lower(hex(borrower)) as borrower, block_number, log_index,
-                 block_number::hugeint * 1000000 + log_index as ordinal
+                 log_ordinal(block_number, log_index) as ordinal
           from earlier_logs) as o
     asof join liquidations as l
         on l.chain_id = o.chain_id and l.transaction_hash = o.transaction_hash

@@ -20,4 +20,4 @@ from ref_snapshots as s
 join ref_markets as m on m.chain_id = s.chain_id
 asof left join int_margin_cuts as c
     on c.chain_id = m.chain_id and c.venue = m.venue and c.asset = m.collateral_token
-    and c.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+    and c.ordinal <= block_end_ordinal(s.snapshot_block)

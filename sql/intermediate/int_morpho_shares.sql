@@ -36,7 +36,7 @@ at_snapshot as (
         r.account,
         r.side,
         r.shares::decimal(38, 0) as shares_raw,
-        (s.snapshot_block::hugeint + 1) * 1000000 as snapshot_end
+        block_end_ordinal(s.snapshot_block) as snapshot_end
     from ref_snapshots as s
     join positions as p on p.chain_id = s.chain_id
     asof join running as r
@@ -45,7 +45,7 @@ at_snapshot as (
 created as (
     select chain_id, '0x' || lower(hex(id)) as market,
            '0x' || lower(hex(arg_min(market_params_loan_token,
-                                     block_number::hugeint * 1000000 + log_index))) as loan_token
+                                     log_ordinal(block_number, log_index)))) as loan_token
     from src_morpho_blue__create_market
     group by all
 ),
@@ -62,7 +62,7 @@ valued as (
     from at_snapshot as a
     asof left join int_morpho_markets as t
         on t.chain_id = a.chain_id and coalesce(t.venue, '') = coalesce(a.venue, '')
-        and t.market = a.market and t.ordinal < a.snapshot_end
+        and t.market = a.market and t.ordinal <= a.snapshot_end
 )
 select
     v.snapshot_block,

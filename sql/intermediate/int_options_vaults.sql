@@ -33,13 +33,13 @@ select
     r.vault_id,
     r.token,
     r.side,
-    case when st.settled_at <= s.snapshot_block::hugeint * 1000000 + 999999 then 0
+    case when st.settled_at <= block_end_ordinal(s.snapshot_block) then 0
          else r.balance end::decimal(38, 0) as amount_raw
 from ref_snapshots as s
 join holdings as h on h.chain_id = s.chain_id
 asof join running as r
     on r.holding_key = h.holding_key
-    and r.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+    and r.ordinal <= block_end_ordinal(s.snapshot_block)
 left join settled as st
     on st.chain_id = r.chain_id and st.venue is not distinct from r.venue
     and st.owner = r.owner and st.vault_id = r.vault_id

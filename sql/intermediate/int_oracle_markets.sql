@@ -21,7 +21,7 @@ from ref_snapshots as s
 join markets as m on m.chain_id = s.chain_id
 asof join stg_risk_updates as u
     on u.chain_id = m.chain_id and u.venue = m.venue and u.asset = m.asset
-    and u.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+    and u.ordinal <= block_end_ordinal(s.snapshot_block)
 asof left join freezing as f
     on f.chain_id = m.chain_id and f.venue = m.venue and f.asset = m.asset
-    and f.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+    and f.ordinal <= block_end_ordinal(s.snapshot_block)

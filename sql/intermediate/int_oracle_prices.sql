@@ -42,7 +42,7 @@ oracle as (
     from wanted as w
     asof join stg_prices as pr
         on pr.chain_id = w.chain_id and pr.feed = w.feed
-        and pr.ordinal <= w.snapshot_block::hugeint * 1000000 + 999999
+        and pr.ordinal <= block_end_ordinal(w.snapshot_block)
     left join ref_feeds as f on f.chain_id = pr.chain_id and f.feed_id = pr.feed_id
     where not w.is_unit
 )

@@ -21,11 +21,11 @@ first_settlement as (
     select chain_id, otoken, min(ordinal) as ordinal
     from (
         select chain_id, '0x' || lower(hex(o_token_address)) as otoken,
-               block_number::hugeint * 1000000 + log_index as ordinal
+               log_ordinal(block_number, log_index) as ordinal
         from src_opyn_gamma__vault_settled
         union all
         select chain_id, '0x' || lower(hex(otoken)),
-               block_number::hugeint * 1000000 + log_index
+               log_ordinal(block_number, log_index)
         from src_opyn_gamma__redeem
     )
     group by all
@@ -54,7 +54,7 @@ inputs as (
         case when v.implied_vol > 0 then smile_vol(
             u.price_usd, x.strike_price_usd, years, v.implied_vol,
             coalesce(v.risk_reversal, 0)) end as smile,
-        case when d.ordinal <= x.snapshot_block::hugeint * 1000000 + 999999
+        case when d.ordinal <= block_end_ordinal(x.snapshot_block)
              then d.expiry_price_usd else u.price_usd end as expiry_price_usd
     from series as x
     left join int_oracle_prices as u

@@ -32,4 +32,4 @@ from ref_snapshots as s
 join positions as p on p.chain_id = s.chain_id
 asof join states as st
     on st.chain_id = p.chain_id and st.key = p.key
-    and st.ordinal <= s.snapshot_block::hugeint * 1000000 + 999999
+    and st.ordinal <= block_end_ordinal(s.snapshot_block)

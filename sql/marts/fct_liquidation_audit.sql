@@ -35,7 +35,7 @@ select
     l.collateral_seized,
     l.debt_asset,
     l.debt_amount_raw,
-    (l.state_ordinal % 1000000)::uinteger as state_before_log_index,
+    ordinal_log_index(l.state_ordinal)::uinteger as state_before_log_index,
     j.health_measure,
     j.health_raw,
     j.threshold_raw,

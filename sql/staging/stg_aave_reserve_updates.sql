@@ -8,7 +8,7 @@ select
     r.chain_id,
     r.block_number,
     r.log_index,
-    r.block_number::hugeint * 1000000 + r.log_index as ordinal,
+    log_ordinal(r.block_number, r.log_index) as ordinal,
     c.venue,
     '0x' || lower(hex(r.contract_address)) as pool,
     '0x' || lower(hex(r.reserve)) as reserve,

@@ -56,7 +56,7 @@ select
     m.log_index,
     m.step,
     '0x' || lower(hex(m.transaction_hash)) as transaction_hash,
-    m.block_number::hugeint * 1000000 + m.log_index as ordinal,
+    log_ordinal(m.block_number, m.log_index) as ordinal,
     t.venue,
     t.reserve,
     t.side,

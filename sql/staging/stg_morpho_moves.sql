@@ -16,7 +16,7 @@
 -- Exact while the shares fit decimal(38,0) (they always do below 10^32 assets).
 with fee_recipients as (
     select chain_id, contract_address, new_fee_recipient,
-           block_number::hugeint * 1000000 + log_index as ordinal
+           log_ordinal(block_number, log_index) as ordinal
     from src_morpho_blue__set_fee_recipient
 ),
 accruals as (
@@ -24,7 +24,7 @@ accruals as (
     from src_morpho_blue__accrue_interest as a
     asof left join fee_recipients as r
         on r.chain_id = a.chain_id and r.contract_address = a.contract_address
-        and r.ordinal < a.block_number::hugeint * 1000000 + a.log_index
+        and r.ordinal < log_ordinal(a.block_number, a.log_index)
 ),
 moves as (
     select chain_id, block_number, log_index, 0 as step, contract_address, id,
@@ -63,7 +63,7 @@ select
     m.block_number,
     m.log_index,
     m.step,
-    m.block_number::hugeint * 1000000 + m.log_index as ordinal,
+    log_ordinal(m.block_number, m.log_index) as ordinal,
     '0x' || lower(hex(m.contract_address)) as contract,
     c.venue,
     '0x' || lower(hex(m.id)) as market,

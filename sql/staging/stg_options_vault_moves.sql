@@ -37,7 +37,7 @@ select
     m.chain_id,
     m.block_number,
     m.log_index,
-    m.block_number::hugeint * 1000000 + m.log_index as ordinal,
+    log_ordinal(m.block_number, m.log_index) as ordinal,
     c.venue,
     '0x' || lower(hex(m.owner)) as owner,
     m.vault_id::ubigint as vault_id,

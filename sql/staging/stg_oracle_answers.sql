@@ -7,7 +7,7 @@ select
     chain_id,
     block_number,
     log_index,
-    block_number::hugeint * 1000000 + log_index as ordinal,
+    log_ordinal(block_number, log_index) as ordinal,
     feed,
     source as feed_id,
     token,

@@ -4,7 +4,7 @@ select
     block_number,
     block_time,
     log_index,
-    block_number::hugeint * 1000000 + log_index as ordinal,
+    log_ordinal(block_number, log_index) as ordinal,
     venue,
     vault,
     key,

@@ -7,7 +7,7 @@ select
     u.chain_id,
     u.block_number,
     u.log_index,
-    u.block_number::hugeint * 1000000 + u.log_index as ordinal,
+    log_ordinal(u.block_number, u.log_index) as ordinal,
     v.venue,
     '0x' || lower(hex(u.asset)) as asset,
     u.action,
