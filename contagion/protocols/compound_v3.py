@@ -6,6 +6,8 @@ it tracks the base-supply claim, so a decoder tells it from a token transfer by 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import polars as pl
 
 from contagion.protocols.canonical import (
@@ -220,3 +222,128 @@ def flows(tables: Tables, ctx: Context) -> pl.DataFrame:
                    amount=pl.col("collateral_absorbed")),
     ]
     return concat_flows(parts)
+
+
+# ---------------------------------------------------------------- interest
+
+# Compound III's interest math (CometCore and Comet.sol), integer for integer. An account's base
+# position is a signed principal: its balance is the principal times the supply index when it
+# is >= 0, times the borrow index when it is < 0, over BASE_INDEX_SCALE. Between two accruals
+# each index grows linearly, index += index * rate * seconds / 1e18, at the per-second rate its
+# own kinked curve gives at the utilization stored at the last accrual. Comet's operations
+# accrue first and then value positions at the stored indexes; its views (balanceOf,
+# borrowBalanceOf, totalSupply, totalBorrow, getReserves) bring the indexes forward to the
+# block's time with `accrued_indices`. All state comes from `totalsBasic()` (indexes, principal
+# totals, lastAccrualTime) and the eight rate getters.
+
+BASE_INDEX_SCALE = 10**15
+FACTOR_SCALE = 10**18
+SECONDS_PER_YEAR = 31_536_000
+
+
+class InterestRates(NamedTuple):
+    """Comet's two rate curves as its getters return them, all 1e18-scaled: kinks are
+    utilizations, bases and slopes are per-second rates (`supplyKink`,
+    `supplyPerSecondInterestRateSlopeLow`, `…SlopeHigh`, `…Base`, then the same for borrow)."""
+
+    supply_kink: int
+    supply_slope_low: int
+    supply_slope_high: int
+    supply_base: int
+    borrow_kink: int
+    borrow_slope_low: int
+    borrow_slope_high: int
+    borrow_base: int
+
+    @classmethod
+    def per_year(cls, supply_kink: int, supply_slope_low: int, supply_slope_high: int,
+                 supply_base: int, borrow_kink: int, borrow_slope_low: int,
+                 borrow_slope_high: int, borrow_base: int) -> InterestRates:
+        """From yearly rates (1e18 = 100 % a year), divided by SECONDS_PER_YEAR and rounded
+        down as Comet's constructor does with its configuration; kinks are kept."""
+        y = SECONDS_PER_YEAR
+        return cls(supply_kink, supply_slope_low // y, supply_slope_high // y, supply_base // y,
+                   borrow_kink, borrow_slope_low // y, borrow_slope_high // y, borrow_base // y)
+
+
+ZERO_RATES = InterestRates(0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def _mul_factor(n: int, factor: int) -> int:
+    return n * factor // FACTOR_SCALE
+
+
+def present_value_supply(supply_index: int, principal: int) -> int:
+    """A supply principal's balance (rounded down)."""
+    return principal * supply_index // BASE_INDEX_SCALE
+
+
+def present_value_borrow(borrow_index: int, principal: int) -> int:
+    """A borrow principal's debt (rounded down)."""
+    return principal * borrow_index // BASE_INDEX_SCALE
+
+
+def principal_value_supply(supply_index: int, present: int) -> int:
+    """The supply principal a balance buys (rounded down)."""
+    return present * BASE_INDEX_SCALE // supply_index
+
+
+def principal_value_borrow(borrow_index: int, present: int) -> int:
+    """The borrow principal a debt takes (rounded up)."""
+    return (present * BASE_INDEX_SCALE + borrow_index - 1) // borrow_index
+
+
+def present_value(supply_index: int, borrow_index: int, principal: int) -> int:
+    """A signed principal's signed balance: supply if >= 0, minus the debt if < 0."""
+    if principal >= 0:
+        return present_value_supply(supply_index, principal)
+    return -present_value_borrow(borrow_index, -principal)
+
+
+def principal_value(supply_index: int, borrow_index: int, balance: int) -> int:
+    """A signed balance's signed principal (a debt's principal rounded up in magnitude)."""
+    if balance >= 0:
+        return principal_value_supply(supply_index, balance)
+    return -principal_value_borrow(borrow_index, -balance)
+
+
+def utilization(supply_index: int, borrow_index: int, total_supply_base: int,
+                total_borrow_base: int) -> int:
+    """getUtilization: borrows over supplies at the given indexes, 1e18-scaled (0 without
+    supply)."""
+    total_supply = present_value_supply(supply_index, total_supply_base)
+    total_borrow = present_value_borrow(borrow_index, total_borrow_base)
+    if total_supply == 0:
+        return 0
+    return total_borrow * FACTOR_SCALE // total_supply
+
+
+def _kinked(kink: int, slope_low: int, slope_high: int, base: int, u: int) -> int:
+    if u <= kink:
+        return base + _mul_factor(slope_low, u)
+    return base + _mul_factor(slope_low, kink) + _mul_factor(slope_high, u - kink)
+
+
+def supply_rate(rates: InterestRates, u: int) -> int:
+    """getSupplyRate: the per-second supply rate (1e18-scaled) at utilization `u` (1e18)."""
+    return _kinked(rates.supply_kink, rates.supply_slope_low, rates.supply_slope_high,
+                   rates.supply_base, u)
+
+
+def borrow_rate(rates: InterestRates, u: int) -> int:
+    """getBorrowRate: the per-second borrow rate (1e18-scaled) at utilization `u` (1e18)."""
+    return _kinked(rates.borrow_kink, rates.borrow_slope_low, rates.borrow_slope_high,
+                   rates.borrow_base, u)
+
+
+def accrued_indices(supply_index: int, borrow_index: int, total_supply_base: int,
+                    total_borrow_base: int, rates: InterestRates, seconds: int) -> tuple[int, int]:
+    """accruedInterestIndices: (supply index, borrow index) `seconds` after the last accrual,
+    from the stored indexes and principal totals (`totalsBasic()`) and the market's rates."""
+    if seconds < 0:
+        raise ValueError(f"an index cannot be read {-seconds} s before its last accrual")
+    if seconds == 0:
+        return supply_index, borrow_index
+    u = utilization(supply_index, borrow_index, total_supply_base, total_borrow_base)
+    return (supply_index + _mul_factor(supply_index, supply_rate(rates, u) * seconds),
+            borrow_index + _mul_factor(borrow_index, borrow_rate(rates, u) * seconds))

@@ -1,14 +1,29 @@
 # pragma version ~=0.4.3
 """
 @title Compound-v3-compatible market (Comet) with one borrowable base token
-@notice Same events, entry points, views and account math as Compound III's Comet, with the
-        interest rates at zero: the supply and borrow indices stay at 1, so a principal is its
-        present value and event sums equal state exactly. A signed principal per account holds
-        base supplied (> 0) or borrowed (< 0); collateral only backs borrows. Underwater accounts
-        are absorbed onto the protocol's balance sheet (reserves = base held - supply + borrow,
-        negative when the market carries bad debt) and their collateral is sold from the store
-        front while reserves are below target. Collateral is configured by the owner (Comet's
-        Configurator + governor in one) and factors are 1e18-scaled, not quantised.
+@notice Same events, entry points, views and account math as Compound III's Comet. A signed
+        principal per account holds base supplied (> 0) or borrowed (< 0); collateral only backs
+        borrows. Underwater accounts are absorbed onto the protocol's balance sheet (reserves =
+        base held - supply + borrow, negative when the market carries bad debt) and their
+        collateral is sold from the store front while reserves are below target. Collateral is
+        configured by the owner (Comet's Configurator + governor in one) and factors are
+        1e18-scaled, not quantised.
+
+        Interest accrues as in Comet.sol: a supply and a borrow index (1e15 = 1) grow by the
+        per-second rate of their own kinked curve at the stored utilization times the seconds
+        elapsed. The accrual is stored (accrueInternal) by every base supply, withdraw and
+        transfer before it values the account, by absorb, accrueAccount and setRates; not by
+        collateral moves, withdrawReserves or buyCollateral, as in Comet. A balance is its
+        principal times the index, rounded down, and a principal is a balance divided by it,
+        rounded down for supply and up for borrow. balanceOf, borrowBalanceOf, totalSupply,
+        totalBorrow and getReserves bring the indexes forward to the block's time; collateral
+        checks and getUtilization use the stored ones, as Comet does.
+        There is no reserve factor: reserves grow because borrowers pay more than suppliers
+        earn. The eight curve parameters are immutable in Comet; here the owner sets them with
+        setRates (standing in for a Configurator upgrade), and a market never given any keeps
+        zero rates: its indexes stay at 1e15 and a principal is its present value. totalsBasic()
+        returns Comet's TotalsBasic with the reward tracking indexes and pauseFlags at zero
+        (no rewards, no pausing here).
 
         Risk oracle (Contagion's RiskOracle.vy), unset by default. Once the owner sets it, the
         market obeys its markets (this Comet, asset): supplying a frozen collateral, supplying
@@ -103,7 +118,18 @@ struct TotalsCollateral:
     totalSupplyAsset: uint128
     _reserved: uint128
 
+struct TotalsBasic:
+    baseSupplyIndex: uint64
+    baseBorrowIndex: uint64
+    trackingSupplyIndex: uint64
+    trackingBorrowIndex: uint64
+    totalSupplyBase: uint104
+    totalBorrowBase: uint104
+    lastAccrualTime: uint40
+    pauseFlags: uint8
+
 FACTOR_SCALE: constant(uint256) = 10**18
+BASE_INDEX_SCALE: constant(uint256) = 10**15
 MAX_COLLATERAL_FACTOR: constant(uint256) = 10**18
 PRICE_FEED_DECIMALS: constant(uint8) = 8
 MAX_BASE_DECIMALS: constant(uint8) = 18
@@ -127,8 +153,21 @@ assetOffsetPlusOne: HashMap[address, uint8]
 userBasic: public(HashMap[address, UserBasic])
 userCollateral: public(HashMap[address, HashMap[address, UserCollateral]])
 totalsCollateral: public(HashMap[address, TotalsCollateral])
-totalSupplyBase: public(uint256)
+totalSupplyBase: public(uint256)  # principals, as in Comet
 totalBorrowBase: public(uint256)
+baseSupplyIndex: uint64
+baseBorrowIndex: uint64
+lastAccrualTime: uint40
+
+# The interest rate curves, per second and 1e18-scaled (kinks are utilizations); zero unless set.
+supplyKink: public(uint256)
+supplyPerSecondInterestRateSlopeLow: public(uint256)
+supplyPerSecondInterestRateSlopeHigh: public(uint256)
+supplyPerSecondInterestRateBase: public(uint256)
+borrowKink: public(uint256)
+borrowPerSecondInterestRateSlopeLow: public(uint256)
+borrowPerSecondInterestRateSlopeHigh: public(uint256)
+borrowPerSecondInterestRateBase: public(uint256)
 
 
 @deploy
@@ -149,6 +188,10 @@ def __init__(base_token: address, base_token_price_feed: address,
     self.storeFrontPriceFactor = store_front_price_factor
     self.targetReserves = target_reserves
     self.baseBorrowMin = base_borrow_min
+    # Comet's initializeStorage
+    self.lastAccrualTime = convert(block.timestamp, uint40)
+    self.baseSupplyIndex = convert(BASE_INDEX_SCALE, uint64)
+    self.baseBorrowIndex = convert(BASE_INDEX_SCALE, uint64)
 
 
 # -- admin (Comet's Configurator, collapsed into the owner) ----------------------------------------
@@ -197,6 +240,24 @@ def set_asset_risk(asset: address, borrow_cf: uint256, liquidate_cf: uint256,
 
 
 @external
+def setRates(supply_kink: uint256, supply_slope_low: uint256, supply_slope_high: uint256,
+             supply_base: uint256, borrow_kink: uint256, borrow_slope_low: uint256,
+             borrow_slope_high: uint256, borrow_base: uint256):
+    """Set both curves (per-second rates, 1e18-scaled), standing in for a Configurator upgrade
+    to a Comet with new immutables: interest up to now accrues at the old rates first."""
+    assert msg.sender == self.owner, "Unauthorized"
+    self._accrue()
+    self.supplyKink = supply_kink
+    self.supplyPerSecondInterestRateSlopeLow = supply_slope_low
+    self.supplyPerSecondInterestRateSlopeHigh = supply_slope_high
+    self.supplyPerSecondInterestRateBase = supply_base
+    self.borrowKink = borrow_kink
+    self.borrowPerSecondInterestRateSlopeLow = borrow_slope_low
+    self.borrowPerSecondInterestRateSlopeHigh = borrow_slope_high
+    self.borrowPerSecondInterestRateBase = borrow_base
+
+
+@external
 def setRiskOracle(oracle: address):
     assert msg.sender == self.owner, "Unauthorized"
     self.riskOracle = oracle
@@ -222,10 +283,177 @@ def _factor_cut(asset: address) -> uint256:
 @external
 def withdrawReserves(to: address, amount: uint256):
     assert msg.sender == self.governor, "Unauthorized"
-    reserves: int256 = self._get_reserves()
+    reserves: int256 = self._get_reserves()  # accrued view; Comet stores no accrual here
     assert reserves >= 0 and amount <= convert(reserves, uint256), "InsufficientReserves"
     self._transfer_out(self.baseToken, to, amount)
     log WithdrawReserves(to=to, amount=amount)
+
+
+# -- interest (CometCore's present/principal value, Comet's rates and accrual) ------------------
+
+@pure
+@internal
+def _mul_factor(n: uint256, factor: uint256) -> uint256:
+    return n * factor // FACTOR_SCALE
+
+
+@pure
+@internal
+def _present_value_supply(index: uint64, principal: uint256) -> uint256:
+    return principal * convert(index, uint256) // BASE_INDEX_SCALE
+
+
+@pure
+@internal
+def _present_value_borrow(index: uint64, principal: uint256) -> uint256:
+    return principal * convert(index, uint256) // BASE_INDEX_SCALE
+
+
+@pure
+@internal
+def _principal_value_supply(index: uint64, present: uint256) -> uint256:
+    """Rounded down: a supplier is never credited more than they put in."""
+    return present * BASE_INDEX_SCALE // convert(index, uint256)
+
+
+@pure
+@internal
+def _principal_value_borrow(index: uint64, present: uint256) -> uint256:
+    """Rounded up: a borrower never owes less than they took."""
+    return (present * BASE_INDEX_SCALE + convert(index, uint256) - 1) // convert(index, uint256)
+
+
+@view
+@internal
+def _present_value(principal: int256) -> int256:
+    """A signed principal's balance at the stored indexes."""
+    if principal >= 0:
+        return convert(self._present_value_supply(self.baseSupplyIndex,
+                                                  convert(principal, uint256)), int256)
+    return -convert(self._present_value_borrow(self.baseBorrowIndex,
+                                               convert(-principal, uint256)), int256)
+
+
+@view
+@internal
+def _principal_value(balance: int256) -> int256:
+    """A signed balance's principal at the stored indexes."""
+    if balance >= 0:
+        return convert(self._principal_value_supply(self.baseSupplyIndex,
+                                                    convert(balance, uint256)), int256)
+    return -convert(self._principal_value_borrow(self.baseBorrowIndex,
+                                                 convert(-balance, uint256)), int256)
+
+
+@view
+@internal
+def _utilization() -> uint256:
+    total_supply: uint256 = self._present_value_supply(self.baseSupplyIndex, self.totalSupplyBase)
+    total_borrow: uint256 = self._present_value_borrow(self.baseBorrowIndex, self.totalBorrowBase)
+    if total_supply == 0:
+        return 0
+    return total_borrow * FACTOR_SCALE // total_supply
+
+
+@view
+@internal
+def _supply_rate(utilization: uint256) -> uint64:
+    kink: uint256 = self.supplyKink
+    rate: uint256 = self.supplyPerSecondInterestRateBase
+    if utilization <= kink:
+        rate += self._mul_factor(self.supplyPerSecondInterestRateSlopeLow, utilization)
+    else:
+        rate += self._mul_factor(self.supplyPerSecondInterestRateSlopeLow, kink) + \
+            self._mul_factor(self.supplyPerSecondInterestRateSlopeHigh, utilization - kink)
+    return convert(rate, uint64)
+
+
+@view
+@internal
+def _borrow_rate(utilization: uint256) -> uint64:
+    kink: uint256 = self.borrowKink
+    rate: uint256 = self.borrowPerSecondInterestRateBase
+    if utilization <= kink:
+        rate += self._mul_factor(self.borrowPerSecondInterestRateSlopeLow, utilization)
+    else:
+        rate += self._mul_factor(self.borrowPerSecondInterestRateSlopeLow, kink) + \
+            self._mul_factor(self.borrowPerSecondInterestRateSlopeHigh, utilization - kink)
+    return convert(rate, uint64)
+
+
+@view
+@internal
+def _accrued_interest_indices(time_elapsed: uint256) -> (uint64, uint64):
+    """The indexes `time_elapsed` seconds after the last accrual, at the stored utilization."""
+    supply_index: uint256 = convert(self.baseSupplyIndex, uint256)
+    borrow_index: uint256 = convert(self.baseBorrowIndex, uint256)
+    if time_elapsed > 0:
+        utilization: uint256 = self._utilization()
+        supply_rate: uint256 = convert(self._supply_rate(utilization), uint256)
+        borrow_rate: uint256 = convert(self._borrow_rate(utilization), uint256)
+        supply_index += self._mul_factor(supply_index, supply_rate * time_elapsed)
+        borrow_index += self._mul_factor(borrow_index, borrow_rate * time_elapsed)
+    return (convert(supply_index, uint64), convert(borrow_index, uint64))
+
+
+@view
+@internal
+def _accrued_now() -> (uint64, uint64):
+    return self._accrued_interest_indices(
+        block.timestamp - convert(self.lastAccrualTime, uint256))
+
+
+@internal
+def _accrue():
+    """Comet's accrueInternal (no reward tracking here)."""
+    now: uint40 = convert(block.timestamp, uint40)
+    elapsed: uint256 = convert(now - self.lastAccrualTime, uint256)
+    if elapsed > 0:
+        supply_index: uint64 = 0
+        borrow_index: uint64 = 0
+        supply_index, borrow_index = self._accrued_interest_indices(elapsed)
+        self.baseSupplyIndex = supply_index
+        self.baseBorrowIndex = borrow_index
+        self.lastAccrualTime = now
+
+
+@external
+def accrueAccount(account: address):
+    """Accrue the market's interest (Comet also settles the account's reward tracking, which
+    this market does not keep); no event."""
+    self._accrue()
+
+
+@view
+@external
+def getUtilization() -> uint256:
+    """Borrows over supplies (1e18 = 100 %) at the stored indexes."""
+    return self._utilization()
+
+
+@view
+@external
+def getSupplyRate(utilization: uint256) -> uint64:
+    return self._supply_rate(utilization)
+
+
+@view
+@external
+def getBorrowRate(utilization: uint256) -> uint64:
+    return self._borrow_rate(utilization)
+
+
+@view
+@external
+def totalsBasic() -> TotalsBasic:
+    """Comet's stored aggregates; no rewards and no pausing here, so the tracking indexes and
+    pauseFlags are zero."""
+    return TotalsBasic(
+        baseSupplyIndex=self.baseSupplyIndex, baseBorrowIndex=self.baseBorrowIndex,
+        trackingSupplyIndex=0, trackingBorrowIndex=0,
+        totalSupplyBase=convert(self.totalSupplyBase, uint104),
+        totalBorrowBase=convert(self.totalBorrowBase, uint104),
+        lastAccrualTime=self.lastAccrualTime, pauseFlags=0)
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -273,9 +501,13 @@ def getPrice(priceFeed: address) -> uint256:
 @view
 @internal
 def _get_reserves() -> int256:
+    supply_index: uint64 = 0
+    borrow_index: uint64 = 0
+    supply_index, borrow_index = self._accrued_now()
     balance: uint256 = staticcall IERC20(self.baseToken).balanceOf(self)
-    return convert(balance, int256) - convert(self.totalSupplyBase, int256) + \
-        convert(self.totalBorrowBase, int256)
+    return convert(balance, int256) - \
+        convert(self._present_value_supply(supply_index, self.totalSupplyBase), int256) + \
+        convert(self._present_value_borrow(borrow_index, self.totalBorrowBase), int256)
 
 
 @view
@@ -300,21 +532,31 @@ def getCollateralReserves(asset: address) -> uint256:
 @view
 @external
 def totalSupply() -> uint256:
-    return self.totalSupplyBase
+    supply_index: uint64 = 0
+    borrow_index: uint64 = 0
+    supply_index, borrow_index = self._accrued_now()
+    return self._present_value_supply(supply_index, self.totalSupplyBase)
 
 
 @view
 @external
 def totalBorrow() -> uint256:
-    return self.totalBorrowBase
+    supply_index: uint64 = 0
+    borrow_index: uint64 = 0
+    supply_index, borrow_index = self._accrued_now()
+    return self._present_value_borrow(borrow_index, self.totalBorrowBase)
 
 
 @view
 @internal
 def _balance_of(account: address) -> uint256:
+    """The account's supply at the block's time (interest brought forward), or 0."""
     principal: int104 = self.userBasic[account].principal
     if principal > 0:
-        return convert(principal, uint256)
+        supply_index: uint64 = 0
+        borrow_index: uint64 = 0
+        supply_index, borrow_index = self._accrued_now()
+        return self._present_value_supply(supply_index, convert(principal, uint256))
     return 0
 
 
@@ -327,9 +569,13 @@ def balanceOf(account: address) -> uint256:
 @view
 @internal
 def _borrow_balance_of(account: address) -> uint256:
+    """The account's debt at the block's time (interest brought forward), or 0."""
     principal: int104 = self.userBasic[account].principal
     if principal < 0:
-        return convert(-principal, uint256)
+        supply_index: uint64 = 0
+        borrow_index: uint64 = 0
+        supply_index, borrow_index = self._accrued_now()
+        return self._present_value_borrow(borrow_index, convert(-principal, uint256))
     return 0
 
 
@@ -349,11 +595,12 @@ def collateralBalanceOf(account: address, asset: address) -> uint128:
 @internal
 def _liquidity(account: address, use_liquidate_cf: bool) -> (bool, int256):
     """(has debt, collateral value x factor - debt value) in 8-decimal USD, Comet's arithmetic
-    including its early exit once liquidity turns non-negative."""
+    including its early exit once liquidity turns non-negative; the debt at the stored borrow
+    index, as in Comet (its operations accrue first)."""
     basic: UserBasic = self.userBasic[account]
     if basic.principal >= 0:
         return (False, 0)
-    liquidity: int256 = convert(basic.principal, int256) * \
+    liquidity: int256 = self._present_value(convert(basic.principal, int256)) * \
         convert(self._get_price(self.baseTokenPriceFeed), int256) // \
         convert(self.baseScale, int256)
     assets_in: uint256 = convert(basic.assetsIn, uint256)
@@ -479,8 +726,9 @@ def _set_principal(account: address, principal: int256):
 @internal
 def _supply_base(sender: address, dst: address, amount: uint256):
     self._transfer_in(self.baseToken, sender, amount)
+    self._accrue()
     old: int256 = convert(self.userBasic[dst].principal, int256)
-    new: int256 = old + convert(amount, int256)
+    new: int256 = self._principal_value(self._present_value(old) + convert(amount, int256))
     repay: uint256 = 0
     supplied: uint256 = 0
     repay, supplied = self._repay_and_supply(old, new)
@@ -491,7 +739,8 @@ def _supply_base(sender: address, dst: address, amount: uint256):
     self._set_principal(dst, new)
     log Supply(from_=sender, dst=dst, amount=amount)
     if supplied > 0:
-        log Transfer(from_=empty(address), to=dst, amount=supplied)
+        log Transfer(from_=empty(address), to=dst,
+                     amount=self._present_value_supply(self.baseSupplyIndex, supplied))
 
 
 @internal
@@ -521,6 +770,8 @@ def _supply(sender: address, dst: address, asset: address, amount: uint256):
 
 @internal
 def _check_borrow(account: address, balance: int256):
+    """After a base withdrawal or transfer: a resulting debt (`balance` < 0, present value) must
+    be at least baseBorrowMin and covered by the borrow collateral factors."""
     if balance < 0:
         assert convert(-balance, uint256) >= self.baseBorrowMin, "BorrowTooSmall"
         assert self._is_borrow_collateralized(account), "NotCollateralized"
@@ -528,8 +779,10 @@ def _check_borrow(account: address, balance: int256):
 
 @internal
 def _withdraw_base(src: address, to: address, amount: uint256):
+    self._accrue()
     old: int256 = convert(self.userBasic[src].principal, int256)
-    new: int256 = old - convert(amount, int256)
+    balance: int256 = self._present_value(old) - convert(amount, int256)
+    new: int256 = self._principal_value(balance)
     withdrawn: uint256 = 0
     borrowed: uint256 = 0
     withdrawn, borrowed = self._withdraw_and_borrow(old, new)
@@ -538,11 +791,12 @@ def _withdraw_base(src: address, to: address, amount: uint256):
     self.totalSupplyBase -= withdrawn
     self.totalBorrowBase += borrowed
     self._set_principal(src, new)
-    self._check_borrow(src, new)
+    self._check_borrow(src, balance)
     self._transfer_out(self.baseToken, to, amount)
     log Withdraw(src=src, to=to, amount=amount)
     if withdrawn > 0:
-        log Transfer(from_=src, to=empty(address), amount=withdrawn)
+        log Transfer(from_=src, to=empty(address),
+                     amount=self._present_value_supply(self.baseSupplyIndex, withdrawn))
 
 
 @internal
@@ -572,6 +826,7 @@ def _withdraw(src: address, to: address, asset: address, amount: uint256):
 def _absorb_account(absorber: address, account: address):
     assert self._is_liquidatable(account), "NotLiquidatable"
     old_principal: int256 = convert(self.userBasic[account].principal, int256)
+    old_balance: int256 = self._present_value(old_principal)
     assets_in: uint256 = convert(self.userBasic[account].assetsIn, uint256)
     base_price: uint256 = self._get_price(self.baseTokenPriceFeed)
     delta_value: uint256 = 0
@@ -590,22 +845,25 @@ def _absorb_account(absorber: address, account: address):
         log AbsorbCollateral(absorber=absorber, borrower=account, asset=info.asset,
                              collateralAbsorbed=convert(seized, uint256), usdValue=value)
     delta_balance: uint256 = delta_value * self.baseScale // base_price
-    new_balance: int256 = old_principal + convert(delta_balance, int256)
+    new_balance: int256 = old_balance + convert(delta_balance, int256)
     # The account never ends in debt: what its collateral does not cover falls on reserves.
     if new_balance < 0:
         new_balance = 0
-    self._set_principal(account, new_balance)
+    new_principal: int256 = self._principal_value(new_balance)
+    self._set_principal(account, new_principal)
     self.userBasic[account].assetsIn = 0
     repay: uint256 = 0
     supplied: uint256 = 0
-    repay, supplied = self._repay_and_supply(old_principal, new_balance)
+    repay, supplied = self._repay_and_supply(old_principal, new_principal)
     self.totalSupplyBase += supplied
     self.totalBorrowBase -= repay
-    base_paid_out: uint256 = convert(new_balance - old_principal, uint256)
+    base_paid_out: uint256 = convert(new_balance - old_balance, uint256)
     log AbsorbDebt(absorber=absorber, borrower=account, basePaidOut=base_paid_out,
                    usdValue=base_paid_out * base_price // self.baseScale)
-    if new_balance > 0:
-        log Transfer(from_=empty(address), to=account, amount=convert(new_balance, uint256))
+    if new_principal > 0:
+        log Transfer(from_=empty(address), to=account,
+                     amount=self._present_value_supply(self.baseSupplyIndex,
+                                                       convert(new_principal, uint256)))
 
 
 # -- user entry points ---------------------------------------------------------------------------
@@ -638,10 +896,13 @@ def transferAsset(dst: address, asset: address, amount: uint256):
         value: uint256 = amount
         if amount == max_value(uint256):
             value = self._balance_of(src)
+        self._accrue()
         src_old: int256 = convert(self.userBasic[src].principal, int256)
         dst_old: int256 = convert(self.userBasic[dst].principal, int256)
-        src_new: int256 = src_old - convert(value, int256)
-        dst_new: int256 = dst_old + convert(value, int256)
+        src_balance: int256 = self._present_value(src_old) - convert(value, int256)
+        dst_balance: int256 = self._present_value(dst_old) + convert(value, int256)
+        src_new: int256 = self._principal_value(src_balance)
+        dst_new: int256 = self._principal_value(dst_balance)
         withdrawn: uint256 = 0
         borrowed: uint256 = 0
         repay: uint256 = 0
@@ -652,11 +913,13 @@ def transferAsset(dst: address, asset: address, amount: uint256):
         self.totalBorrowBase = self.totalBorrowBase + borrowed - repay
         self._set_principal(src, src_new)
         self._set_principal(dst, dst_new)
-        self._check_borrow(src, src_new)
+        self._check_borrow(src, src_balance)
         if withdrawn > 0:
-            log Transfer(from_=src, to=empty(address), amount=withdrawn)
+            log Transfer(from_=src, to=empty(address),
+                         amount=self._present_value_supply(self.baseSupplyIndex, withdrawn))
         if supplied > 0:
-            log Transfer(from_=empty(address), to=dst, amount=supplied)
+            log Transfer(from_=empty(address), to=dst,
+                         amount=self._present_value_supply(self.baseSupplyIndex, supplied))
     else:
         value128: uint128 = convert(amount, uint128)
         info: AssetInfo = self._asset_info_by_address(asset)
@@ -672,6 +935,7 @@ def transferAsset(dst: address, asset: address, amount: uint256):
 
 @external
 def absorb(absorber: address, accounts: DynArray[address, 64]):
+    self._accrue()
     for account: address in accounts:
         self._absorb_account(absorber, account)
 
