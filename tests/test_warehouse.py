@@ -33,6 +33,20 @@ MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_ba
          "fct_liquidation_audit")
 
 
+
+def _bare_database() -> duckdb.DuckDBPyConnection:
+    """An in-memory database with the macros the models use, for hand-built inputs."""
+    con = duckdb.connect()
+    define_macros(con)
+    return con
+
+
+def _build_models(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Materialize the named models, in the order given, over the tables already there."""
+    models = {m.name: m for m in load_models()}
+    for name in names:
+        con.execute(f"create table {name} as {models[name].sql}")
+
 @pytest.mark.devnet
 def test_every_mart_is_built_and_documented(world: World) -> None:
     """docs/schema.md lists each mart's columns; they must be exactly the table's."""
@@ -519,8 +533,7 @@ def test_an_otoken_is_marked_by_black_scholes_and_after_expiry_by_what_it_pays()
     after the snapshot absent."""
     from contagion.risk import greeks
 
-    con = duckdb.connect()
-    define_macros(con)
+    con = _bare_database()
     greeks.register(con)
     now = "2024-01-31 00:00:00+00"
     con.execute("create table ref_snapshots as "
@@ -593,8 +606,7 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
     prices_usable check names it."""
     from contagion.warehouse import load_checks, run_checks
 
-    con = duckdb.connect()
-    define_macros(con)
+    con = _bare_database()
     con.execute("""create table int_tokens as select * from (values
         (1::ubigint, 'weth', 'WETH', 18, 'asset', null::varchar, null::varchar),
         (1, 'wbtc', 'WBTC', 8, 'asset', null, null))
@@ -619,9 +631,8 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
         (80, 1, 'wbtc', 'WBTC/USD', '0xfc', 30000),
         (95, 1, 'wbtc', 'WBTC/USD', '0xfc', -1))
         as t(b, l, token, feed_id, feed, p) order by b, l {stored}""")
-    models = {m.name: m for m in load_models()}
-    for name in ("stg_prices", "stg_snapshot_times", "int_token_feeds", "int_oracle_prices"):
-        con.execute(f"create table {name} as {models[name].sql}")
+    _build_models(con, "stg_prices", "stg_snapshot_times", "int_token_feeds",
+                  "int_oracle_prices")
     got = {r[0]: r[1:] for r in con.execute(
         "select token, price_usd, price_block, answer_raw from int_oracle_prices").fetchall()}
     assert got["weth"] == (1500.0, 100, 150_000_000_000)
@@ -653,8 +664,7 @@ def test_aave_flows_stay_principal_where_no_token_gives_scaled_balances() -> Non
     """int_balances leaves Aave flows to int_aave_balances only for the (venue, reserve, side)
     of a registered aToken / debt token with an issuer; an aToken the registry names no issuer
     for must not hide the other reserves' flows (a null in the `in` list would)."""
-    con = duckdb.connect()
-    define_macros(con)
+    con = _bare_database()
     con.execute("""create table ref_tokens as select * from (values
         (1::ubigint, '0xa1', 'aWETH', 18, 'atoken', 'aave', '0xweth'),
         (1, '0xa2', 'aWBTC', 8, 'atoken', null, '0xwbtc'))
@@ -668,9 +678,7 @@ def test_aave_flows_stay_principal_where_no_token_gives_scaled_balances() -> Non
         (1, 'aave', 'aave_v3', '0xwbtc', '0xu', '0xwbtc', 'collateral', 5, 1, 3))
         as t(chain_id, venue, protocol, market, account, token, side, block_number, sign,
              amount_raw)""")
-    models = {m.name: m for m in load_models()}
-    for name in ("stg_aave_tokens", "int_balances"):
-        con.execute(f"create table {name} as {models[name].sql}")
+    _build_models(con, "stg_aave_tokens", "int_balances")
     held = dict(con.execute("select market, amount_raw from int_balances").fetchall())
     # WETH comes from the aToken's scaled balance; USDC has no aToken, WBTC's has no issuer
     assert held == {"0xusdc": 7, "0xwbtc": 3}
@@ -684,8 +692,7 @@ def test_an_aave_reserve_valued_at_principal_while_its_index_moved_is_named() ->
     from contagion.warehouse import load_checks, run_checks
 
     ray = 10**27
-    con = duckdb.connect()
-    define_macros(con)
+    con = _bare_database()
     con.execute("""create table ref_tokens as select * from (values
         (1::ubigint, '0xa1', 'aWETH', 18, 'atoken', 'aave', '0xweth'))
         as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")
@@ -710,9 +717,7 @@ def test_an_aave_reserve_valued_at_principal_while_its_index_moved_is_named() ->
         (1, 8, 1, 8000001, 'aave', '0xweth', {ray + 2}, {ray + 3}))
         as t(chain_id, block_number, log_index, ordinal, venue, reserve, liquidity_index,
              variable_borrow_index)""")
-    models = {m.name: m for m in load_models()}
-    for name in ("stg_aave_tokens", "int_balances"):
-        con.execute(f"create table {name} as {models[name].sql}")
+    _build_models(con, "stg_aave_tokens", "int_balances")
     (result,) = run_checks(con, [c for c in load_checks() if c.name == "aave_interest_counted"])
     assert result.check.severity == "warn"
     assert [(r["reserve"], r["side"], r["positions"], r["principal_raw"], r["index_ray"])
