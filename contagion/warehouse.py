@@ -12,8 +12,9 @@
   (staging models are views by default, the others tables). The models may use the exact
   integer functions of `contagion.exact` (`mul_div_down`, …), `black_scholes_price`
   (`contagion.risk.greeks`) and Aave's index between updates (`aave_index_at`,
-  `contagion.protocols.aave_v3`), registered for the build, and the ordinal macros
-  (`log_ordinal`, `block_end_ordinal`, `ordinal_log_index`), stored in the database.
+  `contagion.protocols.aave_v3`), registered for the build, and the macros of
+  `define_macros` (`log_ordinal`, `block_end_ordinal`, `ordinal_log_index`,
+  `running_sums_at_snapshots`), stored in the database.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
 block asked for. A lake with no complete partition of the registry's chain, or a snapshot outside
@@ -362,21 +363,40 @@ def _check_inputs(lake: Lake, registry: Registry, snapshots: Sequence[int]) -> N
 
 # A log's place in the chain as one number, block × 10^6 + log index (a block holds far fewer
 # than a million logs), and the last place a block can hold: "at or before the end of block s"
-# is `ordinal <= block_end_ordinal(s)`. Stored in the database (not temporary), so the views
-# that use them work on the analysts' connections too.
-ORDINAL_MACROS = (
+# is `ordinal <= block_end_ordinal(s)`. running_sums_at_snapshots(deltas, snapshots): a
+# relation of (chain_id, position_key, block_number, delta, …) with one delta per key and
+# block, read at every (chain_id, snapshot_block) of `snapshots` as the running Σ delta up to
+# it (`running_sum`, beside the row of the last block it includes); the keys without a delta
+# by then are not there. Stored in the database
+# (not temporary), so the views that use them work on the analysts' connections too.
+MACROS = (
     "create or replace macro log_ordinal(block_number, log_index) as "
     "block_number::hugeint * 1000000 + log_index",
     "create or replace macro block_end_ordinal(block_number) as "
     "block_number::hugeint * 1000000 + 999999",
     "create or replace macro ordinal_log_index(ordinal) as ordinal % 1000000",
+    """create or replace macro running_sums_at_snapshots(deltas, snapshots) as table
+    with running as (
+        select *, sum(delta) over (partition by position_key order by block_number
+                                   rows between unbounded preceding and current row)
+                  as running_sum
+        from query_table(deltas)
+    ),
+    positions as (
+        select distinct chain_id, position_key from query_table(deltas)
+    )
+    select s.snapshot_block, r.*
+    from query_table(snapshots) as s
+    join positions as p on p.chain_id = s.chain_id
+    asof join running as r
+        on r.position_key = p.position_key and r.block_number <= s.snapshot_block""",
 )
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """The ordinal macros every model may use (log_ordinal, block_end_ordinal,
-    ordinal_log_index)."""
-    for statement in ORDINAL_MACROS:
+    """The macros every model may use (log_ordinal, block_end_ordinal, ordinal_log_index,
+    running_sums_at_snapshots)."""
+    for statement in MACROS:
         con.execute(statement)
 
 
@@ -407,7 +427,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             greeks.register(con)  # black_scholes_price: the oToken marks
             aave_v3.register(con)  # aave_index_at: an Aave index between its updates
-            define_macros(con)  # log_ordinal, block_end_ordinal: a log's place in the chain
+            define_macros(con)  # log ordinals, running sums read at the snapshots
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():
                 replace_table(con, name, table)

@@ -18,28 +18,11 @@ with deltas as (
     from stg_aave_scaled_moves
     group by all
 ),
-running as (
-    select *, sum(delta) over (partition by position_key order by block_number
-                               rows between unbounded preceding and current row) as scaled
-    from deltas
-),
-positions as (
-    select distinct chain_id, position_key from deltas
-),
 at_snapshot as (
-    select
-        s.snapshot_block,
-        r.chain_id,
-        r.venue,
-        r.reserve,
-        r.account,
-        r.side,
-        r.scaled::decimal(38, 0) as shares_raw,
-        block_end_ordinal(s.snapshot_block) as snapshot_end
-    from ref_snapshots as s
-    join positions as p on p.chain_id = s.chain_id
-    asof join running as r
-        on r.position_key = p.position_key and r.block_number <= s.snapshot_block
+    select snapshot_block, chain_id, venue, reserve, account, side,
+           running_sum::decimal(38, 0) as shares_raw,
+           block_end_ordinal(snapshot_block) as snapshot_end
+    from running_sums_at_snapshots(deltas, ref_snapshots)
 ),
 indexed as (
     select

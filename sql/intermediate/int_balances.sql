@@ -1,7 +1,7 @@
 -- grain: one row per snapshot × position (venue, market, account, token, side) with a flow at or before the snapshot
--- Exact balances: Σ sign × amount_raw of the flows up to the snapshot block, kept as a running
--- sum per position and read at each snapshot (ASOF join). Perps margin, options vaults, Morpho
--- supply and debt and Aave positions are not summed here: int_perp_margin, int_options_vaults,
+-- Exact balances: Σ sign × amount_raw of the flows up to the snapshot block, a running sum per
+-- position read at each snapshot (running_sums_at_snapshots). Perps margin, options vaults,
+-- Morpho supply and debt and Aave positions are not summed here: int_perp_margin, int_options_vaults,
 -- int_morpho_shares and int_aave_balances take them from the positions' own state (Morpho's:
 -- shares, worth what the market's totals say; a liquidation's bad debt lowers every
 -- supplier's; Aave's: scaled balances, worth what the reserve's index says, interest
@@ -20,29 +20,16 @@ with deltas as (
       and not (protocol = 'aave_v3' and (chain_id, venue, market, side)
                in (select chain_id, venue, reserve, side from stg_aave_tokens))
     group by all
-),
-running as (
-    select
-        *,
-        sum(delta) over (partition by position_key order by block_number
-                         rows between unbounded preceding and current row) as balance
-    from deltas
-),
-positions as (
-    select distinct chain_id, position_key from deltas
 )
 select
-    s.snapshot_block,
-    r.chain_id,
-    r.venue,
-    r.protocol,
-    r.market,
-    r.account,
-    r.token,
-    r.side,
-    r.balance::decimal(38, 0) as amount_raw,
-    r.block_number as last_flow_block
-from ref_snapshots as s
-join positions as p on p.chain_id = s.chain_id
-asof join running as r
-    on r.position_key = p.position_key and r.block_number <= s.snapshot_block
+    snapshot_block,
+    chain_id,
+    venue,
+    protocol,
+    market,
+    account,
+    token,
+    side,
+    running_sum::decimal(38, 0) as amount_raw,
+    block_number as last_flow_block
+from running_sums_at_snapshots(deltas, ref_snapshots)

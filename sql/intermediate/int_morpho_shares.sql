@@ -19,28 +19,11 @@ with deltas as (
     where account is not null  -- an accrual without fee shares moves no position
     group by all
 ),
-running as (
-    select *, sum(delta) over (partition by position_key order by block_number
-                               rows between unbounded preceding and current row) as shares
-    from deltas
-),
-positions as (
-    select distinct chain_id, position_key from deltas
-),
 at_snapshot as (
-    select
-        s.snapshot_block,
-        r.chain_id,
-        r.venue,
-        r.market,
-        r.account,
-        r.side,
-        r.shares::decimal(38, 0) as shares_raw,
-        block_end_ordinal(s.snapshot_block) as snapshot_end
-    from ref_snapshots as s
-    join positions as p on p.chain_id = s.chain_id
-    asof join running as r
-        on r.position_key = p.position_key and r.block_number <= s.snapshot_block
+    select snapshot_block, chain_id, venue, market, account, side,
+           running_sum::decimal(38, 0) as shares_raw,
+           block_end_ordinal(snapshot_block) as snapshot_end
+    from running_sums_at_snapshots(deltas, ref_snapshots)
 ),
 created as (
     select chain_id, '0x' || lower(hex(id)) as market,

@@ -17,26 +17,11 @@ moves as (
 ),
 deltas as (
     select m.chain_id, m.venue, m.token, m.block_number, sum(m.delta) as delta,
-           m.venue || '|' || m.token as holding_key
+           m.venue || '|' || m.token as position_key
     from moves as m
     join ref_tokens as rt on rt.chain_id = m.chain_id and rt.token = m.token
     where rt.issued_by is distinct from m.venue
     group by all
-),
-running as (
-    select *, sum(delta) over (partition by holding_key order by block_number
-                               rows between unbounded preceding and current row) as balance
-    from deltas
-),
-holdings as (
-    select distinct chain_id, holding_key from deltas
 )
-select
-    s.snapshot_block,
-    r.chain_id,
-    r.venue,
-    r.token,
-    r.balance::decimal(38, 0) as amount_raw
-from ref_snapshots as s
-join holdings as h on h.chain_id = s.chain_id
-asof join running as r on r.holding_key = h.holding_key and r.block_number <= s.snapshot_block
+select snapshot_block, chain_id, venue, token, running_sum::decimal(38, 0) as amount_raw
+from running_sums_at_snapshots(deltas, ref_snapshots)
