@@ -106,6 +106,13 @@ class Views:
         return out[0] if len(out) == 1 else out
 
 
+def named_address(name: str) -> str:
+    """A test account's address, the same in every run: keccak("contagion/tests/" + name)."""
+    from eth_utils import keccak, to_checksum_address
+
+    return to_checksum_address(keccak(text=f"contagion/tests/{name}")[12:])
+
+
 def _calls(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every call of a callTracer trace, depth first, in execution order."""
     for child in node.get("calls") or []:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import World, aave_health_from_trace, scenario_world
-from eth_utils import keccak, to_checksum_address
+from conftest import World, aave_health_from_trace, named_address, scenario_world
+from eth_utils import to_checksum_address
 
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
 from contagion.registry import Registry
@@ -45,13 +45,9 @@ RAY, WAD, DAY = 10**27, 10**18, 86_400
 MAX = 2**256 - 1
 
 
-def _address(name: str) -> str:
-    return to_checksum_address(keccak(text=f"contagion/tests/aave/{name}")[12:])
-
-
-LENDER_A, LENDER_B, LENDER_C = (_address(n) for n in ("lender-a", "lender-b", "lender-c"))
-LIMIT_BORROWER, BORROWER = _address("limit-borrower"), _address("borrower")
-LIQUIDATOR, TREASURY = _address("liquidator"), _address("treasury")
+LENDER_A, LENDER_B, LENDER_C = (named_address(f"aave/lender-{x}") for x in "abc")
+LIMIT_BORROWER, BORROWER = named_address("aave/limit-borrower"), named_address("aave/borrower")
+LIQUIDATOR, TREASURY = named_address("aave/liquidator"), named_address("aave/treasury")
 
 
 def _interest_at_aave(driver: DevnetDriver, registry: Registry) -> None:

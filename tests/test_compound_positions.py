@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import World, scenario_world
-from eth_utils import keccak, to_checksum_address
+from conftest import World, named_address, scenario_world
 
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
 from contagion.protocols.compound_v3 import InterestRates
@@ -43,11 +42,7 @@ RATES = InterestRates.per_year(9 * 10**17, 5 * 10**16, 2 * WAD, 0,
                                9 * 10**17, 6 * 10**16, 3 * WAD, 15 * 10**15)
 
 
-def _address(name: str) -> str:
-    return to_checksum_address(keccak(text=f"contagion/tests/compound/{name}")[12:])
-
-
-LENDER, BORROWER = _address("lender"), _address("borrower")
+LENDER, BORROWER = named_address("compound/lender"), named_address("compound/borrower")
 
 
 def _interest_at_compound(driver: DevnetDriver, registry: Registry) -> None:

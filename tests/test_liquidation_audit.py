@@ -24,9 +24,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import Views, World, aave_health_from_trace, scenario_world, trace_calls
+from conftest import (
+    Views,
+    World,
+    aave_health_from_trace,
+    named_address,
+    scenario_world,
+    trace_calls,
+)
 from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from contagion.chain.rpc import RpcError
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
@@ -81,7 +88,7 @@ def every_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield built
 
 
-TWICE_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-twice")[12:])
+TWICE_BORROWER = named_address("liquidated-twice")
 
 
 def _aave_borrower(driver: DevnetDriver, registry: Registry, borrower: str, percent: int
@@ -124,7 +131,7 @@ MARGIN_CUT_BPS = 500
 COMET_BORROW_PERCENT = 82  # of the collateral's value, within Comet's WETH borrow CF of 82.5%
 COMET_DROP_PERCENT = 5  # WETH's fall before the cut at Comet
 CUT_VENUES = ("aave_v3", "compound_v3_usdc", "morpho_blue")  # where the cut borrower is liquidated
-CUT_BORROWER = to_checksum_address(keccak(text="contagion/tests/liquidated-under-a-cut")[12:])
+CUT_BORROWER = named_address("liquidated-under-a-cut")
 
 
 def _liquidate_under_a_margin_cut(driver: DevnetDriver, registry: Registry) -> None:

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import World, scenario_world
-from eth_utils import keccak, to_checksum_address
+from conftest import World, named_address, scenario_world
+from eth_utils import to_checksum_address
 
 from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver
 from contagion.registry import Registry
@@ -50,13 +50,9 @@ VIRTUAL_SHARES, VIRTUAL_ASSETS = 10**6, 1
 MARKET = "WETH/USDC"
 
 
-def _address(name: str) -> str:
-    return to_checksum_address(keccak(text=f"contagion/tests/morpho/{name}")[12:])
-
-
-LENDER_A, LENDER_B, LENDER_C = (_address(n) for n in ("lender-a", "lender-b", "lender-c"))
-BAD_BORROWER, BORROWER = _address("bad-borrower"), _address("borrower")
-FEE_TO, FEE_TO2 = _address("fee-recipient"), _address("next-fee-recipient")
+LENDER_A, LENDER_B, LENDER_C = (named_address(f"morpho/lender-{x}") for x in "abc")
+BAD_BORROWER, BORROWER = named_address("morpho/bad-borrower"), named_address("morpho/borrower")
+FEE_TO, FEE_TO2 = named_address("morpho/fee-recipient"), named_address("morpho/next-fee-recipient")
 
 
 def _bad_debt_at_morpho(driver: DevnetDriver, registry: Registry) -> None:
