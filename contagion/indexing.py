@@ -1,5 +1,6 @@
 """The indexing pipeline over block-range partitions: raw logs and headers, decoded events,
-canonical tables (flows, prices, perp positions, option trades, AMM swaps). Dagster's assets
+canonical tables (flows, prices, perp positions, option trades, AMM swaps) and the state reads
+the events call for (`contagion.states`). Dagster's assets
 and `contagion index` both call these functions.
 
 Partitions are aligned windows of `width` blocks, [k·width, (k+1)·width), clipped to the blocks
@@ -43,6 +44,7 @@ from contagion.protocols.decode import (
     snake_case,
 )
 from contagion.registry import Registry
+from contagion.states import STATE_TABLES, state_partition
 
 __all__ = [
     "CANONICAL_TABLES",
@@ -68,8 +70,9 @@ __all__ = [
 QUARANTINE = "quarantine"
 DECODED_TABLES = tuple(layout.table for layout in CATALOG.layouts)
 CANONICAL_TABLES = tuple(CANONICAL_SCHEMAS)
-ALL_TABLES = (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)
-DERIVED_TABLES = (QUARANTINE, *CANONICAL_TABLES)  # written last: the partition is complete
+ALL_TABLES = (RAW_LOGS, BLOCKS, *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES, *STATE_TABLES)
+# written last: the partition is complete
+DERIVED_TABLES = (QUARANTINE, *CANONICAL_TABLES, *STATE_TABLES)
 # partitions read while one is decoded and written: two keep the node busy while a partition
 # is decoded (+14 % on the ingest bench against one); the client's max_in_flight still bounds
 # the requests on the wire
@@ -404,6 +407,8 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                     logs = lake.read(RAW_LOGS, part).num_rows
                 decoded = decode_partition(lake, registry, part, fetched)
                 canonical_partition(lake, registry, part, decoded.tables, created=created)
+                state_partition(client, lake, registry, part, decoded.tables,
+                                None if fetched is None else fetched.headers)
                 stored.add(ALL_TABLES, part)
                 supersede(lake, ALL_TABLES, part, width, stored)
                 result = WindowResult(part, logs, decoded.decoded_rows,

@@ -1,5 +1,6 @@
 """Indexing assets, partitioned by block-range windows: raw logs and headers, decoded events
-(one asset per `<protocol>__<event>` table) and the quarantine, each a thin call into
+(one asset per `<protocol>__<event>` table) and the quarantine, canonical tables and the state
+reads the events call for, each a thin call into
 `contagion.indexing` with blocking checks beside it."""
 
 
@@ -30,6 +31,8 @@ from contagion.indexing import (
 )
 from contagion.ingest import BLOCKS, RAW_LOGS, index_partition
 from contagion.lake import Lake, PartitionFile
+from contagion.protocols.compound_v3 import READ_FROM
+from contagion.states import STATE_TABLES, state_partition
 from dagster_project.resources import ChainResource, LakeResource
 
 Result = dg.MaterializeResult[None] | dg.AssetCheckResult
@@ -216,6 +219,39 @@ def canonical(context: dg.AssetExecutionContext, chain: ChainResource,
     for name in CANONICAL_TABLES:
         yield dg.MaterializeResult(asset_key=name, metadata={"rows": rows[name]})
     yield _prices_check(pa.concat_tables(prices))
+
+
+@dg.multi_asset(
+    backfill_policy=_SINGLE_RUN,
+    pool=LAKE_POOL,
+    specs=[dg.AssetSpec(name, deps=[BLOCKS, *READ_FROM], partitions_def=block_ranges,
+                        group_name="states",
+                        description="Contract state the events call for, read at the "
+                                    "partition's blocks by hash (contagion.states).")
+           for name in STATE_TABLES],
+    check_specs=[dg.AssetCheckSpec("states_read", asset=name, blocking=False,
+                                   description="Every state read answered (no unread_reason).")
+                 for name in STATE_TABLES],
+)
+def contract_states(context: dg.AssetExecutionContext, chain: ChainResource,
+                    lake: LakeResource) -> Iterator[Result]:
+    registry, store = chain.load_registry(), lake.lake()
+    rows = dict.fromkeys(STATE_TABLES, 0)
+    unread = dict.fromkeys(STATE_TABLES, 0)
+    client = chain.client()
+    try:
+        for part, width in _stored_windows(context, store, registry.chain_id, QUARANTINE):
+            tables = state_partition(client, store, registry, part)
+            supersede(store, STATE_TABLES, part, width)
+            for name, table in tables.items():
+                rows[name] += table.num_rows
+                unread[name] += table.num_rows - table["unread_reason"].null_count
+    finally:
+        client.close()
+    for name in STATE_TABLES:
+        yield dg.MaterializeResult(asset_key=name, metadata={"rows": rows[name]})
+        yield dg.AssetCheckResult(check_name="states_read", asset_key=name,
+                                  passed=unread[name] == 0, metadata={"unread": unread[name]})
 
 
 def _prices_check(prices: pa.Table) -> dg.AssetCheckResult:

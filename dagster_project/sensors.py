@@ -14,13 +14,14 @@ from dagster_project.assets import (
     block_ranges,
     canonical,
     chain_logs,
+    contract_states,
     decoded_events,
 )
 from dagster_project.resources import ChainResource, LakeResource
 
 index_job = dg.define_asset_job("index_block_ranges",
                                 selection=dg.AssetSelection.assets(chain_logs, decoded_events,
-                                                                   canonical))
+                                                                   canonical, contract_states))
 
 
 @dg.sensor(job=index_job, minimum_interval_seconds=30,

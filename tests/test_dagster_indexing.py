@@ -15,12 +15,19 @@ from contagion.devnet.node import free_port, start_node, stop_node
 from contagion.indexing import index_range
 from contagion.lake import Lake
 from contagion.registry import load_registry
-from dagster_project.assets import BLOCK_RANGES, canonical, chain_logs, decoded_events
+from dagster_project.assets import (
+    BLOCK_RANGES,
+    canonical,
+    chain_logs,
+    contract_states,
+    decoded_events,
+)
 from dagster_project.definitions import registry as registry_asset
 from dagster_project.resources import ChainResource, LakeResource
 from dagster_project.sensors import block_range_sensor
 
 pytestmark = pytest.mark.devnet
+INDEXING = [chain_logs, decoded_events, canonical, contract_states]
 
 
 def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> None:
@@ -40,15 +47,14 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
         instance.add_dynamic_partitions(BLOCK_RANGES, keys)
         assert [r.partition_key for r in result.run_requests or []] == list(keys)
         for key in keys:
-            run = dg.materialize([registry_asset, chain_logs, decoded_events, canonical],
-                                 partition_key=key, instance=instance,
-                                 resources={"chain": chain, "lake": lake},
-                                 selection=[chain_logs, decoded_events, canonical])
+            run = dg.materialize([registry_asset, *INDEXING], partition_key=key,
+                                 instance=instance, resources={"chain": chain, "lake": lake},
+                                 selection=INDEXING)
             assert run.success
             checks = run.get_asset_check_evaluations()
             assert {c.check_name for c in checks} == {
                 "raw_logs_unique_log_keys", "blocks_contiguous_coverage", "quarantine_reconciles",
-                "prices_valid"}
+                "prices_valid", "states_read"}
             assert all(c.passed for c in checks)
         # Nothing new on chain: the sensor asks for nothing more.
         again = block_range_sensor(dg.build_sensor_context(
@@ -63,21 +69,22 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
         dagster_lake, cli_lake = Lake(tmp_path / "lake_dagster"), Lake(tmp_path / "lake_cli")
         for table in ("raw_logs", "blocks", "quarantine", "erc20__transfer",
                       "morpho_blue__create_market", "chainlink__answer_updated", "flows",
-                      "prices"):
+                      "prices", "compound_v3__states", "compound_v3__principals"):
             parts = dagster_lake.partitions(table, registry.chain_id)
             assert parts == cli_lake.partitions(table, registry.chain_id)
             for part in parts:
                 assert dagster_lake.read(table, part).equals(cli_lake.read(table, part))
         # A backfill of the whole range runs as one run and writes the same partitions.
         ranged = LakeResource(root=str(tmp_path / "lake_range"))
-        run = dg.materialize([registry_asset, chain_logs, decoded_events, canonical],
+        run = dg.materialize([registry_asset, *INDEXING],
                              instance=instance, resources={"chain": chain, "lake": ranged},
-                             selection=[chain_logs, decoded_events, canonical],
+                             selection=INDEXING,
                              tags={"dagster/asset_partition_range_start": keys[0],
                                    "dagster/asset_partition_range_end": keys[-1]})
         assert run.success and all(c.passed for c in run.get_asset_check_evaluations())
         range_lake = Lake(tmp_path / "lake_range")
-        for table in ("raw_logs", "blocks", "erc20__transfer", "flows", "prices"):
+        for table in ("raw_logs", "blocks", "erc20__transfer", "flows", "prices",
+                      "compound_v3__states"):
             parts = range_lake.partitions(table, registry.chain_id)
             assert parts == cli_lake.partitions(table, registry.chain_id)
             for part in parts:

@@ -16,7 +16,8 @@ from eth_utils import keccak
 
 from contagion.chain.rpc import RpcClient
 
-__all__ = ["MULTICALL3", "Call", "aggregate3", "decode_aggregate3", "encode_aggregate3", "words"]
+__all__ = ["MULTICALL3", "BlockId", "Call", "aggregate3", "aggregate3_at", "decode_aggregate3",
+           "encode_aggregate3", "words"]
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 AGGREGATE3 = keccak(text="aggregate3((address,bool,bytes)[])")[:4]
@@ -70,14 +71,35 @@ def words(data: bytes) -> tuple[int, ...]:
     return tuple(int.from_bytes(data[i:i + 32], "big") for i in range(0, len(data), 32))
 
 
-def aggregate3(client: RpcClient, multicall: str, calls: Sequence[Call],
-               block: str | int = "latest") -> list[bytes | None]:
-    """Return data per call, None where the call reverted; all calls read the same block."""
-    tag = hex(block) if isinstance(block, int) else block
-    requests = [("eth_call", [{"to": multicall,
-                               "data": "0x" + encode_aggregate3(calls[i:i + CHUNK]).hex()}, tag])
-                for i in range(0, len(calls), CHUNK)]
-    out: list[bytes | None] = []
-    for reply in client.batch_strict(requests):
-        out.extend(data if ok else None for ok, data in decode_aggregate3(bytes.fromhex(reply[2:])))
+BlockId = str | int  # a tag ("latest"), a number, or a 0x block hash (EIP-1898)
+
+
+def _block_param(block: BlockId) -> object:
+    if isinstance(block, int):
+        return hex(block)
+    if block.startswith("0x") and len(block) == 66:  # a hash: that block, and only on the chain
+        return {"blockHash": block, "requireCanonical": True}
+    return block
+
+
+def aggregate3_at(client: RpcClient, multicall: str,
+                  reads: Sequence[tuple[BlockId, Sequence[Call]]]) -> list[list[bytes | None]]:
+    """Return data per call of each (block, calls), None where a call reverted; each list of
+    calls reads its own block. All go out as one batch (split by the client's batch size)."""
+    requests, owners = [], []
+    for n, (block, calls) in enumerate(reads):
+        for i in range(0, len(calls), CHUNK):
+            requests.append(("eth_call", [{"to": multicall, "data": "0x" + encode_aggregate3(
+                calls[i:i + CHUNK]).hex()}, _block_param(block)]))
+            owners.append(n)
+    out: list[list[bytes | None]] = [[] for _ in reads]
+    for n, reply in zip(owners, client.batch_strict(requests), strict=True):
+        returned = decode_aggregate3(bytes.fromhex(reply[2:]))
+        out[n].extend(data if ok else None for ok, data in returned)
     return out
+
+
+def aggregate3(client: RpcClient, multicall: str, calls: Sequence[Call],
+               block: BlockId = "latest") -> list[bytes | None]:
+    """Return data per call, None where the call reverted; all calls read the same block."""
+    return aggregate3_at(client, multicall, [(block, calls)])[0]

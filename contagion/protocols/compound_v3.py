@@ -6,10 +6,16 @@ it tracks the base-supply claim, so a decoder tells it from a token transfer by 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
+import duckdb
 import polars as pl
+import pyarrow as pa
+from duckdb.func import FunctionNullHandling
+from eth_utils import keccak
 
+from contagion.chain.multicall import Call, words
 from contagion.protocols.canonical import (
     ZERO_ADDRESS,
     Context,
@@ -347,3 +353,179 @@ def accrued_indices(supply_index: int, borrow_index: int, total_supply_base: int
     u = utilization(supply_index, borrow_index, total_supply_base, total_borrow_base)
     return (supply_index + _mul_factor(supply_index, supply_rate(rates, u) * seconds),
             borrow_index + _mul_factor(borrow_index, borrow_rate(rates, u) * seconds))
+
+
+# ---------------------------------------------------------------- state reads
+
+# Comet logs neither its indexes nor principals, and its Supply/Withdraw amounts are present
+# values, so the pipeline reads state: at the end of every block in which a Comet logged, and
+# at each partition's last block, `totalsBasic()` and the eight rate getters; and, for every
+# account a base event of the block names, `userBasic(account).principal`. The reads are bound
+# to the block's hash (contagion.states), so they describe the same chain as the logs.
+STATES = "compound_v3__states"
+PRINCIPALS = "compound_v3__principals"
+RATE_GETTERS = ("supplyKink", "supplyPerSecondInterestRateSlopeLow",
+                "supplyPerSecondInterestRateSlopeHigh", "supplyPerSecondInterestRateBase",
+                "borrowKink", "borrowPerSecondInterestRateSlopeLow",
+                "borrowPerSecondInterestRateSlopeHigh", "borrowPerSecondInterestRateBase")
+TOTALS_BASIC = "totalsBasic()"
+USER_BASIC = "userBasic(address)"
+
+_DECIMAL = pa.decimal128(38, 0)
+_READ_KEY = [
+    pa.field("chain_id", pa.uint64(), nullable=False),
+    pa.field("block_number", pa.uint64(), nullable=False),
+    pa.field("block_time", pa.timestamp("s", tz="UTC"), nullable=False),
+    pa.field("contract_address", pa.string(), nullable=False),
+]
+# One row per Comet and read block. Indexes are 1e15-scaled, totals are principals, rates are
+# InterestRates' fields (1e18-scaled); null with unread_reason when a call failed.
+STATES_SCHEMA = pa.schema([
+    *_READ_KEY,
+    pa.field("base_supply_index", _DECIMAL),
+    pa.field("base_borrow_index", _DECIMAL),
+    pa.field("total_supply_base", _DECIMAL),
+    pa.field("total_borrow_base", _DECIMAL),
+    pa.field("last_accrual_time", pa.uint64()),
+    *(pa.field(name, _DECIMAL) for name in InterestRates._fields),
+    pa.field("unread_reason", pa.string()),
+])
+# One row per Comet, read block and account a base event of the block names: the signed
+# principal after the block (supply > 0, debt < 0).
+PRINCIPALS_SCHEMA = pa.schema([
+    *_READ_KEY,
+    pa.field("account", pa.string(), nullable=False),
+    pa.field("principal", _DECIMAL),
+    pa.field("unread_reason", pa.string()),
+])
+STATE_SCHEMAS = {STATES: STATES_SCHEMA, PRINCIPALS: PRINCIPALS_SCHEMA}
+# the decoded tables that say which blocks and accounts to read
+READ_FROM = (*(f"{PROTOCOL}__{name}" for name in ("transfer", *_COMET_ONLY)), "erc20__transfer")
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+_STATE_CALLS = tuple(_selector(s) for s in (TOTALS_BASIC, *(f"{g}()" for g in RATE_GETTERS)))
+_USER_BASIC = _selector(USER_BASIC)
+
+
+def accounts_to_read(tables: Tables, comets: Collection[str]) -> pl.DataFrame:
+    """block_number, contract_address, account: the accounts whose base principal a block's
+    events at a Comet may have changed (Supply dst, Withdraw src, base Transfer from and to,
+    AbsorbDebt borrower), once each."""
+    t = tables
+    named = [t["compound_v3__supply"].select("block_number", "contract_address",
+                                             pl.col("dst").alias("account")),
+             t["compound_v3__withdraw"].select("block_number", "contract_address",
+                                               pl.col("src").alias("account")),
+             t["compound_v3__absorb_debt"].select("block_number", "contract_address",
+                                                  pl.col("borrower").alias("account"))]
+    transfers = comet_transfers(t)
+    named += [transfers.select("block_number", "contract_address", pl.col(side).alias("account"))
+              for side in ("from", "to")]
+    return pl.concat(named).filter(
+        pl.col("contract_address").is_in(list(comets)) & (pl.col("account") != ZERO_ADDRESS)
+    ).unique().sort("block_number", "contract_address", "account")
+
+
+def blocks_to_read(tables: Tables, comets: Collection[str], last_block: int) -> pl.DataFrame:
+    """block_number, contract_address: every block in which a Comet logged, and the last
+    block for every Comet."""
+    logged = pl.concat([tables[f"{PROTOCOL}__{name}"].select("block_number", "contract_address")
+                        for name in _COMET_ONLY]
+                       + [comet_transfers(tables).select("block_number", "contract_address")])
+    last = pl.DataFrame({"block_number": [last_block] * len(comets),
+                         "contract_address": sorted(comets)},
+                        schema={"block_number": logged.schema["block_number"],
+                                "contract_address": pl.String()})
+    return pl.concat([logged.filter(pl.col("contract_address").is_in(list(comets))), last]
+                     ).unique().sort("block_number", "contract_address")
+
+
+def state_calls(comet: str) -> list[Call]:
+    return [Call(comet, selector) for selector in _STATE_CALLS]
+
+
+def principal_call(comet: str, account: str) -> Call:
+    return Call(comet, _USER_BASIC + bytes(12) + bytes.fromhex(account[2:]))
+
+
+def decode_state(replies: Sequence[bytes | None]) -> tuple[list[int | None], str | None]:
+    """The STATES_SCHEMA values (indexes, totals, lastAccrualTime, rates) from the replies to
+    `state_calls`, or nulls and the reason."""
+    names = (TOTALS_BASIC, *RATE_GETTERS)
+    read: list[bytes] = []
+    for name, reply in zip(names, replies, strict=True):
+        if reply is None:
+            return [None] * 13, f"{name} reverted"
+        if len(reply) < (256 if name == TOTALS_BASIC else 32):
+            return [None] * 13, f"{name} returned {len(reply)} bytes (no Comet at the block?)"
+        read.append(reply)
+    totals = words(read[0])
+    supply_index, borrow_index, _, _, total_supply, total_borrow, last_accrual = totals[:7]
+    return [supply_index, borrow_index, total_supply, total_borrow, last_accrual,
+            *(words(r[:32])[0] for r in read[1:])], None
+
+
+def decode_principal(reply: bytes | None) -> tuple[int | None, str | None]:
+    """userBasic's signed principal (int104, sign-extended in its word), or null and why."""
+    if reply is None:
+        return None, "userBasic reverted"
+    if len(reply) < 32:
+        return None, f"userBasic returned {len(reply)} bytes (no Comet at the block?)"
+    word = words(reply[:32])[0]
+    return (word - (1 << 256) if word >> 255 else word), None
+
+
+# ---------------------------------------------------------------- interest in SQL
+
+def _accrued(state: Sequence[str | None] | None, seconds: int | None
+             ) -> tuple[int, int] | None:
+    """(supply index, borrow index) `seconds` after a STATES row's 12 values (indexes, totals,
+    the eight rates) were read, or None if any is null."""
+    if state is None or seconds is None or any(v is None for v in state):
+        return None
+    if len(state) != 12:
+        raise ValueError(f"a Comet state is 12 values, got {len(state)}")
+    supply_index, borrow_index, total_supply, total_borrow, *rates = (
+        int(v) for v in state if v is not None)
+    return accrued_indices(supply_index, borrow_index, total_supply, total_borrow,
+                           InterestRates(*rates), seconds)
+
+
+def _balance_at(principal: str | None, state: list[str | None] | None,
+                seconds: int | None) -> str | None:
+    indices = _accrued(state, seconds)
+    if principal is None or indices is None:
+        return None
+    return str(present_value(*indices, int(principal)))
+
+
+def _index_at(side: str | None, state: list[str | None] | None,
+              seconds: int | None) -> str | None:
+    if side not in ("supply", "borrow", None):
+        raise ValueError(f"a Comet index is 'supply' or 'borrow', not {side!r}")
+    indices = _accrued(state, seconds)
+    if side is None or indices is None:
+        return None
+    return str(indices[side == "borrow"])
+
+
+def register(con: duckdb.DuckDBPyConnection) -> None:
+    """Add to the connection, for one STATES row's 12 values (indexes, totals, the eight rates)
+    brought forward `seconds` after its last_accrual_time (Comet's accruedInterestIndices):
+    comet_balance_at(principal, <12 values>, seconds), a principal's signed balance, and
+    comet_index_at(side, <12 values>, seconds), 'supply' or 'borrow' index. Integers of any
+    type in (decimal text too), DECIMAL(38,0) out, null if any input is null; a negative
+    `seconds` is an error."""
+    for name, function in (("_comet_balance_at", _balance_at), ("_comet_index_at", _index_at)):
+        con.create_function(name, function, ["varchar", "varchar[]", "bigint"], "varchar",
+                            null_handling=FunctionNullHandling.SPECIAL, side_effects=False)
+    params = ", ".join(f"v{i}" for i in range(12))
+    state = "[" + ", ".join(f"v{i}::varchar" for i in range(12)) + "]"
+    con.execute(f"create or replace temp macro comet_balance_at(p, {params}, s) as "
+                f"try_cast(_comet_balance_at(p::varchar, {state}, s::bigint) as decimal(38, 0))")
+    con.execute(f"create or replace temp macro comet_index_at(side, {params}, s) as "
+                f"try_cast(_comet_index_at(side, {state}, s::bigint) as decimal(38, 0))")

@@ -617,12 +617,20 @@ def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_through_dagster_too(
         window_keys,
     )
     from contagion.registry import save_registry
-    from dagster_project.assets import BLOCK_RANGES, canonical, chain_logs, decoded_events
+    from contagion.states import STATE_TABLES
+    from dagster_project.assets import (
+        BLOCK_RANGES,
+        canonical,
+        chain_logs,
+        contract_states,
+        decoded_events,
+    )
     from dagster_project.definitions import registry as registry_asset
     from dagster_project.resources import ChainResource, LakeResource
     from dagster_project.sensors import block_range_sensor
 
-    tables = ("raw_logs", "blocks", *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES)
+    tables = ("raw_logs", "blocks", *DECODED_TABLES, QUARANTINE, *CANONICAL_TABLES,
+              *STATE_TABLES)
     with devnet_history(tmp_path / "node", blocks=6, seed=8) as history:
         registry = history_registry(history)
         save_registry(registry, tmp_path / "registry.yaml")
@@ -647,9 +655,9 @@ def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_through_dagster_too(
                         instance.delete_dynamic_partition(BLOCK_RANGES, key)
             asked = [str(r.partition_key) for r in result.run_requests or []]
             for key in asked:
-                run = dg.materialize([registry_asset, chain_logs, decoded_events, canonical],
-                                     partition_key=key, instance=instance, resources=resources,
-                                     selection=[chain_logs, decoded_events, canonical])
+                assets = [chain_logs, decoded_events, canonical, contract_states]
+                run = dg.materialize([registry_asset, *assets], partition_key=key,
+                                     instance=instance, resources=resources, selection=assets)
                 assert run.success
                 assert all(c.passed for c in run.get_asset_check_evaluations()), key
             return asked
