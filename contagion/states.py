@@ -59,8 +59,8 @@ def read_states(client: RpcClient, registry: Registry | None, part: PartitionFil
     for number, comet, account in accounts.iter_rows():
         named_at.setdefault((number, comet), []).append(account)
     reads: list[tuple[BlockId, list[Call]]] = []
-    keys: list[tuple[int, str, list[str]]] = []
-    for number, comet in plan.iter_rows():
+    keys: list[tuple[int, str, list[str], bool]] = []
+    for number, comet, logged in plan.iter_rows():
         if number not in headers:
             raise ValueError(f"block {number} of partition {part} has no header in `blocks`: "
                              "its state cannot be bound to a hash")
@@ -68,14 +68,16 @@ def read_states(client: RpcClient, registry: Registry | None, part: PartitionFil
         calls = [*compound_v3.state_calls(comet),
                  *(compound_v3.principal_call(comet, a) for a in named)]
         reads.append((headers[number][0], calls))
-        keys.append((number, comet, named))
+        keys.append((number, comet, named, logged))
     replies = aggregate3_at(client, registry.multicall, reads)
     states: dict[str, list[object]] = {f.name: [] for f in STATE_SCHEMAS[compound_v3.STATES]}
     principals: dict[str, list[object]] = {
         f.name: [] for f in STATE_SCHEMAS[compound_v3.PRINCIPALS]}
     state_values = [f.name for f in STATE_SCHEMAS[compound_v3.STATES]][4:-1]
     width = len(compound_v3.state_calls(""))
-    for (number, comet, named), returned in zip(keys, replies, strict=True):
+    for (number, comet, named, logged), returned in zip(keys, replies, strict=True):
+        if not logged and returned[0] == b"":
+            continue  # a partition's end before the Comet was deployed: nothing to read
         key = {"chain_id": part.chain_id, "block_number": number,
                "block_time": headers[number][1], "contract_address": comet}
         values, reason = compound_v3.decode_state(returned[:width])

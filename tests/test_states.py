@@ -13,12 +13,13 @@ import polars as pl
 import pytest
 from conftest import named_address
 
+from contagion.chain.logs import get_headers
 from contagion.chain.multicall import aggregate3_at
 from contagion.chain.rpc import RetryPolicy, RpcClient, RpcError
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
 from contagion.devnet.node import free_port, start_node, stop_node
 from contagion.indexing import index_range, read_table
-from contagion.lake import Lake
+from contagion.lake import Lake, PartitionFile
 from contagion.protocols import compound_v3
 from contagion.protocols.compound_v3 import InterestRates
 from contagion.registry import Registry
@@ -179,3 +180,26 @@ def test_faults_on_the_wire_do_not_change_the_state_tables(indexed: Indexed,
         assert lake.partitions(table, chain_id) == indexed.lake.partitions(table, chain_id)
         for each in lake.partitions(table, chain_id):
             assert lake.read(table, each).equals(indexed.lake.read(table, each)), each
+
+
+def test_a_partition_before_a_comet_or_the_multicall_existed(indexed: Indexed) -> None:
+    """A partition that ends before the Comet was deployed gets no state row (nothing to read,
+    no false unread_reason); one before the multicall contract existed is a clear error."""
+    client, registry = indexed.client, indexed.registry
+    assert registry.multicall is not None
+    comet = registry.venue(VENUE).main_contract
+
+    def has_code(address: str, block: int) -> bool:
+        return client.call("eth_getCode", [address, hex(block)]) not in ("0x", "")
+
+    early = next(b for b in range(1, 500)
+                 if has_code(registry.multicall, b) and not has_code(comet, b))
+    for block, error in ((early, None), (0, "no multicall contract")):
+        part = PartitionFile(registry.chain_id, block, block + 1)
+        headers = get_headers(client, [block], registry.chain_id)
+        if error is None:
+            tables = read_states(client, registry, part, {}, headers)
+            assert all(t.num_rows == 0 for t in tables.values())
+        else:
+            with pytest.raises(ValueError, match=error):
+                read_states(client, registry, part, {}, headers)

@@ -94,6 +94,8 @@ def aggregate3_at(client: RpcClient, multicall: str,
             owners.append(n)
     out: list[list[bytes | None]] = [[] for _ in reads]
     for n, reply in zip(owners, client.batch_strict(requests), strict=True):
+        if reply == "0x":  # a call to an address without code succeeds and returns nothing
+            raise ValueError(f"no multicall contract at {multicall} at block {reads[n][0]}")
         returned = decode_aggregate3(bytes.fromhex(reply[2:]))
         out[n].extend(data if ok else None for ok, data in returned)
     return out

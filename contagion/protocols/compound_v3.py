@@ -431,17 +431,18 @@ def accounts_to_read(tables: Tables, comets: Collection[str]) -> pl.DataFrame:
 
 
 def blocks_to_read(tables: Tables, comets: Collection[str], last_block: int) -> pl.DataFrame:
-    """block_number, contract_address: every block in which a Comet logged, and the last
-    block for every Comet."""
+    """block_number, contract_address, logged: every block in which a Comet logged (logged
+    true), and the last block for every Comet."""
     logged = pl.concat([tables[f"{PROTOCOL}__{name}"].select("block_number", "contract_address")
                         for name in _COMET_ONLY]
                        + [comet_transfers(tables).select("block_number", "contract_address")])
+    logged = logged.filter(pl.col("contract_address").is_in(list(comets))).unique().with_columns(
+        logged=pl.lit(True))
     last = pl.DataFrame({"block_number": [last_block] * len(comets),
-                         "contract_address": sorted(comets)},
-                        schema={"block_number": logged.schema["block_number"],
-                                "contract_address": pl.String()})
-    return pl.concat([logged.filter(pl.col("contract_address").is_in(list(comets))), last]
-                     ).unique().sort("block_number", "contract_address")
+                         "contract_address": sorted(comets), "logged": [False] * len(comets)},
+                        schema=logged.schema)
+    return pl.concat([logged, last.join(logged, on=["block_number", "contract_address"],
+                                        how="anti")]).sort("block_number", "contract_address")
 
 
 def state_calls(comet: str) -> list[Call]:
