@@ -11,10 +11,11 @@
   dependency order. A model's header says its grain and, optionally, `materialized: view`
   (staging models are views by default, the others tables). The models may use the exact
   integer functions of `contagion.exact` (`mul_div_down`, …), `black_scholes_price`
-  (`contagion.risk.greeks`) and Aave's index between updates (`aave_index_at`,
-  `contagion.protocols.aave_v3`), registered for the build, and the macros of
-  `define_macros` (`log_ordinal`, `block_end_ordinal`, `ordinal_log_index`,
-  `running_sums_at_snapshots`), stored in the database.
+  (`contagion.risk.greeks`), Aave's index between updates (`aave_index_at`,
+  `contagion.protocols.aave_v3`) and a Comet balance or index brought forward from a state
+  read (`comet_balance_at`, `comet_index_at`, `contagion.protocols.compound_v3`), registered
+  for the build, and the macros of `define_macros` (`log_ordinal`, `block_end_ordinal`,
+  `ordinal_log_index`, `running_sums_at_snapshots`), stored in the database.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
 block asked for. A lake with no complete partition of the registry's chain, or a snapshot outside
@@ -42,11 +43,12 @@ from contagion import exact
 from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
 from contagion.ingest import BLOCKS, RAW_LOGS, indexed_partitions
 from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake
-from contagion.protocols import aave_v3
+from contagion.protocols import aave_v3, compound_v3
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, FLOW_SIGNS, USD, USD_DECIMALS
 from contagion.protocols.decode import CATALOG
 from contagion.registry import Registry
 from contagion.risk import greeks
+from contagion.states import STATE_SCHEMAS
 
 __all__ = [
     "LAYERS",
@@ -190,7 +192,8 @@ def lake_schemas() -> dict[str, pa.Schema]:
     """Every table the indexer writes, with its schema."""
     return {RAW_LOGS: RAW_LOGS_SCHEMA, BLOCKS: BLOCKS_SCHEMA, QUARANTINE: QUARANTINE_SCHEMA,
             **{t: CATALOG.layout(t).schema for t in DECODED_TABLES},
-            **{t: CANONICAL_SCHEMAS[t] for t in CANONICAL_TABLES}}
+            **{t: CANONICAL_SCHEMAS[t] for t in CANONICAL_TABLES},
+            **STATE_SCHEMAS}
 
 
 def _local_root(lake: Lake) -> str:
@@ -427,6 +430,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             greeks.register(con)  # black_scholes_price: the oToken marks
             aave_v3.register(con)  # aave_index_at: an Aave index between its updates
+            compound_v3.register(con)  # comet_balance_at: a Comet balance after a state read
             define_macros(con)  # log ordinals, running sums read at the snapshots
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():

@@ -723,3 +723,115 @@ def test_an_aave_reserve_valued_at_principal_while_its_index_moved_is_named() ->
     assert [(r["reserve"], r["side"], r["positions"], r["principal_raw"], r["index_ray"])
             for r in result.sample] == [("0xdai", "debt", 1, 3, ray + 1),
                                         ("0xusdc", "collateral", 2, 12, ray + 5)]
+
+
+def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_snapshot() -> None:
+    """int_compound_balances on hand-made state reads: each account's latest principal at or
+    before the snapshot, valued at the Comet's latest state brought forward to the snapshot's
+    second (Comet's accruedInterestIndices and presentValue, as contagion.protocols.compound_v3
+    computes them); debt positive on side debt; no time needed while the rates are 0; a failed
+    read, a Comet without a state yet or a snapshot without a header leaves the amount null and
+    says why. int_balances keeps Compound collateral and drops its base supply and debt."""
+    from contagion.protocols import compound_v3 as c
+    from contagion.warehouse import replace_table
+
+    one, day, big = c.BASE_INDEX_SCALE, 86_400, 10**12
+    rates = c.InterestRates.per_year(9 * 10**17, 5 * 10**16, 2 * 10**18, 0,
+                                     9 * 10**17, 6 * 10**16, 3 * 10**18, 15 * 10**15)
+    con = _bare_database()
+    c.register(con)
+    con.execute("""create table ref_venues as select * from (values
+        (1::ubigint, 'usdc', 'compound_v3'), (1, 'weth', 'compound_v3'), (1, 'aave', 'aave_v3'))
+        as t(chain_id, venue, protocol)""")
+    con.execute("""create table ref_venue_contracts as select * from (values
+        (1::ubigint, 'usdc', 'comet', '0xc1'), (1, 'weth', 'comet', '0xc2'),
+        (1, 'aave', 'pool', '0xc3'))
+        as t(chain_id, venue, role, contract)""")
+    con.execute("""create table ref_markets as select * from (values
+        (1::ubigint, 'usdc', '0xweth', '0xusdc'), (1, 'usdc', '0xwbtc', '0xusdc'),
+        (1, 'weth', '0xwsteth', '0xweth'))
+        as t(chain_id, venue, market, loan_token)""")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "b::ubigint as snapshot_block from (values (4), (10), (20), (30)) as t(b)")
+    # a day a block; block 30 has no header: its time is unknown
+    con.execute(f"create table stg_blocks as select 1::ubigint as chain_id, b::ubigint as "
+                f"block_number, to_timestamp(b * {day}) as block_time from range(0, 30) as t(b)")
+    totals = (big, 8 * big // 10)  # 80 % used
+    state: dict[str, object] = {
+        "base_supply_index": one, "base_borrow_index": one, "total_supply_base": totals[0],
+        "total_borrow_base": totals[1], "last_accrual_time": 5 * day - 100, **rates._asdict(),
+        "unread_reason": None}
+    unread = dict.fromkeys(state) | {"unread_reason": "totalsBasic() reverted"}
+    zero = state | c.ZERO_RATES._asdict()
+    grown = state | {"base_supply_index": one + 12_345_678, "base_borrow_index": one + 67_890_123,
+                     "last_accrual_time": 15 * day - 7}
+    key: dict[str, object] = {"chain_id": 1, "block_time": 0}
+    states = [key | {"block_number": 5, "contract_address": "0xc1"} | state,
+              key | {"block_number": 15, "contract_address": "0xc1"} | grown,
+              key | {"block_number": 8, "contract_address": "0xc2"} | unread,
+              key | {"block_number": 12, "contract_address": "0xc2"} | zero,
+              key | {"block_number": 9, "contract_address": "0xc9"} | state]  # not a Comet
+    replace_table(con, "src_compound_v3__states",
+                  pa.Table.from_pylist(states, schema=c.STATES_SCHEMA))
+    principals = [(5, "0xc1", "0xa", big + 7), (5, "0xc1", "0xb", -big // 2 - 3),
+                  (16, "0xc1", "0xa", 0), (12, "0xc1", "0xd", None), (8, "0xc2", "0xe", 70),
+                  (12, "0xc2", "0xf", -9)]
+    replace_table(con, "src_compound_v3__principals", pa.Table.from_pylist([
+        key | {"block_number": b, "contract_address": comet, "account": account,
+               "principal": p, "unread_reason": None if p is not None else "userBasic reverted"}
+        for b, comet, account, p in principals], schema=c.PRINCIPALS_SCHEMA))
+    _build_models(con, "stg_snapshot_times", "stg_comets", "stg_compound_states",
+                  "stg_compound_principals", "int_compound_balances")
+    got = {(s, a): (side, amount, shares, reason) for s, a, side, amount, shares, reason in
+           con.execute("select snapshot_block, account, side, amount_raw, shares_raw, "
+                       "unvalued_reason from int_compound_balances").fetchall()}
+
+    def worth(supply_index: int, borrow_index: int, accrued: int, principal: int,
+              at: int) -> int:
+        indices = c.accrued_indices(supply_index, borrow_index, *totals, rates, at - accrued)
+        return abs(c.present_value(*indices, principal))
+
+    lent, owed = worth(one, one, 5 * day - 100, big + 7, 10 * day), \
+        worth(one, one, 5 * day - 100, -big // 2 - 3, 10 * day)
+    assert lent > big + 7 and owed > big // 2 + 3  # five days of interest
+    later = worth(one + 12_345_678, one + 67_890_123, 15 * day - 7, -big // 2 - 3, 20 * day)
+    assert got == {
+        (10, "0xa"): ("supply", lent, big + 7, None),
+        (10, "0xb"): ("debt", owed, big // 2 + 3, None),
+        (10, "0xe"): ("supply", None, 70, "the Comet's state was not read: "
+                                          "totalsBasic() reverted"),
+        (20, "0xa"): ("supply", 0, 0, None),  # withdrew everything at block 16
+        (20, "0xb"): ("debt", later, big // 2 + 3, None),
+        (20, "0xd"): ("supply", None, None, "the principal was not read: userBasic reverted"),
+        (20, "0xe"): ("supply", 70, 70, None),
+        (20, "0xf"): ("debt", 9, 9, None),
+        (30, "0xa"): ("supply", None, 0, "the snapshot block has no header: its time is "
+                                         "unknown"),  # left out of int_positions: no shares
+        (30, "0xb"): ("debt", None, big // 2 + 3, "the snapshot block has no header: its "
+                                                  "time is unknown"),
+        (30, "0xd"): ("supply", None, None, "the principal was not read: userBasic reverted"),
+        (30, "0xe"): ("supply", 70, 70, None),  # rates 0: the time does not matter
+        (30, "0xf"): ("debt", 9, 9, None),
+    }
+    # a principal read before the Comet's first state: nothing to value it with
+    replace_table(con, "src_compound_v3__principals", pa.Table.from_pylist([
+        key | {"block_number": 3, "contract_address": "0xc1", "account": "0xa",
+               "principal": 5, "unread_reason": None}], schema=c.PRINCIPALS_SCHEMA))
+    con.execute("drop table stg_compound_principals; drop table int_compound_balances")
+    _build_models(con, "stg_compound_principals", "int_compound_balances")
+    assert con.execute("select amount_raw, unvalued_reason from int_compound_balances "
+                       "where snapshot_block = 4").fetchall() == [
+        (None, "no state of the Comet read before the snapshot")]
+    # int_balances: Compound collateral from the flows, its base supply and debt not
+    con.execute("create table stg_aave_tokens (chain_id ubigint, token varchar, venue varchar, "
+                "reserve varchar, side varchar)")
+    con.execute("""create table stg_flows as select * from (values
+        (1::ubigint, 'usdc', 'compound_v3', '0xweth', '0xa', '0xweth', 'collateral',
+         5::ubigint, 1, 7::decimal(38, 0)),
+        (1, 'usdc', 'compound_v3', '0xusdc', '0xa', '0xusdc', 'supply', 5, 1, 1000),
+        (1, 'usdc', 'compound_v3', '0xusdc', '0xb', '0xusdc', 'debt', 5, 1, 800))
+        as t(chain_id, venue, protocol, market, account, token, side, block_number, sign,
+             amount_raw)""")
+    _build_models(con, "int_balances")
+    assert con.execute("select distinct account, side, amount_raw from int_balances"
+                       ).fetchall() == [("0xa", "collateral", 7)]

@@ -1,6 +1,6 @@
 -- asset: fct_venue_balance_sheet
 -- severity: error
--- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers (Aave's as principal, Σ flows: interest moves no token), plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad (not Morpho's: its suppliers' positions, valued from their shares, bear it), plus what a Morpho market holds that no position can take (its totals less its positions: the shares' rounding, repays the floor at zero dropped). A row is a (snapshot, venue, token) that does not add up.
+-- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers (Aave's and Compound's as Σ flows, not their balances: interest moves no token), plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad (not Morpho's: its suppliers' positions, valued from their shares, bear it), plus what a Morpho market holds that no position can take (its totals less its positions: the shares' rounding, repays the floor at zero dropped). A row is a (snapshot, venue, token) that does not add up.
 with own_moves as (
     select chain_id, block_number, venue, token, delta from stg_protocol_owned_moves
     union all  -- debt written off is lost: the venue (its reserves or its suppliers) bears it
@@ -42,19 +42,20 @@ owned as (
     )
     group by all
 ),
-owed as (  -- Aave's positions grow with interest, which moves no token: its principal here
+owed as (  -- Aave's and Compound's positions grow with interest, which moves no token: Σ flows
     select snapshot_block, chain_id, venue, token,
            sum(case when side = 'debt' then -amount_raw else amount_raw end) as owed
     from (select snapshot_block, chain_id, venue, token, side, amount_raw
           from fct_positions
           where venue_kind = 'lending' and side in ('collateral', 'supply', 'debt')
-            and protocol <> 'aave_v3'
+            and protocol not in ('aave_v3', 'compound_v3')
           union all
           select s.snapshot_block, f.chain_id, f.venue, f.token, f.side, f.sign * f.amount_raw
           from stg_flows as f
           join ref_snapshots as s
               on s.chain_id = f.chain_id and f.block_number <= s.snapshot_block
-          where f.protocol = 'aave_v3' and f.side in ('collateral', 'debt'))
+          where f.protocol in ('aave_v3', 'compound_v3')
+            and f.side in ('collateral', 'supply', 'debt'))
     group by all
 ),
 cash as (

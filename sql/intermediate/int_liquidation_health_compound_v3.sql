@@ -1,48 +1,80 @@
 -- grain: one row per Compound v3 absorb of one account (chain_id, block_number, log_index)
 -- Comet.isLiquidatable, from the state just before the absorb (int_liquidations.state_ordinal):
--- the account borrows (its base principal, Σ supply − Σ debt of its base flows, is below zero)
--- and the borrow's value, principal × base price / base scale (truncated), exceeds Σ over its
--- collateral of balance × price / scale (floor) × liquidateCollateralFactor / 10^18 (floor), all
--- in the feeds' 8-decimal USD; the factor less the RiskOracle's margin cut in force. Comet
--- stops adding collateral once the sum covers the borrow, which does not change the outcome. Base moved by transferAsset while borrowing has no event
--- (docs/canonical.md): such an account's principal is not what the flows say.
+-- the account borrows (its base balance is below zero) and the borrow's value, debt × base
+-- price / base scale (truncated), exceeds Σ over its collateral of balance × price / scale
+-- (floor) × liquidateCollateralFactor / 10^18 (floor), all in the feeds' 8-decimal USD; the
+-- factor less the RiskOracle's margin cut in force. Comet stops adding collateral once the sum
+-- covers the borrow, which does not change the outcome. The debt is Comet's: absorb accrues
+-- first, then values the principal at the stored borrow index. Only an accrual writes the
+-- indexes and a second one at the same second adds nothing, so the index the absorb used is
+-- the one the Comet's state read at the end of the absorb's block holds (stg_compound_states,
+-- read at every block the Comet logs in; comet_balance_at, 0 seconds after its accrual). The
+-- principal is the borrower's latest read before the block (stg_compound_principals), plus
+-- its own base flows earlier in the block (present values: exact while rates are 0, else off
+-- by Comet's rounding of the principal in between). A principal that changed without a base
+-- event naming the account (a transferAsset: docs/canonical.md) is not what the reads say.
+-- Collateral is the flows' sum.
 with liq as (
     select * from int_liquidations where protocol = 'compound_v3'
 ),
-base as (
-    select chain_id, venue, min(loan_token) as base_token
-    from ref_markets
-    where loan_token is not null
-    group by all
-),
-balances as (
-    select
-        l.chain_id, l.block_number, l.log_index, f.token,
-        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'collateral'), 0)
-            as collateral_raw,
-        coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'supply'), 0)
-            - coalesce(sum(f.sign * f.amount_raw) filter (where f.side = 'debt'), 0)
-            as principal_raw
+collateral as (
+    select l.chain_id, l.block_number, l.log_index, f.token,
+           sum(f.sign * f.amount_raw) as collateral_raw
     from liq as l
     join stg_flows as f
         on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
-        and f.side in ('collateral', 'supply', 'debt')
+        and f.side = 'collateral' and log_ordinal(f.block_number, f.log_index) < l.state_ordinal
+    group by all
+),
+read_before as (  -- the borrower's principal before the block, at the absorb's indexes
+    select
+        l.chain_id, l.block_number, l.log_index,
+        c.block_number as state_block, c.unread_reason as state_unread,
+        p.unread_reason as principal_unread,
+        comet_balance_at(case when p.block_number is null then 0 else p.principal end,
+                         c.base_supply_index, c.base_borrow_index, c.total_supply_base,
+                         c.total_borrow_base, c.supply_kink, c.supply_slope_low,
+                         c.supply_slope_high, c.supply_base, c.borrow_kink, c.borrow_slope_low,
+                         c.borrow_slope_high, c.borrow_base,
+                         epoch(l.block_time)::bigint - c.last_accrual_time) as balance_raw
+    from liq as l
+    asof left join stg_compound_states as c
+        on c.chain_id = l.chain_id and c.contract = l.contract
+        and c.block_number <= l.block_number
+    asof left join stg_compound_principals as p
+        on p.chain_id = l.chain_id and p.contract = l.contract and p.account = l.borrower
+        and p.block_number < l.block_number
+),
+in_block as (  -- the borrower's base flows earlier in the absorb's block
+    select l.chain_id, l.block_number, l.log_index,
+           sum(case f.side when 'supply' then f.sign * f.amount_raw
+                           else -f.sign * f.amount_raw end) as moved_raw
+    from liq as l
+    join stg_flows as f
+        on f.chain_id = l.chain_id and f.venue = l.venue and f.account = l.borrower
+        and f.side in ('supply', 'debt') and f.block_number = l.block_number
         and log_ordinal(f.block_number, f.log_index) < l.state_ordinal
     group by all
 ),
-held as (  -- the tokens to read: every one with flows, and the base token in any case
-    select chain_id, block_number, log_index, token from balances
+base_balance as (
+    select r.*, r.balance_raw + coalesce(i.moved_raw, 0) as base_raw
+    from read_before as r
+    left join in_block as i using (chain_id, block_number, log_index)
+),
+held as (  -- the tokens to read: every collateral with flows, and the base token in any case
+    select chain_id, block_number, log_index, token from collateral
     union
-    select l.chain_id, l.block_number, l.log_index, b.base_token
+    select l.chain_id, l.block_number, l.log_index, c.base_token
     from liq as l
-    join base as b on b.chain_id = l.chain_id and b.venue = l.venue
+    join stg_comets as c on c.chain_id = l.chain_id and c.contract = l.contract
+    where c.base_token is not null
 ),
 legs as (  -- the base position and every collateral, priced before the absorb
     select
         k.chain_id, k.block_number, k.log_index, k.token,
         k.token = bt.base_token as is_base,
         coalesce(b.collateral_raw, 0) as collateral_raw,
-        coalesce(b.principal_raw, 0) as principal_raw,
+        bb.base_raw,
         t.symbol, '1' || repeat('0', t.decimals) as scale,
         -- a RiskOracle margin cut (int_margin_cuts) lowers the factor, not below 0
         try_cast(p.value as decimal(38, 0))
@@ -51,8 +83,9 @@ legs as (  -- the base position and every collateral, priced before the absorb
         tf.feed, a.answer_raw, a.block_number as price_block, a.log_index as price_log_index
     from held as k
     join liq as l using (chain_id, block_number, log_index)
-    left join base as bt on bt.chain_id = l.chain_id and bt.venue = l.venue
-    left join balances as b using (chain_id, block_number, log_index, token)
+    left join stg_comets as bt on bt.chain_id = l.chain_id and bt.contract = l.contract
+    left join collateral as b using (chain_id, block_number, log_index, token)
+    left join base_balance as bb using (chain_id, block_number, log_index)
     left join int_tokens as t on t.chain_id = k.chain_id and t.token = k.token
     left join ref_markets as m
         on m.chain_id = k.chain_id and m.venue = l.venue and m.market = k.token
@@ -70,7 +103,7 @@ valued as (
     select
         *,
         not is_base and collateral_raw > 0 as is_collateral,
-        not is_base and collateral_raw > 0 or is_base and principal_raw < 0 as read,
+        not is_base and collateral_raw > 0 or is_base and base_raw < 0 as read,
         case when not is_base and collateral_raw > 0 and answer_raw > 0
              then mul_div_down(mul_div_down(collateral_raw, answer_raw, scale),
                                liquidate_factor, '1' || repeat('0', 18)) end as factored_usd
@@ -79,7 +112,6 @@ valued as (
 account as (
     select
         chain_id, block_number, log_index,
-        coalesce(sum(principal_raw) filter (where is_base), 0) as principal_raw,
         coalesce(sum(factored_usd) filter (where is_collateral), 0) as collateral_usd,
         any_value(answer_raw) filter (where is_base) as base_price,
         any_value(scale) filter (where is_base) as base_scale,
@@ -98,11 +130,12 @@ account as (
     group by all
 ),
 health as (
-    select *,
-           case when principal_raw >= 0 then 0::decimal(38, 0)
-                when base_price > 0 then mul_div_down(-principal_raw, base_price, base_scale)
+    select a.*, bb.base_raw, bb.state_block, bb.state_unread, bb.principal_unread,
+           case when bb.base_raw >= 0 then 0::decimal(38, 0)
+                when a.base_price > 0 then mul_div_down(-bb.base_raw, a.base_price, a.base_scale)
            end as borrow_usd
-    from account
+    from account as a
+    join base_balance as bb using (chain_id, block_number, log_index)
 )
 select
     l.chain_id,
@@ -116,6 +149,13 @@ select
         case when not coalesce(h.base_known, false)
              then 'no base token for ' || coalesce(l.venue, l.contract) || ' in the registry'
         end,
+        case when h.state_block is null and h.base_known
+             then 'no state of the Comet read before the absorb' end,
+        case when h.state_unread is not null
+             then 'the Comet''s state before the absorb was not read: ' || h.state_unread end,
+        case when h.principal_unread is not null
+             then 'the borrower''s principal before the absorb was not read: '
+                  || h.principal_unread end,
         case when len(h.no_factor) > 0
              then 'no liquidate_collateral_factor in the registry for '
                   || array_to_string(h.no_factor, ', ') end,
@@ -128,8 +168,8 @@ select
         case when len(h.nonpositive) > 0
              then 'oracle answer not positive for ' || array_to_string(h.nonpositive, ', ')
                   || ': Comet reverts' end,
-        case when h.principal_raw >= 0 then 'the account does not borrow' end,
-        case when h.principal_raw < 0 and h.collateral_usd >= h.borrow_usd
+        case when h.base_raw >= 0 then 'the account does not borrow' end,
+        case when h.base_raw < 0 and h.collateral_usd >= h.borrow_usd
              then 'collateral × liquidate factor ' || (h.collateral_usd / 1e8)::decimal(38, 2)
                   || ' USD covers the borrow of ' || (h.borrow_usd / 1e8)::decimal(38, 2)
                   || ' USD' end

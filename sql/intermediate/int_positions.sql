@@ -6,8 +6,9 @@
 -- contract keeps (shares_raw) and the assets they are worth at the market's totals (supply
 -- rounded down, debt up, as the contract does); Aave collateral and debt from
 -- int_aave_balances: the scaled balance (shares_raw) and its worth at the reserve's index, the
--- interest accrued to the snapshot included. priced_as is the token whose price values it
--- (an aToken: its underlying).
+-- interest accrued to the snapshot included; Compound base supply and debt from
+-- int_compound_balances: the principal (shares_raw) and its worth at the Comet's indexes,
+-- likewise. priced_as is the token whose price values it (an aToken: its underlying).
 with from_flows as (
     select snapshot_block, chain_id, venue, protocol, market, account, token, side,
            amount_raw, null::varchar as backing_token
@@ -47,6 +48,10 @@ joined as (
     select snapshot_block, chain_id, venue, 'aave_v3', market, account, token, side,
            amount_raw, null::varchar, shares_raw
     from int_aave_balances
+    union all
+    select snapshot_block, chain_id, venue, 'compound_v3', market, account, token, side,
+           amount_raw, null::varchar, shares_raw
+    from int_compound_balances
 )
 select
     j.snapshot_block,

@@ -2,16 +2,8 @@
 -- Tokens a lending venue comes to own, or gives up, outside any depositor's position. Compound
 -- v3: collateral it absorbs from liquidated borrowers (+) and sells (BuyCollateral: − the
 -- collateral, + the base paid for it), base it pays to absorb debt (−) and reserves withdrawn
--- (−). The base token is the loan token of the venue's markets.
-with comet as (
-    select c.chain_id, c.contract, c.venue,
-           (select any_value(m.loan_token) from ref_markets as m
-            where m.chain_id = c.chain_id and m.venue = c.venue) as base
-    from ref_venue_contracts as c
-    join ref_venues as v on v.chain_id = c.chain_id and v.venue = c.venue
-    where v.protocol = 'compound_v3'
-),
-moves as (
+-- (−). The base token is the loan token of the venue's markets (stg_comets).
+with moves as (
     select chain_id, block_number, log_index, contract_address,
            '0x' || lower(hex(asset)) as token, collateral_absorbed::decimal(38, 0) as delta,
            false as in_base
@@ -38,8 +30,8 @@ select
     m.block_number,
     m.log_index,
     c.venue,
-    case when m.in_base then c.base else m.token end as token,
+    case when m.in_base then c.base_token else m.token end as token,
     m.delta
 from moves as m
-join comet as c
+join stg_comets as c
     on c.chain_id = m.chain_id and c.contract = '0x' || lower(hex(m.contract_address))
