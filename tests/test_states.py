@@ -203,3 +203,31 @@ def test_a_partition_before_a_comet_or_the_multicall_existed(indexed: Indexed) -
         else:
             with pytest.raises(ValueError, match=error):
                 read_states(client, registry, part, {}, headers)
+
+
+def test_the_reconcile_check_names_a_principal_no_event_showed(indexed: Indexed,
+                                                              tmp_path: Path) -> None:
+    """The borrower's transferAsset deepened its debt without an event naming it, so its read
+    principal is stale: Σ of the read debt principals falls short of totalBorrowBase by exactly
+    what the chain says it owes beyond the read, and the warn check names the Comet. Supply adds
+    up (the receiver's Transfer named it)."""
+    from contagion.warehouse import build_database, connect_readonly, load_checks, run_checks
+
+    db = tmp_path / "contagion.duckdb"
+    build_database(db, indexed.lake, indexed.registry)
+    check = [c for c in load_checks() if c.name == "compound_principals_reconcile"]
+    with connect_readonly(db) as con:
+        (result,) = run_checks(con, check)
+    assert result.check.severity == "warn" and result.failing_rows == 1
+    (row,) = result.sample
+    comet = DevnetDriver(indexed.client).at("Comet", indexed.registry.venue(VENUE).main_contract)
+    block = row["state_block"]
+    read = _frame(indexed.lake, compound_v3.PRINCIPALS, indexed.registry.chain_id).filter(
+        (pl.col("account") == BORROWER.lower()) & (pl.col("block_number") <= block))
+    stale = read.sort("block_number")["principal"][-1]
+    now = comet.call("userBasic", BORROWER, block=block)[0]
+    assert now < stale < 0
+    assert (row["venue"], row["reason"]) == (VENUE, "the principals read do not add up to "
+                                                    "the totals")
+    assert row["supply_principals"] == row["total_supply_base"]
+    assert row["total_borrow_base"] - row["borrow_principals"] == stale - now

@@ -255,6 +255,8 @@ def test_checks_hold_on_the_crisis_and_catch_a_missing_flow(world: World, tmp_pa
     assert results["prices_fresh"].passed and not results["prices_fresh"].sample
     # the registry lists every reserve's aToken and debt token: none is valued at principal
     assert results["aave_interest_counted"].passed
+    # every Comet principal change of the crisis was logged: the reads add up to the totals
+    assert results["compound_principals_reconcile"].passed
 
     # lose one Aave supply flow from the lake: the venue no longer adds up
     lake_copy = _lake_without_one_aave_supply(world, tmp_path / "lake")
