@@ -12,8 +12,9 @@
   (staging models are views by default, the others tables). The models may use the exact
   integer functions of `contagion.exact` (`mul_div_down`, …), `black_scholes_price`
   (`contagion.risk.greeks`), Aave's index between updates (`aave_index_at`,
-  `contagion.protocols.aave_v3`) and a Comet balance or index brought forward from a state
-  read (`comet_balance_at`, `comet_index_at`, `contagion.protocols.compound_v3`), registered
+  `contagion.protocols.aave_v3`) and a Comet index brought forward from a state read and a
+  principal's worth at it (`comet_index_at`, `comet_present_value`,
+  `contagion.protocols.compound_v3`), registered
   for the build, and the macros of `define_macros` (`log_ordinal`, `block_end_ordinal`,
   `ordinal_log_index`, `running_sums_at_snapshots`), stored in the database.
 
@@ -430,7 +431,7 @@ def build_database(db_path: Path, lake: Lake, registry: Registry, *,
             exact.register(con)  # mul_div_*: the venues' 256-bit arithmetic, for the models
             greeks.register(con)  # black_scholes_price: the oToken marks
             aave_v3.register(con)  # aave_index_at: an Aave index between its updates
-            compound_v3.register(con)  # comet_balance_at: a Comet balance after a state read
+            compound_v3.register(con)  # comet_index_at: a Comet index after a state read
             define_macros(con)  # log ordinals, running sums read at the snapshots
             _register_sources(con, lake, registry.chain_id)
             for name, table in _reference_tables(registry, chosen).items():

@@ -734,6 +734,7 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
     computes them); debt positive on side debt; no time needed while the rates are 0; a failed
     read, a Comet without a state yet or a snapshot without a header leaves the amount null and
     says why. int_balances keeps Compound collateral and drops its base supply and debt."""
+    from contagion import exact
     from contagion.protocols import compound_v3 as c
     from contagion.warehouse import replace_table
 
@@ -741,6 +742,7 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
     rates = c.InterestRates.per_year(9 * 10**17, 5 * 10**16, 2 * 10**18, 0,
                                      9 * 10**17, 6 * 10**16, 3 * 10**18, 15 * 10**15)
     con = _bare_database()
+    exact.register(con)  # mul_div_down, for comet_present_value
     c.register(con)
     con.execute("""create table ref_venues as select * from (values
         (1::ubigint, 'usdc', 'compound_v3'), (1, 'weth', 'compound_v3'), (1, 'aave', 'aave_v3'))

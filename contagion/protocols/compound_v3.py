@@ -496,14 +496,6 @@ def _accrued(state: Sequence[str | None] | None, seconds: int | None
                            InterestRates(*rates), seconds)
 
 
-def _balance_at(principal: str | None, state: list[str | None] | None,
-                seconds: int | None) -> str | None:
-    indices = _accrued(state, seconds)
-    if principal is None or indices is None:
-        return None
-    return str(present_value(*indices, int(principal)))
-
-
 def _index_at(side: str | None, state: list[str | None] | None,
               seconds: int | None) -> str | None:
     if side not in ("supply", "borrow", None):
@@ -515,18 +507,21 @@ def _index_at(side: str | None, state: list[str | None] | None,
 
 
 def register(con: duckdb.DuckDBPyConnection) -> None:
-    """Add to the connection, for one STATES row's 12 values (indexes, totals, the eight rates)
-    brought forward `seconds` after its last_accrual_time (Comet's accruedInterestIndices):
-    comet_balance_at(principal, <12 values>, seconds), a principal's signed balance, and
-    comet_index_at(side, <12 values>, seconds), 'supply' or 'borrow' index. Integers of any
-    type in (decimal text too), DECIMAL(38,0) out, null if any input is null; a negative
-    `seconds` is an error."""
-    for name, function in (("_comet_balance_at", _balance_at), ("_comet_index_at", _index_at)):
-        con.create_function(name, function, ["varchar", "varchar[]", "bigint"], "varchar",
-                            null_handling=FunctionNullHandling.SPECIAL, side_effects=False)
+    """Add to the connection comet_index_at(side, <12 values>, seconds): the 'supply' or
+    'borrow' index `seconds` after a STATES row's 12 values (indexes, totals, the eight rates)
+    were stored (Comet's accruedInterestIndices; integers of any type in, decimal text too,
+    DECIMAL(38,0) out, null if any input is null, a negative `seconds` an error); and
+    comet_present_value(principal, supply_index, borrow_index): a signed principal's signed
+    balance (presentValue: principal × index / 1e15, rounded down either side). The second
+    needs `contagion.exact.register` on the connection first (mul_div_down)."""
+    con.create_function("_comet_index_at", _index_at, ["varchar", "varchar[]", "bigint"],
+                        "varchar", null_handling=FunctionNullHandling.SPECIAL,
+                        side_effects=False)
     params = ", ".join(f"v{i}" for i in range(12))
     state = "[" + ", ".join(f"v{i}::varchar" for i in range(12)) + "]"
-    con.execute(f"create or replace temp macro comet_balance_at(p, {params}, s) as "
-                f"try_cast(_comet_balance_at(p::varchar, {state}, s::bigint) as decimal(38, 0))")
     con.execute(f"create or replace temp macro comet_index_at(side, {params}, s) as "
                 f"try_cast(_comet_index_at(side, {state}, s::bigint) as decimal(38, 0))")
+    scale = f"'{BASE_INDEX_SCALE}'"
+    con.execute(f"""create or replace temp macro comet_present_value(p, si, bi) as
+        case when p < 0 then -mul_div_down(-p, bi, {scale})
+             else mul_div_down(p, si, {scale}) end""")

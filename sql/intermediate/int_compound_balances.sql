@@ -4,9 +4,9 @@
 -- or before the end of the snapshot block, stg_compound_principals; shares_raw is its size)
 -- at the Comet's indexes brought forward from its latest state read at or before the block
 -- (stg_compound_states) to the snapshot's time, as Comet's accruedInterestIndices and
--- presentValue do (comet_balance_at, comet_index_at: contagion.protocols.compound_v3), both
--- sides rounded down; index_raw is that side's index at the snapshot, state_block the read it
--- grew from. The side is the principal's sign (supply when it is unknown). While every rate
+-- presentValue do (comet_index_at once per Comet and snapshot, comet_present_value:
+-- contagion.protocols.compound_v3), both sides rounded down; index_raw is that side's index at the snapshot,
+-- state_block the read it grew from. The side is the principal's sign (supply when it is unknown). While every rate
 -- of the Comet is 0 the indexes stand still and the snapshot's time is not needed. amount_raw
 -- is null when a read failed, the lake holds no state of the Comet before the snapshot, or
 -- the snapshot block has no header to give its time: the reason column says which.
@@ -23,9 +23,9 @@ at_snapshot as (
         on p.chain_id = a.chain_id and p.contract = a.contract and p.account = a.account
         and p.block_number <= s.snapshot_block
 ),
-with_state as (
+state_at as (  -- each Comet's latest state at each snapshot, and the seconds since its accrual
     select
-        a.*,
+        s.snapshot_block, s.chain_id, k.contract,
         c.block_number as state_block,
         c.unread_reason as state_unread,
         coalesce(epoch(t.snapshot_time)::bigint - c.last_accrual_time,
@@ -33,11 +33,33 @@ with_state as (
         c.base_supply_index, c.base_borrow_index, c.total_supply_base, c.total_borrow_base,
         c.supply_kink, c.supply_slope_low, c.supply_slope_high, c.supply_base,
         c.borrow_kink, c.borrow_slope_low, c.borrow_slope_high, c.borrow_base
-    from at_snapshot as a
+    from ref_snapshots as s
     join stg_snapshot_times as t using (chain_id, snapshot_block)
+    join stg_comets as k on k.chain_id = s.chain_id
     asof left join stg_compound_states as c
-        on c.chain_id = a.chain_id and c.contract = a.contract
-        and c.block_number <= a.snapshot_block
+        on c.chain_id = s.chain_id and c.contract = k.contract
+        and c.block_number <= s.snapshot_block
+),
+indexes as (  -- brought forward once per Comet and snapshot, not once per account
+    select
+        snapshot_block, chain_id, contract, state_block, state_unread, seconds,
+        comet_index_at('supply', base_supply_index, base_borrow_index, total_supply_base,
+                       total_borrow_base, supply_kink, supply_slope_low, supply_slope_high,
+                       supply_base, borrow_kink, borrow_slope_low, borrow_slope_high,
+                       borrow_base, seconds) as supply_index,
+        comet_index_at('borrow', base_supply_index, base_borrow_index, total_supply_base,
+                       total_borrow_base, supply_kink, supply_slope_low, supply_slope_high,
+                       supply_base, borrow_kink, borrow_slope_low, borrow_slope_high,
+                       borrow_base, seconds) as borrow_index
+    from state_at
+),
+valued as (
+    select
+        a.*, i.state_block, i.state_unread, i.seconds,
+        case when a.principal < 0 then i.borrow_index else i.supply_index end as index_raw,
+        abs(comet_present_value(a.principal, i.supply_index, i.borrow_index)) as amount_raw
+    from at_snapshot as a
+    join indexes as i using (snapshot_block, chain_id, contract)
 )
 select
     snapshot_block,
@@ -47,15 +69,9 @@ select
     account,
     base_token as token,
     case when principal < 0 then 'debt' else 'supply' end as side,
-    abs(comet_balance_at(principal, base_supply_index, base_borrow_index, total_supply_base,
-                         total_borrow_base, supply_kink, supply_slope_low, supply_slope_high,
-                         supply_base, borrow_kink, borrow_slope_low, borrow_slope_high,
-                         borrow_base, seconds)) as amount_raw,
+    amount_raw,
     abs(principal) as shares_raw,
-    comet_index_at(case when principal < 0 then 'borrow' else 'supply' end,
-                   base_supply_index, base_borrow_index, total_supply_base, total_borrow_base,
-                   supply_kink, supply_slope_low, supply_slope_high, supply_base, borrow_kink,
-                   borrow_slope_low, borrow_slope_high, borrow_base, seconds) as index_raw,
+    index_raw,
     state_block,
     case when principal_unread is not null
              then 'the principal was not read: ' || principal_unread
@@ -63,4 +79,4 @@ select
          when state_unread is not null then 'the Comet''s state was not read: ' || state_unread
          when seconds is null then 'the snapshot block has no header: its time is unknown'
     end as unvalued_reason
-from with_state
+from valued

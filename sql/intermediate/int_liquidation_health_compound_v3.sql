@@ -8,8 +8,9 @@
 -- first, then values the principal at the stored borrow index. Only an accrual writes the
 -- indexes and a second one at the same second adds nothing, so the index the absorb used is
 -- the one the Comet's state read at the end of the absorb's block holds (stg_compound_states,
--- read at every block the Comet logs in; comet_balance_at, 0 seconds after its accrual). The
--- principal is the borrower's latest read before the block (stg_compound_principals), plus
+-- read at every block the Comet logs in; comet_index_at, 0 seconds after its accrual;
+-- comet_present_value). The principal is the borrower's latest read before the block
+-- (stg_compound_principals), plus
 -- its own base flows earlier in the block (present values: exact while rates are 0, else off
 -- by Comet's rounding of the principal in between). A principal that changed without a base
 -- event naming the account (a transferAsset: docs/canonical.md) is not what the reads say.
@@ -26,17 +27,22 @@ collateral as (
         and f.side = 'collateral' and log_ordinal(f.block_number, f.log_index) < l.state_ordinal
     group by all
 ),
-read_before as (  -- the borrower's principal before the block, at the absorb's indexes
+read_before as (  -- the borrower's principal before the block, and the absorb's index
     select
         l.chain_id, l.block_number, l.log_index,
         c.block_number as state_block, c.unread_reason as state_unread,
         p.unread_reason as principal_unread,
-        comet_balance_at(case when p.block_number is null then 0 else p.principal end,
-                         c.base_supply_index, c.base_borrow_index, c.total_supply_base,
-                         c.total_borrow_base, c.supply_kink, c.supply_slope_low,
-                         c.supply_slope_high, c.supply_base, c.borrow_kink, c.borrow_slope_low,
-                         c.borrow_slope_high, c.borrow_base,
-                         epoch(l.block_time)::bigint - c.last_accrual_time) as balance_raw
+        case when p.block_number is null then 0 else p.principal end as principal,
+        comet_index_at('supply', c.base_supply_index, c.base_borrow_index, c.total_supply_base,
+                       c.total_borrow_base, c.supply_kink, c.supply_slope_low,
+                       c.supply_slope_high, c.supply_base, c.borrow_kink, c.borrow_slope_low,
+                       c.borrow_slope_high, c.borrow_base,
+                       epoch(l.block_time)::bigint - c.last_accrual_time) as supply_index,
+        comet_index_at('borrow', c.base_supply_index, c.base_borrow_index, c.total_supply_base,
+                       c.total_borrow_base, c.supply_kink, c.supply_slope_low,
+                       c.supply_slope_high, c.supply_base, c.borrow_kink, c.borrow_slope_low,
+                       c.borrow_slope_high, c.borrow_base,
+                       epoch(l.block_time)::bigint - c.last_accrual_time) as borrow_index
     from liq as l
     asof left join stg_compound_states as c
         on c.chain_id = l.chain_id and c.contract = l.contract
@@ -57,7 +63,9 @@ in_block as (  -- the borrower's base flows earlier in the absorb's block
     group by all
 ),
 base_balance as (
-    select r.*, r.balance_raw + coalesce(i.moved_raw, 0) as base_raw
+    select r.*,
+           comet_present_value(r.principal, r.supply_index, r.borrow_index)
+               + coalesce(i.moved_raw, 0) as base_raw
     from read_before as r
     left join in_block as i using (chain_id, block_number, log_index)
 ),

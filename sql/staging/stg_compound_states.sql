@@ -5,7 +5,7 @@
 -- (1e18-scaled, per second), null with unread_reason when a read failed. Comet logs none of
 -- them. A balance grows from these to a later second: int_compound_balances and
 -- int_liquidation_health_compound_v3 read the latest state before the moment they value,
--- through comet_balance_at (contagion.protocols.compound_v3).
+-- through comet_index_at (contagion.protocols.compound_v3).
 select
     s.chain_id,
     s.block_number,

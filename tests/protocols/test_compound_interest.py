@@ -102,48 +102,55 @@ def test_an_index_read_before_its_accrual_is_an_error() -> None:
 
 
 def test_the_sql_functions_equal_the_python_math() -> None:
-    """register: comet_balance_at and comet_index_at compute what accrued_indices and
-    present_value do, from the state values as the lake stores them (decimal(38,0), the
-    accrual time and the seconds of any integer type); a debt comes out negative; null in,
-    null out; an index asked for before its accrual is an error, as in Python."""
+    """register: comet_index_at computes what accrued_indices does, and comet_present_value
+    what present_value does, from the state values as the lake stores them (decimal(38,0),
+    the accrual time and the seconds of any integer type); a debt comes out negative; null
+    in, null out; an index asked for before its accrual is an error, as in Python."""
     import duckdb
 
+    from contagion import exact
     from contagion.protocols.compound_v3 import register
 
     con = duckdb.connect()
+    exact.register(con)
     register(con)
     state = (ONE + 123_456, ONE + 987_654, 10**15 + 11, 8 * 10**14 + 5, *RATES)
     args = ", ".join(f"{v}::decimal(38, 0)" for v in state)
+
+    def balance(principal: str, state_sql: str, seconds: str) -> str:
+        return (f"comet_present_value({principal}, comet_index_at('supply', {state_sql}, "
+                f"{seconds}), comet_index_at('borrow', {state_sql}, {seconds}))")
+
     for principal, seconds in ((10**12 + 7, 86_400), (-(10**12) - 7, 86_400), (-1, 1),
                                (0, 10**6), (10**12, 0), (-(10**12), 30 * 86_400)):
         indices = accrued_indices(*state[:4], RATES, seconds)
-        (balance, supply_index, borrow_index), = con.execute(
-            f"select comet_balance_at({principal}::decimal(38, 0), {args}, {seconds}::ubigint), "
+        (value, supply_index, borrow_index), = con.execute(
+            f"select {balance(f'{principal}::decimal(38, 0)', args, f'{seconds}::ubigint')}, "
             f"comet_index_at('supply', {args}, {seconds}), "
             f"comet_index_at('borrow', {args}, {seconds}::double)").fetchall()
-        assert balance == present_value(*indices, principal), (principal, seconds)
+        assert value == present_value(*indices, principal), (principal, seconds)
         assert (supply_index, borrow_index) == indices
     # by hand: 1e-9 and 2e-9 a second for 1000 s (supply, borrow); a debt's value is negative
     flat = ", ".join(map(str, (ONE, ONE, 0, 0, 0, 0, 0, 10**9, 0, 0, 0, 2 * 10**9)))
-    assert con.execute(f"select comet_balance_at(-1000000, {flat}, 1000), "
-                       f"comet_balance_at(1000000, {flat}, 1000), "
+    assert con.execute(f"select {balance('-1000000', flat, '1000')}, "
+                       f"{balance('1000000', flat, '1000')}, "
                        f"comet_index_at('borrow', {flat}, 1000)").fetchall() == [
         (-1_000_002, 1_000_001, ONE + 2 * 10**9)]
-    # at 1.05 and 1.1, no time: 99 supplied is worth 103 (103.95 down), 100 owed 110
-    at_rest = f"{105 * ONE // 100}, {11 * ONE // 10}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0"
-    assert con.execute(f"select comet_balance_at(99, {at_rest}, 0), "
-                       f"comet_balance_at(-100, {at_rest}, 0)").fetchall() == [(103, -110)]
+    # at 1.05 and 1.1: 99 supplied is worth 103 (103.95 down), 100 owed 110
+    assert con.execute(f"select comet_present_value(99, {105 * ONE // 100}, {11 * ONE // 10}), "
+                       f"comet_present_value(-100, {105 * ONE // 100}, {11 * ONE // 10})"
+                       ).fetchall() == [(103, -110)]
     # a null anywhere: null, the other rows computed
-    rows = con.execute(f"""select comet_balance_at(p, {args}, s)
+    rows = con.execute(f"""select {balance('p', args, 's')}
         from (values (5::decimal(38, 0), 10), (null, 10), (5, null)) as t(p, s)""").fetchall()
     assert rows[0][0] == present_value(*accrued_indices(*state[:4], RATES, 10), 5)
     assert rows[1:] == [(None,), (None,)]
     nulls = ", ".join("null" if i == 6 else f"{v}" for i, v in enumerate(state))
-    assert con.execute(f"select comet_balance_at(5, {nulls}, 10), "
-                       f"comet_index_at('supply', {nulls}, 10)").fetchall() == [(None, None)]
-    assert con.execute(f"select typeof(comet_balance_at(5, {args}, 10))").fetchall() == [
-        ("DECIMAL(38,0)",)]
+    assert con.execute(f"select comet_index_at('supply', {nulls}, 10)").fetchall() == [(None,)]
+    assert con.execute(f"select typeof(comet_index_at('supply', {args}, 10)), "
+                       f"typeof({balance('5::decimal(38, 0)', args, '10')})").fetchall() == [
+        ("DECIMAL(38,0)", "DECIMAL(38,0)")]
     with pytest.raises(duckdb.Error, match="before its last accrual"):
-        con.execute(f"select comet_balance_at(5, {args}, -1)").fetchall()
+        con.execute(f"select comet_index_at('borrow', {args}, -1)").fetchall()
     with pytest.raises(duckdb.Error, match="'supply' or 'borrow'"):
         con.execute(f"select comet_index_at('debt', {args}, 1)").fetchall()
