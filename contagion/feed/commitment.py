@@ -417,10 +417,12 @@ def venue_trees(con: duckdb.DuckDBPyConnection, snapshot_block: int,
         if (price is None) == priced:  # the float and the exact route must agree on it
             raise ValueError(f"{token} at snapshot {snapshot_block}: fct_positions and the "
                              "exact prices disagree on whether it has a price")
-        if amount is None:  # a Morpho market whose replayed totals went below zero
+        if amount is None:  # events or state reads missing: no_negative_balances says which
             raise ValueError(f"{venue}: {account}'s {side} of {token} has no amount at "
-                             f"snapshot {snapshot_block} (events are missing from the lake), "
-                             "so no solvency commitment can be computed")
+                             f"snapshot {snapshot_block} (events or state reads are missing "
+                             "from the lake, or the snapshot's time is unknown: the check "
+                             "no_negative_balances gives the reason), so no solvency "
+                             "commitment can be computed")
         if price is None:
             unpriced[key] = unpriced.get(key, 0) + 1
         else:

@@ -309,6 +309,24 @@ def test_a_position_without_a_price_is_counted_not_dropped(world: World, tmp_pat
 
 
 @pytest.mark.devnet
+def test_a_position_without_an_amount_stops_the_commitment(world: World, tmp_path: Path
+                                                           ) -> None:
+    """A position the warehouse could not value (null amount: a state read or events missing)
+    is neither zero nor skipped: no commitment, and the error names the position."""
+    db = tmp_path / "unvalued.duckdb"
+    shutil.copy(world.db, db)
+    with duckdb.connect(str(db)) as con:
+        (last,), = con.execute("select max(snapshot_block) from ref_snapshots").fetchall()
+        (venue, account), = con.execute(
+            "update fct_positions set amount_raw = null where (snapshot_block, venue, account, "
+            "side) = (select (snapshot_block, venue, account, side) from fct_positions "
+            "where snapshot_block = ? and protocol = 'compound_v3' and side = 'debt' "
+            "order by account limit 1) returning venue, account", [last]).fetchall()
+        with pytest.raises(ValueError, match=f"{venue}: {account}'s debt .* no amount"):
+            venue_trees(con, last)
+
+
+@pytest.mark.devnet
 def test_leaves_are_valued_exactly(committed: Path) -> None:
     # Σ amount_raw × answer / 10^(token decimals + feed decimals) in micro-USD, with integers
     # over a common power of ten: collateral rounded down, debt up (the USD unit of perps
