@@ -266,3 +266,8 @@ def _prices_check(prices: pa.Table) -> dg.AssetCheckResult:
                                passed=bad_value == 0 and unordered == 0,
                                metadata={"rows": frame.height, "negative_or_nan": bad_value,
                                          "out_of_order": unordered})
+
+
+# Every asset that fills a block range of the lake, in lineage order: the index job, the demo
+# pipeline and the Definitions all take this one list.
+INDEXING_ASSETS = [chain_logs, decoded_events, canonical, contract_states]

@@ -7,7 +7,7 @@ safe head and the daily schedule. Resources come from the environment (resources
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from dagster_project.assets import canonical, chain_logs, contract_states, decoded_events
+from dagster_project.assets import INDEXING_ASSETS
 from dagster_project.contagion import contagion_marts, early_warning
 from dagster_project.outputs import (
     health_report,
@@ -49,7 +49,7 @@ daily = dg.ScheduleDefinition(name="daily_health_report", job=build_job,
                                           "sign the feed and write the health report")
 
 defs = dg.Definitions(
-    assets=[registry, chain_logs, decoded_events, canonical, contract_states, *BUILD_ASSETS],
+    assets=[registry, *INDEXING_ASSETS, *BUILD_ASSETS],
     jobs=[index_job, build_job],
     schedules=[daily],
     sensors=[block_range_sensor],

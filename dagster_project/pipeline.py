@@ -13,7 +13,7 @@ from contagion.chain.logs import safe_head
 from contagion.chain.rpc import RpcClient
 from contagion.indexing import window_keys
 from contagion.registry import load_registry
-from dagster_project.assets import BLOCK_RANGES, canonical, chain_logs, decoded_events
+from dagster_project.assets import BLOCK_RANGES, INDEXING_ASSETS
 from dagster_project.definitions import BUILD_ASSETS
 from dagster_project.definitions import registry as registry_asset
 from dagster_project.resources import (
@@ -77,8 +77,8 @@ def run_pipeline(data_dir: Path, rpc_url: str, *, width: int = 25,
                                              overrides={"telemetry": {"enabled": False}})
     instance.add_dynamic_partitions(BLOCK_RANGES, keys)
     index = dg.materialize(
-        [registry_asset, chain_logs, decoded_events, canonical], instance=instance,
-        resources=resources, selection=[chain_logs, decoded_events, canonical],
+        [registry_asset, *INDEXING_ASSETS], instance=instance,
+        resources=resources, selection=INDEXING_ASSETS,
         run_config=_QUIET,
         tags={"dagster/asset_partition_range_start": keys[0],
               "dagster/asset_partition_range_end": keys[-1]})

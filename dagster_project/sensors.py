@@ -11,17 +11,13 @@ from contagion.indexing import StoredWindows, parse_window_key, stored_part, win
 from contagion.ingest import BLOCKS, check_reorgs
 from dagster_project.assets import (
     BLOCK_RANGES,
+    INDEXING_ASSETS,
     block_ranges,
-    canonical,
-    chain_logs,
-    contract_states,
-    decoded_events,
 )
 from dagster_project.resources import ChainResource, LakeResource
 
 index_job = dg.define_asset_job("index_block_ranges",
-                                selection=dg.AssetSelection.assets(chain_logs, decoded_events,
-                                                                   canonical, contract_states))
+                                selection=dg.AssetSelection.assets(*INDEXING_ASSETS))
 
 
 @dg.sensor(job=index_job, minimum_interval_seconds=30,

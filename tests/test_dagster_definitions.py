@@ -31,3 +31,20 @@ def test_the_lake_is_held_by_one_run_at_a_time(tmp_path: Path,
         assert pool.pool_granularity is not None and pool.pool_granularity.value == "run"
         assert instance.run_coordinator is not None
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+
+
+def test_the_index_job_writes_every_lake_table_the_models_read() -> None:
+    """`contagion demo` once indexed with a hand-kept list of assets that missed the state
+    reads: the warehouse then found no Compound state and the truth check stopped the build.
+    The index job, the demo pipeline and the Definitions take INDEXING_ASSETS; every lake table
+    the warehouse reads must come out of it."""
+    from contagion.warehouse import lake_schemas
+    from dagster_project.assets import INDEXING_ASSETS
+    from dagster_project.sensors import index_job
+
+    written = {key.to_user_string() for asset in INDEXING_ASSETS for key in asset.keys}
+    assert set(lake_schemas()) <= written
+    graph = defs.resolve_asset_graph()
+    selected = {key.to_user_string() for key in
+                index_job.selection.resolve(graph)}
+    assert selected == written

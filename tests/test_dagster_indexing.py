@@ -17,17 +17,13 @@ from contagion.lake import Lake
 from contagion.registry import load_registry
 from dagster_project.assets import (
     BLOCK_RANGES,
-    canonical,
-    chain_logs,
-    contract_states,
-    decoded_events,
+    INDEXING_ASSETS,
 )
 from dagster_project.definitions import registry as registry_asset
 from dagster_project.resources import ChainResource, LakeResource
 from dagster_project.sensors import block_range_sensor
 
 pytestmark = pytest.mark.devnet
-INDEXING = [chain_logs, decoded_events, canonical, contract_states]
 
 
 def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> None:
@@ -47,9 +43,9 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
         instance.add_dynamic_partitions(BLOCK_RANGES, keys)
         assert [r.partition_key for r in result.run_requests or []] == list(keys)
         for key in keys:
-            run = dg.materialize([registry_asset, *INDEXING], partition_key=key,
+            run = dg.materialize([registry_asset, *INDEXING_ASSETS], partition_key=key,
                                  instance=instance, resources={"chain": chain, "lake": lake},
-                                 selection=INDEXING)
+                                 selection=INDEXING_ASSETS)
             assert run.success
             checks = run.get_asset_check_evaluations()
             assert {c.check_name for c in checks} == {
@@ -76,9 +72,9 @@ def test_sensor_partitions_checks_and_same_lake_as_the_cli(tmp_path: Path) -> No
                 assert dagster_lake.read(table, part).equals(cli_lake.read(table, part))
         # A backfill of the whole range runs as one run and writes the same partitions.
         ranged = LakeResource(root=str(tmp_path / "lake_range"))
-        run = dg.materialize([registry_asset, *INDEXING],
+        run = dg.materialize([registry_asset, *INDEXING_ASSETS],
                              instance=instance, resources={"chain": chain, "lake": ranged},
-                             selection=INDEXING,
+                             selection=INDEXING_ASSETS,
                              tags={"dagster/asset_partition_range_start": keys[0],
                                    "dagster/asset_partition_range_end": keys[-1]})
         assert run.success and all(c.passed for c in run.get_asset_check_evaluations())

@@ -620,10 +620,7 @@ def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_through_dagster_too(
     from contagion.states import STATE_TABLES
     from dagster_project.assets import (
         BLOCK_RANGES,
-        canonical,
-        chain_logs,
-        contract_states,
-        decoded_events,
+        INDEXING_ASSETS,
     )
     from dagster_project.definitions import registry as registry_asset
     from dagster_project.resources import ChainResource, LakeResource
@@ -655,9 +652,9 @@ def test_a_reorg_to_a_shorter_chain_removes_what_is_gone_through_dagster_too(
                         instance.delete_dynamic_partition(BLOCK_RANGES, key)
             asked = [str(r.partition_key) for r in result.run_requests or []]
             for key in asked:
-                assets = [chain_logs, decoded_events, canonical, contract_states]
-                run = dg.materialize([registry_asset, *assets], partition_key=key,
-                                     instance=instance, resources=resources, selection=assets)
+                run = dg.materialize([registry_asset, *INDEXING_ASSETS], partition_key=key,
+                                     instance=instance, resources=resources,
+                                     selection=INDEXING_ASSETS)
                 assert run.success
                 assert all(c.passed for c in run.get_asset_check_evaluations()), key
             return asked
