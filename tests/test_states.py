@@ -4,6 +4,7 @@ last block, bound to the block's hash."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +232,21 @@ def test_the_reconcile_check_names_a_principal_no_event_showed(indexed: Indexed,
                                                     "the totals")
     assert row["supply_principals"] == row["total_supply_base"]
     assert int(str(row["total_borrow_base"])) - int(str(row["borrow_principals"])) == stale - now
+
+
+def test_a_lake_indexed_before_the_state_reads_gets_them_on_the_next_run(
+        indexed: Indexed, tmp_path: Path) -> None:
+    """A partition without its state files is not complete: the next `contagion index` run
+    reads them, and the lake equals one indexed with them from the start."""
+    chain_id = indexed.registry.chain_id
+    old = tmp_path / "lake"
+    shutil.copytree(indexed.lake.root, old)
+    for table in STATE_TABLES:
+        shutil.rmtree(old / table)
+    lake = Lake(str(old))
+    summary = index_range(indexed.client, lake, indexed.registry, width=10)
+    assert summary.skipped == 0 and summary.windows
+    for table in STATE_TABLES:
+        assert lake.partitions(table, chain_id) == indexed.lake.partitions(table, chain_id)
+        for part in lake.partitions(table, chain_id):
+            assert lake.read(table, part).equals(indexed.lake.read(table, part)), part
