@@ -50,8 +50,7 @@ def read_states(client: RpcClient, registry: Registry | None, part: PartitionFil
         raise ValueError(f"{registry.network}'s registry lists Compound v3 venues but no "
                          "multicall contract: their state cannot be read")
     tables = Tables(decoded)
-    plan = compound_v3.blocks_to_read(tables, markets, part.stop - 1)
-    accounts = compound_v3.accounts_to_read(tables, markets)
+    plan, accounts = compound_v3.read_plan(tables, markets, part.stop - 1)
     headers = {int(n): ("0x" + bytes(h).hex(), int(t)) for n, h, t in zip(
         blocks["block_number"].to_pylist(), blocks["block_hash"].to_pylist(),
         blocks["timestamp"].to_pylist(), strict=True)}
@@ -70,28 +69,22 @@ def read_states(client: RpcClient, registry: Registry | None, part: PartitionFil
         reads.append((headers[number][0], calls))
         keys.append((number, comet, named, logged))
     replies = aggregate3_at(client, registry.multicall, reads)
-    states: dict[str, list[object]] = {f.name: [] for f in STATE_SCHEMAS[compound_v3.STATES]}
-    principals: dict[str, list[object]] = {
-        f.name: [] for f in STATE_SCHEMAS[compound_v3.PRINCIPALS]}
-    state_values = [f.name for f in STATE_SCHEMAS[compound_v3.STATES]][4:-1]
-    width = len(compound_v3.state_calls(""))
+    states: list[dict[str, object]] = []
+    principals: list[dict[str, object]] = []
+    width = len(compound_v3.STATE_READS)
     for (number, comet, named, logged), returned in zip(keys, replies, strict=True):
         if not logged and returned[0] == b"":
             continue  # a partition's end before the Comet was deployed: nothing to read
         key = {"chain_id": part.chain_id, "block_number": number,
                "block_time": headers[number][1], "contract_address": comet}
         values, reason = compound_v3.decode_state(returned[:width])
-        for column, value in (*key.items(), *zip(state_values, values, strict=True),
-                              ("unread_reason", reason)):
-            states[column].append(value)
+        states.append({**key, **values, "unread_reason": reason})
         for account, reply in zip(named, returned[width:], strict=True):
             principal, why = compound_v3.decode_principal(reply)
-            for column, value in (*key.items(), ("account", account), ("principal", principal),
-                                  ("unread_reason", why)):
-                principals[column].append(value)
-    out[compound_v3.STATES] = pa.table(states, schema=STATE_SCHEMAS[compound_v3.STATES])
-    out[compound_v3.PRINCIPALS] = pa.table(principals,
-                                           schema=STATE_SCHEMAS[compound_v3.PRINCIPALS])
+            principals.append({**key, "account": account, "principal": principal,
+                               "unread_reason": why})
+    for name, rows in ((compound_v3.STATES, states), (compound_v3.PRINCIPALS, principals)):
+        out[name] = pa.Table.from_pylist(rows, schema=STATE_SCHEMAS[name])
     return out
 
 

@@ -378,16 +378,15 @@ _READ_KEY = [
     pa.field("block_time", pa.timestamp("s", tz="UTC"), nullable=False),
     pa.field("contract_address", pa.string(), nullable=False),
 ]
-# One row per Comet and read block. Indexes are 1e15-scaled, totals are principals, rates are
-# InterestRates' fields (1e18-scaled); null with unread_reason when a call failed.
+# What a state read gives, in the order decode_state returns it: totalsBasic()'s indexes
+# (1e15-scaled), principal totals and last accrual, then InterestRates' fields (1e18-scaled).
+STATE_VALUES = ("base_supply_index", "base_borrow_index", "total_supply_base",
+                "total_borrow_base", "last_accrual_time", *InterestRates._fields)
+# One row per Comet and read block; the values null with unread_reason when a call failed.
 STATES_SCHEMA = pa.schema([
     *_READ_KEY,
-    pa.field("base_supply_index", _DECIMAL),
-    pa.field("base_borrow_index", _DECIMAL),
-    pa.field("total_supply_base", _DECIMAL),
-    pa.field("total_borrow_base", _DECIMAL),
-    pa.field("last_accrual_time", pa.uint64()),
-    *(pa.field(name, _DECIMAL) for name in InterestRates._fields),
+    *(pa.field(name, pa.uint64() if name == "last_accrual_time" else _DECIMAL)
+      for name in STATE_VALUES),
     pa.field("unread_reason", pa.string()),
 ])
 # One row per Comet, read block and account a base event of the block names: the signed
@@ -407,42 +406,40 @@ def _selector(signature: str) -> bytes:
     return keccak(text=signature)[:4]
 
 
-_STATE_CALLS = tuple(_selector(s) for s in (TOTALS_BASIC, *(f"{g}()" for g in RATE_GETTERS)))
+STATE_READS = (TOTALS_BASIC, *(f"{g}()" for g in RATE_GETTERS))  # the calls of state_calls
+_STATE_CALLS = tuple(_selector(s) for s in STATE_READS)
 _USER_BASIC = _selector(USER_BASIC)
 
 
-def accounts_to_read(tables: Tables, comets: Collection[str]) -> pl.DataFrame:
-    """block_number, contract_address, account: the accounts whose base principal a block's
-    events at a Comet may have changed (Supply dst, Withdraw src, base Transfer from and to,
-    AbsorbDebt borrower), once each."""
-    t = tables
-    named = [t["compound_v3__supply"].select("block_number", "contract_address",
-                                             pl.col("dst").alias("account")),
-             t["compound_v3__withdraw"].select("block_number", "contract_address",
-                                               pl.col("src").alias("account")),
-             t["compound_v3__absorb_debt"].select("block_number", "contract_address",
-                                                  pl.col("borrower").alias("account"))]
+def read_plan(tables: Tables, comets: Collection[str], last_block: int
+              ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What to read at the Comets (lowercase addresses) of a partition whose last block is
+    `last_block`:
+    - blocks: block_number, contract_address, logged: every block in which a Comet logged
+      (logged true), and the last block for every Comet;
+    - accounts: block_number, contract_address, account: the accounts whose base principal a
+      block's events may have changed (Supply dst, Withdraw src, base Transfer from and to,
+      AbsorbDebt borrower), once each."""
+    t, at_comets = tables, pl.col("contract_address").is_in(list(comets))
     transfers = comet_transfers(t)
-    named += [transfers.select("block_number", "contract_address", pl.col(side).alias("account"))
-              for side in ("from", "to")]
-    return pl.concat(named).filter(
-        pl.col("contract_address").is_in(list(comets)) & (pl.col("account") != ZERO_ADDRESS)
-    ).unique().sort("block_number", "contract_address", "account")
-
-
-def blocks_to_read(tables: Tables, comets: Collection[str], last_block: int) -> pl.DataFrame:
-    """block_number, contract_address, logged: every block in which a Comet logged (logged
-    true), and the last block for every Comet."""
-    logged = pl.concat([tables[f"{PROTOCOL}__{name}"].select("block_number", "contract_address")
+    logged = pl.concat([t[f"{PROTOCOL}__{name}"].select("block_number", "contract_address")
                         for name in _COMET_ONLY]
-                       + [comet_transfers(tables).select("block_number", "contract_address")])
-    logged = logged.filter(pl.col("contract_address").is_in(list(comets))).unique().with_columns(
-        logged=pl.lit(True))
+                       + [transfers.select("block_number", "contract_address")])
+    logged = logged.filter(at_comets).unique().with_columns(logged=pl.lit(True))
     last = pl.DataFrame({"block_number": [last_block] * len(comets),
                          "contract_address": sorted(comets), "logged": [False] * len(comets)},
                         schema=logged.schema)
-    return pl.concat([logged, last.join(logged, on=["block_number", "contract_address"],
-                                        how="anti")]).sort("block_number", "contract_address")
+    blocks = pl.concat([logged, last.join(logged, on=["block_number", "contract_address"],
+                                          how="anti")]).sort("block_number", "contract_address")
+    named = [t[f"{PROTOCOL}__{event}"].select("block_number", "contract_address",
+                                              pl.col(role).alias("account"))
+             for event, role in (("supply", "dst"), ("withdraw", "src"),
+                                 ("absorb_debt", "borrower"))]
+    named += [transfers.select("block_number", "contract_address", pl.col(side).alias("account"))
+              for side in ("from", "to")]
+    accounts = pl.concat(named).filter(at_comets & (pl.col("account") != ZERO_ADDRESS)).unique(
+        ).sort("block_number", "contract_address", "account")
+    return blocks, accounts
 
 
 def state_calls(comet: str) -> list[Call]:
@@ -453,21 +450,21 @@ def principal_call(comet: str, account: str) -> Call:
     return Call(comet, _USER_BASIC + bytes(12) + bytes.fromhex(account[2:]))
 
 
-def decode_state(replies: Sequence[bytes | None]) -> tuple[list[int | None], str | None]:
-    """The STATES_SCHEMA values (indexes, totals, lastAccrualTime, rates) from the replies to
-    `state_calls`, or nulls and the reason."""
-    names = (TOTALS_BASIC, *RATE_GETTERS)
+def decode_state(replies: Sequence[bytes | None]) -> tuple[dict[str, int | None], str | None]:
+    """The STATE_VALUES from the replies to `state_calls`, or nulls and the reason."""
     read: list[bytes] = []
-    for name, reply in zip(names, replies, strict=True):
+    for name, reply in zip(STATE_READS, replies, strict=True):
         if reply is None:
-            return [None] * 13, f"{name} reverted"
+            return dict.fromkeys(STATE_VALUES), f"{name} reverted"
         if len(reply) < (256 if name == TOTALS_BASIC else 32):
-            return [None] * 13, f"{name} returned {len(reply)} bytes (no Comet at the block?)"
+            return (dict.fromkeys(STATE_VALUES),
+                    f"{name} returned {len(reply)} bytes (no Comet at the block?)")
         read.append(reply)
-    totals = words(read[0])
-    supply_index, borrow_index, _, _, total_supply, total_borrow, last_accrual = totals[:7]
-    return [supply_index, borrow_index, total_supply, total_borrow, last_accrual,
-            *(words(r[:32])[0] for r in read[1:])], None
+    supply_index, borrow_index, _, _, total_supply, total_borrow, last_accrual = (
+        words(read[0])[:7])
+    values = (supply_index, borrow_index, total_supply, total_borrow, last_accrual,
+              *(words(r[:32])[0] for r in read[1:]))
+    return dict(zip(STATE_VALUES, values, strict=True)), None
 
 
 def decode_principal(reply: bytes | None) -> tuple[int | None, str | None]:
