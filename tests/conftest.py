@@ -15,7 +15,7 @@ from contagion.chain.rpc import RpcClient
 from contagion.devnet.base import BaseWorld, deploy_base
 from contagion.devnet.driver import Contract, DevnetDriver
 from contagion.devnet.node import GENESIS_TIMESTAMP, free_port, start_node, stop_node
-from contagion.indexing import index_range
+from contagion.indexing import index_range, read_table
 from contagion.lake import Lake
 from contagion.registry import Registry
 from contagion.warehouse import build_database, connect_readonly
@@ -85,6 +85,9 @@ class World:
     db: Path
     data: Path
     head: int
+
+    def snapshots(self) -> list[int]:
+        return [b for (b,) in self.sql("select snapshot_block from ref_snapshots order by 1")]
 
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with connect_readonly(self.db) as con:
@@ -178,9 +181,12 @@ def aave_health_from_trace(world: World, row: dict[str, Any]) -> int:
 @contextmanager
 def scenario_world(data: Path, scenario: str, *,
                    after_scenario: Callable[[DevnetDriver, Registry], None] | None = None,
-                   extra_snapshots: Sequence[int] = ()) -> Iterator[World]:
+                   extra_snapshots: Sequence[int] = (),
+                   snapshot_every_header: bool = False) -> Iterator[World]:
     """A fresh devnet in `data` with the ecosystem deployed and `scenario` (YAML text) played,
-    then `after_scenario` (more transactions), indexed in 10-block partitions and built."""
+    then `after_scenario` (more transactions), indexed in 10-block partitions and built; with
+    `snapshot_every_header`, a snapshot at every block the lake has a header of (each step's
+    state, not only the partitions' ends)."""
     from contagion.devnet.deploy import deploy_ecosystem
     from contagion.devnet.runner import run_scenario
     from contagion.devnet.scenario import load_scenario
@@ -197,6 +203,9 @@ def scenario_world(data: Path, scenario: str, *,
             after_scenario(DevnetDriver(client), registry)
         lake = Lake(str(data / "lake"))
         summary = index_range(client, lake, registry, width=10)
+        if snapshot_every_header and (headers := read_table(lake, "blocks",
+                                                            registry.chain_id)) is not None:
+            extra_snapshots = [*extra_snapshots, *set(headers["block_number"].to_pylist())]
         db = data / "contagion.duckdb"
         build_database(db, lake, registry, extra_snapshots=extra_snapshots)
         yield World(client, registry, lake, db, data, summary.last_block)

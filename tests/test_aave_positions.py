@@ -22,7 +22,7 @@ from eth_utils import to_checksum_address
 from contagion.devnet.driver import DEPLOYER, DevnetDriver
 from contagion.registry import Registry
 from contagion.truth import truth_check
-from contagion.warehouse import build_database, connect_readonly, run_checks
+from contagion.warehouse import connect_readonly, run_checks
 
 pytestmark = pytest.mark.devnet
 
@@ -106,15 +106,9 @@ def _interest_at_aave(driver: DevnetDriver, registry: Registry) -> None:
 @pytest.fixture(scope="module")
 def interest_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with scenario_world(tmp_path_factory.mktemp("aave_interest") / "data", SCENARIO,
-                        after_scenario=_interest_at_aave) as built:
-        # a snapshot at every block with a header: each step's state, not only the windows' ends
-        headers = [b for (b,) in built.sql("select block_number from stg_blocks")]
-        build_database(built.db, built.lake, built.registry, extra_snapshots=headers)
+                        after_scenario=_interest_at_aave,
+                        snapshot_every_header=True) as built:
         yield built
-
-
-def _snapshots(world: World) -> list[int]:
-    return [b for (b,) in world.sql("select snapshot_block from ref_snapshots order by 1")]
 
 
 def test_positions_equal_the_tokens_at_every_snapshot(interest_world: World) -> None:
@@ -128,7 +122,7 @@ def test_positions_equal_the_tokens_at_every_snapshot(interest_world: World) -> 
     named = world.sql("select distinct venue, reserve, side, account from stg_aave_scaled_moves")
     (first,), = world.sql("select min(block_number) from stg_aave_scaled_moves")
     compared = grown = 0
-    for block in (b for b in _snapshots(world) if b >= first):  # the tokens exist by then
+    for block in (b for b in world.snapshots() if b >= first):  # the tokens exist by then
         mine = {(m, a, s): (int(x), int(n)) for m, a, s, x, n in world.sql(
             "select market, account, side, amount_raw, shares_raw from fct_positions "
             "where snapshot_block = ? and venue = 'aave_v3'", [block])}
@@ -148,7 +142,7 @@ def test_positions_equal_the_tokens_at_every_snapshot(interest_world: World) -> 
 
 def test_interest_made_the_balances_outgrow_the_principal(interest_world: World) -> None:
     world = interest_world
-    last = max(_snapshots(world))
+    last = max(world.snapshots())
     usdc = world.registry.token("USDC").address.lower()
     (updates,), = world.sql("select count(*) from stg_aave_reserve_updates where reserve = ? "
                             "and variable_borrow_rate > 0", [usdc])
@@ -193,7 +187,7 @@ def test_liquidations_after_interest_are_decided_and_valid(interest_world: World
 def test_truth_check_compares_aave_balances_and_scaled_balances(interest_world: World) -> None:
     world = interest_world
     with connect_readonly(world.db) as con:
-        for block in _snapshots(world)[-3:]:
+        for block in world.snapshots()[-3:]:
             report = truth_check(world.client, con, world.registry, block, sample=None)
             assert report.ok, report.summary()
             assert report.accounts["aave_v3"] >= 6

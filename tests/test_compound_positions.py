@@ -29,7 +29,7 @@ from contagion.protocols.compound_v3 import (
 )
 from contagion.registry import Registry
 from contagion.truth import truth_check
-from contagion.warehouse import build_database, connect_readonly, run_checks
+from contagion.warehouse import connect_readonly, run_checks
 
 pytestmark = pytest.mark.devnet
 
@@ -107,15 +107,9 @@ def _interest_at_compound(driver: DevnetDriver, registry: Registry) -> None:
 @pytest.fixture(scope="module")
 def interest_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with scenario_world(tmp_path_factory.mktemp("compound_interest") / "data", SCENARIO,
-                        after_scenario=_interest_at_compound) as built:
-        # a snapshot at every block with a header: each step's state, not only the windows' ends
-        headers = [b for (b,) in built.sql("select block_number from stg_blocks")]
-        build_database(built.db, built.lake, built.registry, extra_snapshots=headers)
+                        after_scenario=_interest_at_compound,
+                        snapshot_every_header=True) as built:
         yield built
-
-
-def _snapshots(world: World) -> list[int]:
-    return [b for (b,) in world.sql("select snapshot_block from ref_snapshots order by 1")]
 
 
 def _venue(world: World) -> CompoundV3Venue:
@@ -132,7 +126,7 @@ def test_base_positions_equal_the_comet_at_every_snapshot(interest_world: World)
         [VENUE])]
     (first,), = world.sql("select min(block_number) from stg_compound_principals")
     compared = grown = 0
-    for block in (b for b in _snapshots(world) if b >= first):
+    for block in (b for b in world.snapshots() if b >= first):
         mine = {(a, s): (int(x), int(n)) for a, s, x, n in world.sql(
             "select account, side, amount_raw, shares_raw from fct_positions "
             "where snapshot_block = ? and venue = ? and token = ? and side in ('supply', 'debt')",
@@ -215,7 +209,7 @@ def test_an_absorb_interest_alone_made_possible_is_valid(interest_world: World) 
 def test_truth_check_compares_compound_balances(interest_world: World) -> None:
     world = interest_world
     with connect_readonly(world.db) as con:
-        for block in (BLOCKS["month"], *_snapshots(world)[-2:]):
+        for block in (BLOCKS["month"], *world.snapshots()[-2:]):
             report = truth_check(world.client, con, world.registry, block, sample=None)
             assert report.ok, report.summary()
             assert report.accounts[VENUE] >= 3

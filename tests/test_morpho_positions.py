@@ -199,14 +199,10 @@ def test_interest_and_fee_shares_reach_the_positions(bad_debt_world: World) -> N
     assert owed > net > 0
 
 
-def _snapshots(world: World) -> list[int]:
-    return [b for (b,) in world.sql("select snapshot_block from ref_snapshots order by 1")]
-
-
 def test_positions_equal_the_contract_at_every_snapshot(bad_debt_world: World) -> None:
     world = bad_debt_world
     compared = 0
-    for block in _snapshots(world):
+    for block in world.snapshots():
         _, held = _on_chain(world, block)
         mine = {(m, a, s): (int(x), int(n)) for m, a, s, x, n in world.sql(
             "select market, account, side, amount_raw, shares_raw from fct_positions "
@@ -221,7 +217,7 @@ def test_positions_equal_the_contract_at_every_snapshot(bad_debt_world: World) -
 
 def test_market_totals_equal_the_contract_at_every_snapshot(bad_debt_world: World) -> None:
     world = bad_debt_world
-    for block in _snapshots(world):
+    for block in world.snapshots():
         totals, _ = _on_chain(world, block)
         replayed = {m: (int(a), int(b), int(c), int(d)) for m, a, b, c, d in world.sql(
             "select m.market, t.total_supply_assets, t.total_supply_shares, "
