@@ -749,7 +749,7 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
         as t(chain_id, venue, protocol)""")
     con.execute("""create table ref_venue_contracts as select * from (values
         (1::ubigint, 'usdc', 'comet', '0xc1'), (1, 'weth', 'comet', '0xc2'),
-        (1, 'aave', 'pool', '0xc3'))
+        (1, 'aave', 'pool', '0xc3'), (1, 'usdc', 'configurator', '0xc8'))
         as t(chain_id, venue, role, contract)""")
     con.execute("""create table ref_markets as select * from (values
         (1::ubigint, 'usdc', '0xweth', '0xusdc'), (1, 'usdc', '0xwbtc', '0xusdc'),
@@ -786,6 +786,9 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
         for b, comet, account, p in principals], schema=c.PRINCIPALS_SCHEMA))
     _build_models(con, "stg_snapshot_times", "stg_comets", "stg_compound_states",
                   "stg_compound_principals", "int_compound_balances")
+    # the Comets are the venues' `comet` contracts, as the indexer reads them
+    assert con.execute("select contract, venue, base_token from stg_comets order by 1"
+                       ).fetchall() == [("0xc1", "usdc", "0xusdc"), ("0xc2", "weth", "0xweth")]
     got = {(s, a): (side, amount, shares, reason) for s, a, side, amount, shares, reason in
            con.execute("select snapshot_block, account, side, amount_raw, shares_raw, "
                        "unvalued_reason from int_compound_balances").fetchall()}
