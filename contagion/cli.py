@@ -282,8 +282,9 @@ def build(registry: str | None = REGISTRY,
                                           "<data-dir>/lake)."),
           db: Path | None = DATABASE,
           snapshot: list[int] = typer.Option([], "--snapshot", help="Another snapshot block "
-                                             "(repeatable); the end of every partition always "
-                                             "is one."),
+                                             "(repeatable): one the lake has a header of (it "
+                                             "logged, or ends a partition); the end of every "
+                                             "partition always is one."),
           max_price_age: int = typer.Option(3_600, help="Seconds after which a price is stale "
                                             "(the prices_fresh check)."),
           data_dir: Path = DATA_DIR) -> None:

@@ -190,8 +190,9 @@ class Lake:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(table, part))
 
-    def read(self, table: str, part: PartitionFile) -> pa.Table:
-        return pq.read_table(self.path(table, part), filesystem=self.fs)
+    def read(self, table: str, part: PartitionFile, columns: list[str] | None = None
+             ) -> pa.Table:
+        return pq.read_table(self.path(table, part), columns=columns, filesystem=self.fs)
 
     def metadata(self, table: str, part: PartitionFile) -> dict[str, str]:
         """A partition file's key-value metadata (its footer). On a local disk each version of

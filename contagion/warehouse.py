@@ -19,8 +19,9 @@
   `ordinal_log_index`, `running_sums_at_snapshots`), stored in the database.
 
 A snapshot is a block number: by default the last block of every indexed partition, plus any
-block asked for. A lake with no complete partition of the registry's chain, or a snapshot outside
-the indexed blocks, is refused before anything is written. The database is built under a
+block asked for. A lake with no complete partition of the registry's chain, a snapshot outside
+the indexed blocks, or one inside them whose header the lake lacks (its time is needed), is
+refused before anything is written. The database is built under a
 temporary name and renamed into place, so a crash or a refusal leaves the previous one intact;
 only the pipeline writes it, analysts open it read-only (`connect_readonly`, `contagion sql`).
 """
@@ -43,7 +44,7 @@ import pyarrow.fs as pafs
 from contagion import exact
 from contagion.indexing import CANONICAL_TABLES, DECODED_TABLES, QUARANTINE
 from contagion.ingest import BLOCKS, RAW_LOGS, indexed_partitions
-from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake
+from contagion.lake import BLOCKS_SCHEMA, QUARANTINE_SCHEMA, RAW_LOGS_SCHEMA, Lake, PartitionFile
 from contagion.protocols import aave_v3, compound_v3
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, FLOW_SIGNS, USD, USD_DECIMALS
 from contagion.protocols.decode import CATALOG
@@ -363,6 +364,37 @@ def _check_inputs(lake: Lake, registry: Registry, snapshots: Sequence[int]) -> N
         raise ValueError(f"snapshot {', '.join(map(str, outside))} is outside the indexed "
                          f"blocks of chain {chain} ({indexed}): index those blocks first, or "
                          "choose a block in range; nothing was built")
+    headless = _snapshots_without_header(lake, parts, snapshots)
+    if headless:
+        named = "; ".join(f"{b} (nearest with one: {' or '.join(map(str, near))})"
+                          for b, near in sorted(headless.items()))
+        raise ValueError(f"the lake holds no header of snapshot {named}: no registered "
+                         "contract logged in that block and no partition starts or ends there, "
+                         "so its time is unknown, and interest, price ages and option marks "
+                         "cannot be valued at it. Choose a block with a header; nothing was "
+                         "built")
+
+
+def _snapshots_without_header(lake: Lake, parts: Sequence[PartitionFile],
+                              snapshots: Iterable[int]) -> dict[int, list[int]]:
+    """The snapshots inside an indexed partition whose header its `blocks` file lacks, each
+    with the nearest blocks of that partition that have one. The indexer keeps the headers of
+    the blocks that logged and of both ends, so only blocks asked for can lack one."""
+    starts = [p.start for p in parts]
+    inside: dict[PartitionFile, set[int]] = {}
+    for block in set(snapshots):
+        k = bisect.bisect_right(starts, block) - 1
+        if k >= 0 and parts[k].start < block < parts[k].stop - 1:
+            inside.setdefault(parts[k], set()).add(block)
+    headless: dict[int, list[int]] = {}
+    for part, blocks in inside.items():
+        held = sorted(set(lake.read(BLOCKS, part, ["block_number"])
+                          .column("block_number").to_pylist()))
+        for block in blocks:
+            i = bisect.bisect_left(held, block)
+            if i == len(held) or held[i] != block:
+                headless[block] = held[max(i - 1, 0):i + 1]
+    return headless
 
 
 # A log's place in the chain as one number, block × 10^6 + log index (a block holds far fewer

@@ -7,7 +7,7 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -291,16 +291,24 @@ def test_a_negative_snapshot_is_refused(tmp_path: Path) -> None:
                        load_registry("ethereum"), extra_snapshots=[-5])
 
 
-def _indexed_lake(root: Path, chain_id: int, ranges: list[tuple[int, int]]) -> Lake:
-    """A lake holding complete (empty) partitions of one chain: blocks and raw logs."""
+def _indexed_lake(root: Path, chain_id: int, ranges: list[tuple[int, int]],
+                  logged: Sequence[int] = ()) -> Lake:
+    """A lake holding complete partitions of one chain without a log: raw logs, and the
+    headers of both ends of each partition and of the `logged` blocks in it (a block a minute,
+    from 1 January 2021)."""
     from contagion.ingest import BLOCKS, RAW_LOGS
     from contagion.lake import BLOCKS_SCHEMA, RAW_LOGS_SCHEMA, PartitionFile
 
     lake = Lake(str(root))
     for start, stop in ranges:
         part = PartitionFile(chain_id, start, stop)
+        held = sorted({start, stop - 1, *(b for b in logged if start <= b < stop)})
+        headers = pa.Table.from_pylist(
+            [{"chain_id": chain_id, "block_number": b, "block_hash": b.to_bytes(32, "big"),
+              "parent_hash": (b - 1).to_bytes(32, "big", signed=True),
+              "timestamp": 1_609_459_200 + 60 * b} for b in held], schema=BLOCKS_SCHEMA)
         lake.write(RAW_LOGS, part, RAW_LOGS_SCHEMA.empty_table())
-        lake.write(BLOCKS, part, BLOCKS_SCHEMA.empty_table())
+        lake.write(BLOCKS, part, headers)
     return lake
 
 
@@ -312,7 +320,8 @@ def test_a_lake_without_the_chain_or_a_snapshot_beyond_it_keeps_the_database(
 
     registry = load_registry("ethereum")
     db = tmp_path / "contagion.duckdb"
-    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10), (10, 20), (30, 40)])
+    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10), (10, 20), (30, 40)],
+                         logged=[5, 35])
     build_database(db, lake, registry, extra_snapshots=[5, 35])
     before = db.read_bytes()
     with connect_readonly(db) as con:
@@ -330,7 +339,7 @@ def test_a_lake_without_the_chain_or_a_snapshot_beyond_it_keeps_the_database(
     with pytest.raises(ValueError, match="outside the indexed blocks of chain 1 "
                                          r"\(10–19, 30–39\)"):
         build_database(db, lake, registry)
-    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10)])
+    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10)], logged=[5])
     for far in ([5_000_000], [25]):
         with pytest.raises(ValueError, match=rf"snapshot {far[0]} is outside the indexed "
                                              r"blocks of chain 1 \(0–19, 30–39\)"):
@@ -345,6 +354,34 @@ def test_a_lake_without_the_chain_or_a_snapshot_beyond_it_keeps_the_database(
         build_database(tmp_path / "late.duckdb", late, registry, extra_snapshots=[50])
     deployed = registry.model_copy(update={"deployed_at_block": 100})
     build_database(tmp_path / "late.duckdb", late, deployed, extra_snapshots=[50])
+
+
+def test_a_snapshot_whose_time_is_unknown_is_refused(tmp_path: Path) -> None:
+    """A snapshot inside a partition at a block that did not log has no header in the lake, so
+    no time: interest, price ages and option marks would come out null and be summed as
+    nothing. Refused, naming the nearest blocks with a header, before the database is
+    touched; the ends of partitions and the blocks that logged are kept."""
+    from contagion.registry import load_registry
+
+    registry = load_registry("ethereum")
+    db = tmp_path / "contagion.duckdb"
+    lake = _indexed_lake(tmp_path / "lake", registry.chain_id, [(0, 10), (10, 20)],
+                         logged=[4, 7, 13])
+    build_database(db, lake, registry, extra_snapshots=[0, 4, 10, 13])
+    before = db.read_bytes()
+    with connect_readonly(db) as con:
+        times = con.execute("select snapshot_block, epoch(snapshot_time)::bigint - 1609459200 "
+                            "from stg_snapshot_times order by 1").fetchall()
+    assert times == [(0, 0), (4, 240), (9, 540), (10, 600), (13, 780), (19, 1140)]
+    for asked, named in (([5], r"5 \(nearest with one: 4 or 7\)"),
+                         ([1, 18], r"1 \(nearest with one: 0 or 4\); "
+                                   r"18 \(nearest with one: 13 or 19\)")):
+        with pytest.raises(ValueError, match=rf"no header of snapshot {named}: .*time is "
+                                             "unknown.*nothing was built"):
+            build_database(db, lake, registry, extra_snapshots=asked)
+        with pytest.raises(ValueError, match=rf"no header of snapshot {named}"):
+            build_database(db, lake, registry, snapshots=asked)
+    assert db.read_bytes() == before
 
 
 def _lake_without_one_row(world: World, target: Path, table: str,
