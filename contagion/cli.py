@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import re
@@ -1340,6 +1341,18 @@ def _largest_holder(db: Path, asset: str) -> str | None:
                      "order by amount_usd desc nulls last limit 1")
     return str(rows[0]["account"]) if rows else None
 
+
+def _one_line_summaries(root: typer.Typer) -> None:
+    """Each command's first docstring paragraph as its line in the command lists: in rich mode
+    a list keeps the docstring's line breaks, which land mid-column."""
+    for group in (root, *(g.typer_instance for g in root.registered_groups)):
+        for command in [] if group is None else group.registered_commands:
+            if command.short_help is None and command.callback is not None:
+                doc = inspect.getdoc(command.callback) or ""
+                command.short_help = " ".join(doc.split("\n\n")[0].split())
+
+
+_one_line_summaries(app)
 
 if __name__ == "__main__":
     app()
