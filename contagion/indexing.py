@@ -36,6 +36,7 @@ from contagion.ingest import (
 from contagion.lake import Lake, PartitionFile
 from contagion.protocols import CREATOR
 from contagion.protocols.canonical import CANONICAL_SCHEMAS, canonical_tables
+from contagion.protocols.chainlink import resolve_feeds
 from contagion.protocols.decode import (
     CATALOG,
     DecodeResult,
@@ -379,6 +380,8 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     summary.skipped = len(plan) - len(todo)
     if on_plan is not None:
         on_plan(todo)
+    if todo:  # the aggregators behind proxy feeds log the answers: read those too
+        registry = resolve_feeds(client, registry, last)
     created = discover_children(client, registry, last, chunk_blocks=chunk_blocks,
                                 max_in_flight=max_in_flight)
     addresses = sorted({*contract_addresses(registry), *child_addresses(created)})

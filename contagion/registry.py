@@ -3,7 +3,7 @@
 One YAML file per network. The devnet's is written by deployment into the data dir; the bundled
 ones (`contagion/registries/*.yaml`) hold real mainnet and L2 addresses. The schema is strict:
 an unknown field, a malformed address or a dangling reference is an error that names the field.
-Documented in docs/registry.md.
+Documented in README.md (Registry) and docs/canonical.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "BUNDLED_REGISTRIES",
     "Claim",
     "Feed",
+    "FeedPhase",
     "Market",
     "Registry",
     "RegistryError",
@@ -61,6 +62,14 @@ class Token(_Strict):
     underlying: str | None = None  # token symbol the claim is on
 
 
+class FeedPhase(_Strict):
+    """An aggregator behind a proxy feed and the first block at which the proxy serves its
+    answers (until the next phase's `from_block`)."""
+
+    aggregator: Address
+    from_block: int = Field(default=0, ge=0)
+
+
 class Feed(_Strict):
     id: str
     address: Address
@@ -69,6 +78,19 @@ class Feed(_Strict):
     base: str  # token symbol priced, or the underlying of a vol feed
     quote: str = "USD"
     description: str = ""
+    # The contracts that log the feed's answers when `address` is a proxy (Chainlink's
+    # EACAggregatorProxy logs nothing; its phases' aggregators log AnswerUpdated), in phase
+    # order. Indexing reads them from the chain (contagion.protocols.chainlink.resolve_feeds);
+    # listing them here serves where nothing is read (`contagion decode`).
+    aggregators: list[FeedPhase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _phases_in_order(self) -> Feed:
+        starts = [p.from_block for p in self.aggregators]
+        if starts != sorted(set(starts)):
+            raise ValueError(f"feeds[{self.id}].aggregators: each phase starts at a later "
+                             f"from_block than the one before (got {starts})")
+        return self
 
 
 class Market(_Strict):

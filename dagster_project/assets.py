@@ -31,6 +31,7 @@ from contagion.indexing import (
 )
 from contagion.ingest import BLOCKS, RAW_LOGS, index_partition
 from contagion.lake import Lake, PartitionFile
+from contagion.protocols.chainlink import resolve_feeds
 from contagion.protocols.compound_v3 import READ_FROM
 from contagion.states import STATE_TABLES, state_partition
 from dagster_project.resources import ChainResource, LakeResource
@@ -108,6 +109,7 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
         parts = list(_window_parts(context, client, chain.confirmations, registry.chain_id,
                                    registry.deployed_at_block))
         # discovered once for the run, as `contagion index` does for its range
+        registry = resolve_feeds(client, registry, parts[-1][0].stop - 1)
         created = discover_children(client, registry, parts[-1][0].stop - 1,
                                     chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight)
@@ -204,7 +206,9 @@ def canonical(context: dg.AssetExecutionContext, chain: ChainResource,
     prices: list[pa.Table] = []
     parts = list(_stored_windows(context, store, registry.chain_id, QUARANTINE))
     client = chain.client()
-    try:  # the claims created up to the run's last window (oTokens) are claims here too
+    try:  # the claims created up to the run's last window (oTokens) are claims here too,
+        # and the aggregators behind proxy feeds log their answers
+        registry = resolve_feeds(client, registry, parts[-1][0].stop - 1)
         created = discover_children(client, registry, parts[-1][0].stop - 1,
                                     chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from contagion.registry import Registry
+from contagion.registry import Feed, Registry
 
 __all__ = [
     "ACTIONS",
@@ -274,9 +274,21 @@ _CONTRACTS = {"chain_id": pl.UInt64(), "contract_address": pl.String(), "venue":
               "venue_protocol": pl.String(), "role": pl.String()}
 _MARKETS = {"chain_id": pl.UInt64(), "venue": pl.String(), "market_id": pl.String(),
             "loan": pl.String(), "collateral": pl.List(pl.String())}
-_FEEDS = {"chain_id": pl.UInt64(), "feed": pl.String(), "feed_id": pl.String(),
+_FEEDS = {"chain_id": pl.UInt64(), "feed": pl.String(), "emitter": pl.String(),
+          "from_block": pl.UInt64(), "to_block": pl.UInt64(), "feed_id": pl.String(),
           "feed_decimals": pl.Int32(), "feed_kind": pl.String(), "base": pl.String(),
           "base_token": pl.String()}
+
+
+def _emitters(feed: Feed) -> list[tuple[str, int, int | None]]:
+    """Who logs a feed's answers for which blocks: the feed's own address always (an
+    aggregator, or a proxy that logs nothing), and each phase's aggregator until the next
+    phase starts."""
+    phases = feed.aggregators
+    return [(feed.address.lower(), 0, None)] + [
+        (p.aggregator.lower(), p.from_block,
+         phases[k + 1].from_block if k + 1 < len(phases) else None)
+        for k, p in enumerate(phases)]
 
 
 @dataclass(frozen=True)
@@ -287,7 +299,10 @@ class Context:
     tokens: pl.DataFrame  # chain_id, token, symbol, decimals, kind, issued_by, underlying
     contracts: pl.DataFrame  # chain_id, contract_address, venue, venue_protocol, role
     markets: pl.DataFrame  # chain_id, venue, market_id, loan, collateral (token addresses)
-    feeds: pl.DataFrame  # chain_id, feed, feed_id, feed_decimals, feed_kind, base, base_token
+    # chain_id, feed, emitter (the feed, or an aggregator behind it: one row each) with the
+    # blocks [from_block, to_block) it answers for (to_block null: open), feed_id,
+    # feed_decimals, feed_kind, base, base_token
+    feeds: pl.DataFrame
 
     @classmethod
     def of(cls, registry: Registry | None) -> Context:
@@ -311,9 +326,12 @@ class Context:
               "collateral": [address[s] for s in m.collateral]}
              for v in registry.venues for m in v.markets], schema=_MARKETS)
         feeds = pl.DataFrame(
-            [{"chain_id": chain, "feed": f.address.lower(), "feed_id": f.id,
+            [{"chain_id": chain, "feed": f.address.lower(), "emitter": emitter,
+              "from_block": start, "to_block": stop, "feed_id": f.id,
               "feed_decimals": f.decimals, "feed_kind": f.kind, "base": f.base,
-              "base_token": address.get(f.base)} for f in registry.feeds], schema=_FEEDS)
+              "base_token": address.get(f.base)}
+             for f in registry.feeds for emitter, start, stop in _emitters(f)],
+            schema=_FEEDS)
         return cls(registry,
                    tokens.unique(["chain_id", "token"], keep="first", maintain_order=True),
                    contracts.unique(["chain_id", "contract_address"], keep="first",
