@@ -92,6 +92,16 @@ class Feed(_Strict):
                              f"from_block than the one before (got {starts})")
         return self
 
+    def emitters(self) -> list[tuple[str, int, int | None]]:
+        """Who logs the feed's answers for which blocks [from, to) (to None: open), addresses
+        lowercase: the feed's own address always (an aggregator, or a proxy that logs
+        nothing), and each phase's aggregator until the next phase starts."""
+        phases = self.aggregators
+        return [(self.address.lower(), 0, None)] + [
+            (p.aggregator.lower(), p.from_block,
+             phases[k + 1].from_block if k + 1 < len(phases) else None)
+            for k, p in enumerate(phases)]
+
 
 class Market(_Strict):
     """A market inside a venue: an Aave reserve, a Comet collateral, a Morpho market, a perps

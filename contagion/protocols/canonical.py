@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from contagion.registry import Feed, Registry
+from contagion.registry import Registry
 
 __all__ = [
     "ACTIONS",
@@ -280,17 +280,6 @@ _FEEDS = {"chain_id": pl.UInt64(), "feed": pl.String(), "emitter": pl.String(),
           "base_token": pl.String()}
 
 
-def _emitters(feed: Feed) -> list[tuple[str, int, int | None]]:
-    """Who logs a feed's answers for which blocks: the feed's own address always (an
-    aggregator, or a proxy that logs nothing), and each phase's aggregator until the next
-    phase starts."""
-    phases = feed.aggregators
-    return [(feed.address.lower(), 0, None)] + [
-        (p.aggregator.lower(), p.from_block,
-         phases[k + 1].from_block if k + 1 < len(phases) else None)
-        for k, p in enumerate(phases)]
-
-
 @dataclass(frozen=True)
 class Context:
     """The registry as lookup frames (addresses lowercase, keyed by chain id as well)."""
@@ -330,7 +319,7 @@ class Context:
               "from_block": start, "to_block": stop, "feed_id": f.id,
               "feed_decimals": f.decimals, "feed_kind": f.kind, "base": f.base,
               "base_token": address.get(f.base)}
-             for f in registry.feeds for emitter, start, stop in _emitters(f)],
+             for f in registry.feeds for emitter, start, stop in f.emitters()],
             schema=_FEEDS)
         return cls(registry,
                    tokens.unique(["chain_id", "token"], keep="first", maintain_order=True),

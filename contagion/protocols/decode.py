@@ -534,8 +534,7 @@ def registered_contracts(registry: Registry | None) -> tuple[set[bytes], dict[st
             everything.add(raw)
             by_protocol.setdefault(venue.protocol, set()).add(raw)
     everything |= {bytes.fromhex(t.address[2:]) for t in registry.tokens}
-    everything |= {bytes.fromhex(a[2:]) for f in registry.feeds
-                   for a in (f.address, *(p.aggregator for p in f.aggregators))}
+    everything |= {bytes.fromhex(a[2:]) for f in registry.feeds for a, _, _ in f.emitters()}
     if registry.risk_oracle is not None:  # what the venues were told is part of the record
         everything.add(bytes.fromhex(registry.risk_oracle[2:]))
     return everything, by_protocol
