@@ -19,6 +19,7 @@ from contagion.schema import describe_validation_error, read_yaml
 
 __all__ = [
     "BUNDLED_REGISTRIES",
+    "USD",
     "Claim",
     "Feed",
     "FeedPhase",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 BUNDLED_REGISTRIES = Path(__file__).parent / "registries"
+# Chainlink's Denominations.USD (ISO 4217 code 840 = 0x348): the token USD is, where a table
+# needs an address for it (USD-valued flows, what a USD feed quotes in).
+USD = "0x0000000000000000000000000000000000000348"
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
@@ -76,6 +80,8 @@ class Feed(_Strict):
     decimals: int = Field(ge=0, le=36)
     kind: Literal["price", "implied_vol", "risk_reversal"] = "price"
     base: str  # token symbol priced, or the underlying of a vol feed
+    # What a price feed's answer is in: "USD", or a token symbol (Chainlink's STETH / ETH
+    # quotes in WETH), whose own USD price multiplies it.
     quote: str = "USD"
     description: str = ""
     # The contracts that log the feed's answers when `address` is a proxy (Chainlink's
@@ -177,6 +183,9 @@ class Registry(_Strict):
             need(t.underlying, f"tokens[{t.symbol}].underlying", known, "token")
         for f in self.feeds:  # a vol feed's base is its underlying: a token all the same
             need(f.base, f"feeds[{f.id}].base", known, "token")
+            if f.kind == "price" and f.quote != "USD":
+                need(f.quote, f"feeds[{f.id}].quote (USD or a token symbol)", known, "token")
+        self._quotes_reach_usd()
         for v in self.venues:
             for m in v.markets:
                 for sym in m.collateral:
@@ -210,6 +219,33 @@ class Registry(_Strict):
                     raise ValueError(f"venues {owner} and {v.id} share the contract {address} "
                                      f"(venues[{owner}].contracts[{owner_role}] and "
                                      f"venues[{v.id}].contracts[{role}])")
+
+    def _quotes_reach_usd(self) -> None:
+        """Price feeds quoted in a token must not go round in a circle (A in B, B in A): no
+        price would ever reach USD."""
+        quoted_in: dict[str, set[str]] = {}
+        for f in self.feeds:
+            if f.kind == "price" and f.quote != "USD":
+                quoted_in.setdefault(f.base, set()).add(f.quote)
+        for start in quoted_in:
+            todo = [(start, [start])]
+            while todo:
+                symbol, trail = todo.pop()
+                for quote in sorted(quoted_in.get(symbol, ())):
+                    if quote == start:
+                        raise ValueError("price feeds quote in a circle: "
+                                         + " in ".join([*trail, quote]))
+                    if quote not in trail:
+                        todo.append((quote, [*trail, quote]))
+
+    def quote_address(self, feed: Feed) -> str | None:
+        """The address of what a feed's answers are in (lowercase): USD's, a token's, or None
+        for a vol feed's unit."""
+        if feed.quote == "USD":
+            return USD
+        if feed.kind != "price":
+            return None
+        return self.token(feed.quote).address.lower()
 
     def token(self, symbol: str) -> Token:
         for t in self.tokens:

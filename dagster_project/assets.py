@@ -261,7 +261,7 @@ def contract_states(context: dg.AssetExecutionContext, chain: ChainResource,
 def _prices_check(prices: pa.Table) -> dg.AssetCheckResult:
     frame = pl.from_arrow(prices)
     assert isinstance(frame, pl.DataFrame)
-    bad_value = frame.filter(~pl.col("price_usd").is_finite() | (pl.col("price_usd") < 0)).height
+    bad_value = frame.filter(~pl.col("price").is_finite() | (pl.col("price") < 0)).height
     keys = frame.select("source", "block_number", "log_index")
     unordered = keys.height - keys.filter(
         pl.struct("block_number", "log_index").rank("ordinal").over("source")

@@ -221,3 +221,37 @@ def test_feed_on_unknown_token_is_rejected_by_name(kind: str) -> None:
     with pytest.raises(RegistryError) as exc:
         parse_registry(data)
     assert "feeds[ETH_X].base" in str(exc.value) and "ETHH" in str(exc.value)
+
+
+def _quoted(*feeds: tuple[str, str, str]) -> dict[str, Any]:
+    """The minimal registry with stETH and rETH, and price feeds (id, base, quote)."""
+    data = _minimal()
+    data["tokens"] += [{"symbol": "stETH", "address": "0x" + "44" * 20, "decimals": 18},
+                       {"symbol": "rETH", "address": "0x" + "66" * 20, "decimals": 18}]
+    data["feeds"] = [{"id": fid, "address": "0x" + f"{0x70 + k:02x}" * 20, "decimals": 18,
+                      "base": base, "quote": quote}
+                     for k, (fid, base, quote) in enumerate(feeds)]
+    return data
+
+
+def test_a_price_feed_quotes_in_usd_or_a_token_of_the_registry() -> None:
+    """A price in another token is multiplied by that token's USD price, so the quote must be
+    a token the registry knows; what a feed is in says `quote_address` (USD's address too)."""
+    reg = parse_registry(_quoted(("ETH/USD", "WETH", "USD"), ("STETH/ETH", "stETH", "WETH")))
+    usd, in_eth = reg.feeds
+    assert reg.quote_address(usd) == "0x0000000000000000000000000000000000000348"
+    assert reg.quote_address(in_eth) == "0x" + "11" * 20
+    with pytest.raises(RegistryError) as exc:
+        parse_registry(_quoted(("STETH/ETH", "stETH", "ETH")))
+    assert "feeds[STETH/ETH].quote" in str(exc.value) and "'ETH'" in str(exc.value)
+
+
+def test_price_feeds_quoting_in_a_circle_are_rejected() -> None:
+    """stETH in rETH, rETH in stETH: neither would ever reach USD."""
+    with pytest.raises(RegistryError) as exc:
+        parse_registry(_quoted(("ETH/USD", "WETH", "USD"), ("S/R", "stETH", "rETH"),
+                               ("R/S", "rETH", "stETH")))
+    assert "circle" in str(exc.value) and "stETH in rETH in stETH" in str(exc.value)
+    # a chain is fine: rETH in stETH in WETH in USD
+    parse_registry(_quoted(("ETH/USD", "WETH", "USD"), ("S/E", "stETH", "WETH"),
+                           ("R/S", "rETH", "stETH")))

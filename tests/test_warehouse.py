@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import World
 
+from contagion import exact
 from contagion.lake import Lake
+from contagion.registry import USD
 from contagion.warehouse import (
     SQL_DIR,
     build_database,
@@ -35,9 +37,11 @@ MARTS = ("dim_venues", "dim_tokens", "fct_flows", "fct_positions", "fct_venue_ba
 
 
 def _bare_database() -> duckdb.DuckDBPyConnection:
-    """An in-memory database with the macros the models use, for hand-built inputs."""
+    """An in-memory database with the macros and exact functions the models use, for
+    hand-built inputs."""
     con = duckdb.connect()
     define_macros(con)
+    exact.register(con)
     return con
 
 
@@ -650,18 +654,19 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
         (1::ubigint, 'weth', 'WETH', 18, 'asset', null::varchar, null::varchar),
         (1, 'wbtc', 'WBTC', 8, 'asset', null, null))
         as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")
-    con.execute("""create table ref_feeds as select * from (values
-        (1::ubigint, 'WETH/USD', '0xfa', 8, 'price', 'weth', 'USD'),
-        (1, 'WETH/USD backup', '0xfb', 8, 'price', 'weth', 'USD'),
-        (1, 'WBTC/USD', '0xfc', 8, 'price', 'wbtc', 'USD'))
-        as t(chain_id, feed_id, feed, decimals, feed_kind, base_token, quote)""")
+    con.execute(f"""create table ref_feeds as select * from (values
+        (1::ubigint, 'WETH/USD', '0xfa', 8, 'price', 'weth', 'USD', '{USD}'),
+        (1, 'WETH/USD backup', '0xfb', 8, 'price', 'weth', 'USD', '{USD}'),
+        (1, 'WBTC/USD', '0xfc', 8, 'price', 'wbtc', 'USD', '{USD}'))
+        as t(chain_id, feed_id, feed, decimals, feed_kind, base_token, quote, quote_token)""")
     con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
                 "100::ubigint as snapshot_block")
     con.execute("create table stg_blocks as select 1::ubigint as chain_id, "
                 "100::ubigint as block_number, to_timestamp(1200) as block_time")
     con.execute(f"""create table src_prices as select 1::ubigint as chain_id,
         b::ubigint as block_number, to_timestamp(b * 12) as block_time,
-        l::uinteger as log_index, token, upper(token) as symbol, p::double as price_usd,
+        l::uinteger as log_index, token, upper(token) as symbol, p::double as price,
+        '{USD}' as quote, p::double as price_usd,
         (p * 1e8)::decimal(38, 0) as answer_raw, feed_id as source, feed from (values
         (90, 3, 'weth', 'WETH/USD', '0xfa', 2000),
         (100, 9, 'weth', 'WETH/USD', '0xfa', 1500),
@@ -679,6 +684,89 @@ def test_the_price_at_a_snapshot_is_the_latest_usable_answer_of_the_venues_feed(
     (result,) = run_checks(con, [c for c in load_checks() if c.name == "prices_usable"])
     assert result.check.severity == "error" and result.failing_rows == 1
     assert result.sample[0]["token"] == "wbtc" and result.sample[0]["answer_raw"] == -100_000_000
+
+
+def test_a_price_quoted_in_another_token_is_multiplied_by_that_tokens_usd_price() -> None:
+    """int_oracle_prices composes feeds quoted in a token: stETH = STETH/ETH × ETH/USD, wstETH
+    along two such feeds, an aToken on stETH priced as stETH, each as old as its oldest answer
+    and exact (the answers' product, their decimals summed; null past 38 digits). A token with
+    a USD feed keeps it though another feed quotes it in ETH. Once ETH/USD's latest answer is
+    rejected, every price built on it is null, and prices_usable names each such token with
+    that answer; a feed that has not answered yet leaves its token out."""
+    from contagion.warehouse import load_checks, run_checks
+
+    con = _bare_database()
+    weth, steth, wsteth, cbeth, reth = "0xe0", "0xe1", "0xe2", "0xe3", "0xe4"
+    con.execute(f"""create table int_tokens as select * from (values
+        (1::ubigint, '{weth}', 'WETH', 18, 'asset', null::varchar, null::varchar),
+        (1, '{steth}', 'stETH', 18, 'lst', null, null),
+        (1, '{wsteth}', 'wstETH', 18, 'lst', null, null),
+        (1, '{cbeth}', 'cbETH', 18, 'lst', null, null),
+        (1, '{reth}', 'rETH', 18, 'lst', null, null),
+        (1, '0xa1', 'astETH', 18, 'atoken', 'aave', '{steth}'))
+        as t(chain_id, token, symbol, decimals, token_kind, issued_by, underlying)""")
+    feeds = [  # id, address, decimals, base, quote symbol, quote token
+        ("ETH/USD", "0xfa", 8, weth, "USD", USD),
+        ("STETH/ETH", "0xfd", 18, steth, "WETH", weth),
+        ("WSTETH/STETH", "0xfe", 18, wsteth, "stETH", steth),
+        ("CBETH/ETH", "0xf0", 18, cbeth, "WETH", weth),  # lower address, yet USD wins
+        ("CBETH/USD", "0xf1", 8, cbeth, "USD", USD),
+        ("RETH/ETH", "0xf2", 18, reth, "WETH", weth)]
+    con.register("_feeds", pa.table(
+        list(zip(*[(1, fid, addr, dec, "price", base, quote, qt)
+                   for fid, addr, dec, base, quote, qt in feeds], strict=True)),
+        names=["chain_id", "feed_id", "feed", "decimals", "feed_kind", "base_token", "quote",
+               "quote_token"]))
+    con.execute("create table ref_feeds as select chain_id::ubigint as chain_id, "
+                "* exclude (chain_id) from _feeds")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "b::ubigint as snapshot_block from (values (100), (120)) as t(b)")
+    con.execute("create table stg_blocks as select 1::ubigint as chain_id, b::ubigint as "
+                "block_number, to_timestamp(b * 12) as block_time from (values (100), (120)) "
+                "as t(b)")
+    answers = [  # feed id, block, answer
+        ("ETH/USD", 90, 2000 * 10**8), ("ETH/USD", 110, -(10**8)),
+        ("STETH/ETH", 50, 99 * 10**16), ("WSTETH/STETH", 95, 12 * 10**17),
+        ("CBETH/USD", 80, 2100 * 10**8), ("CBETH/ETH", 99, 15 * 10**17),
+        ("RETH/ETH", 101, 11 * 10**17)]
+    by_id = {f[0]: f for f in feeds}
+    rows = []
+    for fid, block, answer in answers:
+        _, addr, dec, base, _, quote = by_id[fid]
+        price = answer / 10**dec
+        rows.append({"chain_id": 1, "block_number": block, "block_time": block * 12,
+                     "log_index": 0, "token": base, "symbol": fid.split("/")[0],
+                     "price": price, "quote": quote,
+                     "price_usd": price if quote == USD else None,
+                     "answer_raw": str(answer), "source": fid, "feed": addr})
+    con.register("_answers", pa.Table.from_pylist(rows))
+    con.execute("""create table src_prices as select chain_id::ubigint as chain_id,
+        block_number::ubigint as block_number, to_timestamp(block_time) as block_time,
+        log_index::uinteger as log_index, token, symbol, price, quote, price_usd,
+        answer_raw::decimal(38, 0) as answer_raw, source, feed from _answers""")
+    _build_models(con, "stg_prices", "stg_snapshot_times", "int_token_feeds",
+                  "int_oracle_prices")
+    got = {(r[0], r[1]): r[2:] for r in con.execute(
+        "select snapshot_block, token, priced_as, price_usd, price_block, price_age_blocks, "
+        "price_age_seconds, feed_id, answer_raw, answer_decimals "
+        "from int_oracle_prices").fetchall()}
+    assert got[100, weth] == (weth, 2000.0, 90, 10, 120, "ETH/USD", 2000 * 10**8, 8)
+    steth_at_100 = (steth, pytest.approx(1980.0), 50, 50, 600, "STETH/ETH × ETH/USD",
+                    99 * 10**16 * 2000 * 10**8, 26)
+    assert got[100, steth] == steth_at_100
+    assert got[100, "0xa1"] == steth_at_100
+    # 1.2e18 × 1.98e29 has 48 digits: no exact answer, the float all the same
+    assert got[100, wsteth] == (wsteth, pytest.approx(2376.0), 50, 50, 600,
+                                "WSTETH/STETH × STETH/ETH × ETH/USD", None, 44)
+    assert got[100, cbeth][1:2] + got[100, cbeth][5:6] == (2100.0, "CBETH/USD")
+    assert (100, reth) not in got
+    for token in (weth, steth, "0xa1", wsteth, reth):
+        assert got[120, token][1] is None, token
+    assert got[120, cbeth][1] == 2100.0
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "prices_usable"])
+    assert result.failing_rows == 5
+    assert {(r["token"], r["price_block"], r["answer_raw"]) for r in result.sample} == {
+        (t, 110, -(10**8)) for t in (weth, steth, "0xa1", wsteth, reth)}
 
 
 def test_a_flow_held_in_two_partition_files_fails_a_blocking_check() -> None:
@@ -771,7 +859,6 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
     computes them); debt positive on side debt; no time needed while the rates are 0; a failed
     read, a Comet without a state yet or a snapshot without a header leaves the amount null and
     says why. int_balances keeps Compound collateral and drops its base supply and debt."""
-    from contagion import exact
     from contagion.protocols import compound_v3 as c
     from contagion.warehouse import replace_table
 
@@ -779,7 +866,6 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
     rates = c.InterestRates.per_year(9 * 10**17, 5 * 10**16, 2 * 10**18, 0,
                                      9 * 10**17, 6 * 10**16, 3 * 10**18, 15 * 10**15)
     con = _bare_database()
-    exact.register(con)  # mul_div_down, for comet_present_value
     c.register(con)
     con.execute("""create table ref_venues as select * from (values
         (1::ubigint, 'usdc', 'compound_v3'), (1, 'weth', 'compound_v3'), (1, 'aave', 'aave_v3'))

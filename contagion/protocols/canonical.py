@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from contagion.registry import Registry
+from contagion.registry import USD, Registry
 
 __all__ = [
     "ACTIONS",
@@ -51,8 +51,6 @@ __all__ = [
 ]
 
 ZERO_ADDRESS = "0x" + "00" * 20
-# Chainlink's Denominations.USD (ISO 4217 code 840 = 0x348): the token of USD-valued flows.
-USD = "0x0000000000000000000000000000000000000348"
 USD_DECIMALS = 30
 UNFIT_REASON = "amount does not fit decimal(38,0)"
 NEGATIVE_REASON = "negative amount (the events of a pair disagree)"
@@ -119,7 +117,9 @@ PRICES_SCHEMA = pa.schema([
     pa.field("log_index", pa.uint32(), nullable=False),
     pa.field("token", pa.string()),
     pa.field("symbol", pa.string(), nullable=False),
-    pa.field("price_usd", pa.float64()),
+    pa.field("price", pa.float64()),  # in the quote
+    pa.field("quote", pa.string(), nullable=False),  # USD's address, or the quote token's
+    pa.field("price_usd", pa.float64()),  # the price where the quote is USD, else null
     pa.field("answer_raw", DECIMAL),
     pa.field("source", pa.string(), nullable=False),  # the registry feed id
     pa.field("feed", pa.string(), nullable=False),
@@ -277,7 +277,7 @@ _MARKETS = {"chain_id": pl.UInt64(), "venue": pl.String(), "market_id": pl.Strin
 _FEEDS = {"chain_id": pl.UInt64(), "feed": pl.String(), "emitter": pl.String(),
           "from_block": pl.UInt64(), "to_block": pl.UInt64(), "feed_id": pl.String(),
           "feed_decimals": pl.Int32(), "feed_kind": pl.String(), "base": pl.String(),
-          "base_token": pl.String()}
+          "base_token": pl.String(), "quote_token": pl.String()}
 
 
 @dataclass(frozen=True)
@@ -290,7 +290,8 @@ class Context:
     markets: pl.DataFrame  # chain_id, venue, market_id, loan, collateral (token addresses)
     # chain_id, feed, emitter (the feed, or an aggregator behind it: one row each) with the
     # blocks [from_block, to_block) it answers for (to_block null: open), feed_id,
-    # feed_decimals, feed_kind, base, base_token
+    # feed_decimals, feed_kind, base, base_token, quote_token (what the answers are in:
+    # USD's address, a token's, or null for a vol feed)
     feeds: pl.DataFrame
 
     @classmethod
@@ -318,7 +319,7 @@ class Context:
             [{"chain_id": chain, "feed": f.address.lower(), "emitter": emitter,
               "from_block": start, "to_block": stop, "feed_id": f.id,
               "feed_decimals": f.decimals, "feed_kind": f.kind, "base": f.base,
-              "base_token": address.get(f.base)}
+              "base_token": address.get(f.base), "quote_token": registry.quote_address(f)}
              for f in registry.feeds for emitter, start, stop in f.emitters()],
             schema=_FEEDS)
         return cls(registry,

@@ -9,7 +9,7 @@ from contagion.chain.multicall import Call, aggregate3_at
 from contagion.chain.rpc import RpcClient
 from contagion.protocols.canonical import Context, Tables, fits, normalized
 from contagion.protocols.spec import event
-from contagion.registry import FeedPhase, Registry
+from contagion.registry import USD, FeedPhase, Registry
 
 PROTOCOL = "chainlink"
 
@@ -41,15 +41,18 @@ def _answers(tables: Tables, ctx: Context) -> pl.DataFrame:
 
 
 def prices(tables: Tables, ctx: Context) -> pl.DataFrame:
-    """USD prices from the registry's `kind: price` feeds (PRICES_SCHEMA), ordered by (token,
-    block_number, log_index); `feed` is the registry's address even where an aggregator behind
+    """Prices from the registry's `kind: price` feeds (PRICES_SCHEMA), ordered by (token,
+    block_number, log_index): `price` in the feed's quote, `price_usd` where that is USD (a
+    price in another token takes that token's USD price as of the block, which the warehouse
+    finds across partitions); `feed` is the registry's address even where an aggregator behind
     it logged the answer."""
     answers = _answers(tables, ctx).filter(pl.col("feed_kind") == "price")
     return answers.select(
         "chain_id", "block_number", "block_time", "log_index",
         pl.col("base_token").alias("token"), pl.col("base").alias("symbol"),
-        pl.col("scaled").alias("price_usd"), "answer_raw", pl.col("feed_id").alias("source"),
-        "feed",
+        pl.col("scaled").alias("price"), pl.col("quote_token").alias("quote"),
+        pl.when(pl.col("quote_token") == USD).then(pl.col("scaled")).alias("price_usd"),
+        "answer_raw", pl.col("feed_id").alias("source"), "feed",
     ).sort("token", "block_number", "log_index", nulls_last=True)
 
 
