@@ -134,6 +134,22 @@ def test_without_a_multicall_a_proxy_feed_stays_as_listed(proxied: Proxied,
     assert set(stored) == {"BTC/USD"}  # the proxy logs nothing of its own
 
 
+def test_a_registry_feed_with_the_wrong_decimals_stops_the_index(proxied: Proxied,
+                                                                  tmp_path: Path) -> None:
+    """A feed's decimals scale every price: a registry saying 18 for an 8-decimal feed (the
+    proxy answers its aggregator's) would make ETH worth $0.0000002. The index stops before it
+    writes anything, naming the feed and both numbers."""
+    eth, btc = proxied.registry.feeds
+    wrong = proxied.registry.model_copy(update={"feeds": [
+        eth.model_copy(update={"decimals": 18}), btc]})
+    lake = Lake(str(tmp_path / "lake"))
+    with pytest.raises(ValueError) as exc:
+        index_range(proxied.client, lake, wrong, width=4)
+    assert "feeds[ETH/USD]" in str(exc.value) and "says 18 decimals" in str(exc.value)
+    assert "decimals() is 8" in str(exc.value) and "BTC/USD" not in str(exc.value)
+    assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))
+
+
 def test_phases_must_start_in_order() -> None:
     phases = [FeedPhase(aggregator=named_address("proxies/a"), from_block=10),
               FeedPhase(aggregator=named_address("proxies/b"), from_block=10)]

@@ -9,7 +9,7 @@ from contagion.chain.multicall import Call, aggregate3_at
 from contagion.chain.rpc import RpcClient
 from contagion.protocols.canonical import Context, Tables, fits, normalized
 from contagion.protocols.spec import event
-from contagion.registry import USD, FeedPhase, Registry
+from contagion.registry import USD, Feed, FeedPhase, Registry
 
 PROTOCOL = "chainlink"
 
@@ -71,6 +71,7 @@ def vol_marks(tables: Tables, ctx: Context) -> pl.DataFrame:
 
 PHASE_ID = keccak(text="phaseId()")[:4]
 PHASE_AGGREGATORS = keccak(text="phaseAggregators(uint16)")[:4]
+DECIMALS = keccak(text="decimals()")[:4]
 
 
 def resolve_feeds(client: RpcClient, registry: Registry, block: int) -> Registry:
@@ -84,12 +85,18 @@ def resolve_feeds(client: RpcClient, registry: Registry, block: int) -> Registry
     a new aggregator before it switches, and an old one may go on after). Phases are only
     ever added, so the run's last block names every one before it. A feed that is not a proxy
     (an aggregator, as on the devnet) keeps what the registry lists; so does every feed when
-    the registry names no multicall to ask with. Historic reads need an archive node."""
-    if registry.multicall is None or not registry.feeds:
+    the registry names no multicall to ask with. Historic reads need an archive node.
+
+    The same read asks each feed's `decimals()`: a registry that says otherwise would scale
+    every price by a wrong power of ten, so that is an error naming the feed."""
+    feeds = registry.feeds
+    if registry.multicall is None or not feeds:
         return registry
-    replies = aggregate3_at(client, registry.multicall,
-                            [(block, [Call(f.address, PHASE_ID) for f in registry.feeds])])[0]
-    proxies = [(f, n) for f, reply in zip(registry.feeds, replies, strict=True)
+    replies = aggregate3_at(client, registry.multicall, [(block, [
+        *(Call(f.address, PHASE_ID) for f in feeds),
+        *(Call(f.address, DECIMALS) for f in feeds)])])[0]
+    _check_decimals(feeds, replies[len(feeds):], block)
+    proxies = [(f, n) for f, reply in zip(feeds, replies[:len(feeds)], strict=True)
                if (n := _uint(reply, 16))]
     if not proxies:
         return registry
@@ -105,6 +112,18 @@ def resolve_feeds(client: RpcClient, registry: Registry, block: int) -> Registry
     return registry.model_copy(update={"feeds": [
         f.model_copy(update={"aggregators": phases[f.id]}) if f.id in phases else f
         for f in registry.feeds]})
+
+
+def _check_decimals(feeds: list[Feed], replies: list[bytes | None], block: int) -> None:
+    """Each feed's `decimals()` (where it answers a uint8) is the registry's."""
+    read = {f.id: int.from_bytes(reply, "big") for f, reply in zip(feeds, replies, strict=True)
+            if reply is not None and len(reply) == 32 and int.from_bytes(reply, "big") < 256}
+    wrong = [f"feeds[{f.id}] ({f.address}): the registry says {f.decimals} decimals, "
+             f"the feed's decimals() is {read[f.id]}"
+             for f in feeds if read.get(f.id, f.decimals) != f.decimals]
+    if wrong:
+        raise ValueError(f"price scale wrong in the registry (read at block {block}): "
+                         + "; ".join(wrong))
 
 
 def _phase_starts(client: RpcClient, wanted: list[tuple[str, int]], block: int
