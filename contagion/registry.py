@@ -185,7 +185,7 @@ class Registry(_Strict):
             need(f.base, f"feeds[{f.id}].base", known, "token")
             if f.kind == "price" and f.quote != "USD":
                 need(f.quote, f"feeds[{f.id}].quote (USD or a token symbol)", known, "token")
-        self._quotes_reach_usd()
+        self._no_circle_of_quotes()
         for v in self.venues:
             for m in v.markets:
                 for sym in m.collateral:
@@ -220,7 +220,7 @@ class Registry(_Strict):
                                      f"(venues[{owner}].contracts[{owner_role}] and "
                                      f"venues[{v.id}].contracts[{role}])")
 
-    def _quotes_reach_usd(self) -> None:
+    def _no_circle_of_quotes(self) -> None:
         """Price feeds quoted in a token must not go round in a circle (A in B, B in A): no
         price would ever reach USD."""
         quoted_in: dict[str, set[str]] = {}
