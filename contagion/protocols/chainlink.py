@@ -116,8 +116,8 @@ def resolve_feeds(client: RpcClient, registry: Registry, block: int) -> Registry
 
 def _check_decimals(feeds: list[Feed], replies: list[bytes | None], block: int) -> None:
     """Each feed's `decimals()` (where it answers a uint8) is the registry's."""
-    read = {f.id: int.from_bytes(reply, "big") for f, reply in zip(feeds, replies, strict=True)
-            if reply is not None and len(reply) == 32 and int.from_bytes(reply, "big") < 256}
+    read = {f.id: d for f, reply in zip(feeds, replies, strict=True)
+            if (d := _uint(reply, 8)) is not None}
     wrong = [f"feeds[{f.id}] ({f.address}): the registry says {f.decimals} decimals, "
              f"the feed's decimals() is {read[f.id]}"
              for f in feeds if read.get(f.id, f.decimals) != f.decimals]
@@ -140,16 +140,16 @@ def _phase_starts(client: RpcClient, wanted: list[tuple[str, int]], block: int
                                                      hex(mids[(proxy, k)])])
                                        for proxy, k in open_])
         for (proxy, k), reply in zip(open_, replies, strict=True):
-            if _uint(bytes.fromhex(str(reply)[2:]), 16) >= k:
+            if (_uint(bytes.fromhex(str(reply)[2:]), 16) or 0) >= k:
                 high[(proxy, k)] = mids[(proxy, k)]
             else:
                 low[(proxy, k)] = mids[(proxy, k)] + 1
     return {w: high[w] for w in wanted}
 
 
-def _uint(reply: bytes | None, bits: int) -> int:
-    """A `uint<bits>` return value; 0 for a revert, or a reply that is not one."""
+def _uint(reply: bytes | None, bits: int) -> int | None:
+    """A `uint<bits>` return value; None for a revert, or a reply that is not one."""
     if reply is None or len(reply) != 32:
-        return 0
+        return None
     value = int.from_bytes(reply, "big")
-    return value if value < 1 << bits else 0
+    return value if value < 1 << bits else None
