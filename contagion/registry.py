@@ -79,6 +79,10 @@ class Feed(_Strict):
     address: Address
     decimals: int = Field(ge=0, le=36)
     kind: Literal["price", "implied_vol", "risk_reversal"] = "price"
+    # Who logs the answers: a Chainlink aggregator (AnswerUpdated), or Lido's stETH contract,
+    # whose oracle reports set the share rate: stETH per share, i.e. per wstETH
+    # (contagion.protocols.lido), 10**decimals fixed point as `stEthPerToken()` reads it.
+    protocol: Literal["chainlink", "lido"] = "chainlink"
     base: str  # token symbol priced, or the underlying of a vol feed
     # What a price feed's answer is in: "USD", or a token symbol (Chainlink's STETH / ETH
     # quotes in WETH), whose own USD price multiplies it.
@@ -89,6 +93,14 @@ class Feed(_Strict):
     # order. Indexing reads them from the chain (contagion.protocols.chainlink.resolve_feeds);
     # listing them here serves where nothing is read (`contagion decode`).
     aggregators: list[FeedPhase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _lido_feed_is_a_plain_price(self) -> Feed:
+        if self.protocol == "lido" and (self.kind != "price" or self.quote == "USD"
+                                        or self.aggregators):
+            raise ValueError(f"feeds[{self.id}]: a lido feed is a price (the share rate) in "
+                             "stETH, logged by the stETH contract itself, without aggregators")
+        return self
 
     @model_validator(mode="after")
     def _phases_in_order(self) -> Feed:

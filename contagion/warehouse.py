@@ -277,7 +277,8 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
     claims = [{"chain_id": chain, "token": address(c.token), "issuer": c.issuer,
                "claim_kind": c.kind} for c in registry.claims]
     feeds = [{"chain_id": chain, "feed_id": f.id, "feed": f.address.lower(),
-              "decimals": f.decimals, "feed_kind": f.kind, "base_token": address(f.base),
+              "decimals": f.decimals, "feed_kind": f.kind, "feed_protocol": f.protocol,
+              "base_token": address(f.base),
               "quote": f.quote, "quote_token": registry.quote_address(f)}
              for f in registry.feeds]
     # risk parameters verbatim (exact integers as text); market_id null: the venue's own
@@ -304,7 +305,8 @@ def _reference_tables(registry: Registry, snapshots: Sequence[int]) -> dict[str,
                        "claim_kind": pa.string()},
         "ref_feeds": {"chain_id": pa.uint64(), "feed_id": pa.string(), "feed": pa.string(),
                       "decimals": pa.int32(), "feed_kind": pa.string(),
-                      "base_token": pa.string(), "quote": pa.string(),
+                      "feed_protocol": pa.string(), "base_token": pa.string(),
+                      "quote": pa.string(),
                       "quote_token": pa.string()},
         "ref_risk_params": {"chain_id": pa.uint64(), "venue": pa.string(),
                             "market_id": pa.string(), "param": pa.string(),

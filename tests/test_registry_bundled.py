@@ -133,14 +133,18 @@ def test_ethereum_other_venues() -> None:
     assert feeds["chainlink_eth_usd"].address == "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
     assert feeds["chainlink_btc_usd"].base == "WBTC"
     for f in reg.feeds:  # Chainlink's USD feeds have 8 decimals, its ETH ones 18
-        assert (f.decimals, f.quote) in {(8, "USD"), (18, "WETH")}, f.id
+        if f.protocol == "chainlink":
+            assert (f.decimals, f.quote) in {(8, "USD"), (18, "WETH")}, f.id
+    # wstETH: Lido's share rate as stEthPerToken() reads it, at the stETH contract
+    rate = feeds["lido_wsteth_steth"]
+    assert (rate.protocol, rate.address, rate.decimals, rate.base, rate.quote) == (
+        "lido", reg.token("stETH").address, 18, "wstETH", "stETH")
 
 
 # Tokens a bundled registry still cannot price: no Chainlink feed of their own was confirmed
-# (USDG, the L2 bridged stablecoins, Base's ETH-quoted feeds), or Aave prices them with an
-# exchange-rate adapter that logs nothing (wstETH on Ethereum: stETH per share from Lido).
+# (USDG, the L2 bridged stablecoins, Base's ETH-quoted feeds, weETH).
 UNPRICED = {
-    "ethereum": {"wstETH", "USDG"},
+    "ethereum": {"USDG"},
     "arbitrum": {"USDCe", "WBTC", "weETH", "DAI", "LINK"},
     "optimism": {"USDCe", "USDT", "DAI"},
     "base": {"USDbC", "cbETH", "wstETH", "weETH"},
@@ -284,3 +288,18 @@ def test_price_feeds_quoting_in_a_circle_are_rejected() -> None:
     # a chain is fine: rETH in stETH in WETH in USD
     parse_registry(_quoted(("ETH/USD", "WETH", "USD"), ("S/E", "stETH", "WETH"),
                            ("R/S", "rETH", "stETH")))
+
+
+def test_a_lido_feed_is_a_share_rate_in_a_token() -> None:
+    """Lido's share rate is logged by the stETH contract itself and is in stETH: a lido feed
+    quoted in USD, of a vol kind, or with aggregators is refused by name."""
+    data = _quoted(("ETH/USD", "WETH", "USD"), ("S/E", "stETH", "WETH"), ("RATE", "rETH", "stETH"))
+    data["feeds"][2]["protocol"] = "lido"
+    assert parse_registry(data).feeds[2].protocol == "lido"
+    for wrong in ({"quote": "USD"}, {"kind": "implied_vol"},
+                  {"aggregators": [{"aggregator": "0x" + "99" * 20}]}):
+        bad = _quoted(("ETH/USD", "WETH", "USD"), ("RATE", "rETH", "stETH"))
+        bad["feeds"][1] |= {"protocol": "lido", **wrong}
+        with pytest.raises(RegistryError) as exc:
+            parse_registry(bad)
+        assert "feeds[RATE]: a lido feed" in str(exc.value), wrong

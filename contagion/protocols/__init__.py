@@ -11,6 +11,7 @@ from contagion.protocols import (
     compound_v3,
     erc20,
     gmx_v1,
+    lido,
     morpho_blue,
     opyn_gamma,
     risk_oracle,
@@ -21,8 +22,8 @@ from contagion.protocols.spec import EventSpec
 
 __all__ = ["ALL_EVENTS", "CREATOR", "MODULES"]
 
-MODULES = (erc20, aave_v3, compound_v3, morpho_blue, chainlink, uniswap_v2, uniswap_v3, gmx_v1,
-           opyn_gamma, risk_oracle)
+MODULES = (erc20, aave_v3, compound_v3, morpho_blue, chainlink, lido, uniswap_v2, uniswap_v3,
+           gmx_v1, opyn_gamma, risk_oracle)
 ALL_EVENTS: tuple[EventSpec, ...] = tuple(spec for module in MODULES for spec in module.EVENTS)
 
 # The event that announces contracts a venue creates (address in the named decoded column)

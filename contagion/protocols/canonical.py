@@ -276,7 +276,8 @@ _MARKETS = {"chain_id": pl.UInt64(), "venue": pl.String(), "market_id": pl.Strin
             "loan": pl.String(), "collateral": pl.List(pl.String())}
 _FEEDS = {"chain_id": pl.UInt64(), "feed": pl.String(), "emitter": pl.String(),
           "from_block": pl.UInt64(), "to_block": pl.UInt64(), "feed_id": pl.String(),
-          "feed_decimals": pl.Int32(), "feed_kind": pl.String(), "base": pl.String(),
+          "feed_decimals": pl.Int32(), "feed_kind": pl.String(), "feed_protocol": pl.String(),
+          "base": pl.String(),
           "base_token": pl.String(), "quote_token": pl.String()}
 
 
@@ -290,7 +291,8 @@ class Context:
     markets: pl.DataFrame  # chain_id, venue, market_id, loan, collateral (token addresses)
     # chain_id, feed, emitter (the feed, or an aggregator behind it: one row each) with the
     # blocks [from_block, to_block) it answers for (to_block null: open), feed_id,
-    # feed_decimals, feed_kind, base, base_token, quote_token (what the answers are in:
+    # feed_decimals, feed_kind, feed_protocol (who logs the answers: chainlink, lido), base,
+    # base_token, quote_token (what the answers are in:
     # USD's address, a token's, or null for a vol feed)
     feeds: pl.DataFrame
 
@@ -318,7 +320,8 @@ class Context:
         feeds = pl.DataFrame(
             [{"chain_id": chain, "feed": f.address.lower(), "emitter": emitter,
               "from_block": start, "to_block": stop, "feed_id": f.id,
-              "feed_decimals": f.decimals, "feed_kind": f.kind, "base": f.base,
+              "feed_decimals": f.decimals, "feed_kind": f.kind, "feed_protocol": f.protocol,
+              "base": f.base,
               "base_token": address.get(f.base), "quote_token": registry.quote_address(f)}
              for f in registry.feeds for emitter, start, stop in f.emitters()],
             schema=_FEEDS)
@@ -514,6 +517,7 @@ def canonical_tables(decoded: Mapping[str, pa.Table], registry: Registry | None,
         compound_v3,
         erc20,
         gmx_v1,
+        lido,
         morpho_blue,
         opyn_gamma,
         uniswap_v2,
@@ -531,10 +535,12 @@ def canonical_tables(decoded: Mapping[str, pa.Table], registry: Registry | None,
     flows, quarantine = finish_flows(mapped, ctx)
     swaps = pl.concat([uniswap_v2.amm_swaps(tables, ctx), uniswap_v3.amm_swaps(tables, ctx)],
                       how="diagonal_relaxed").sort("chain_id", "block_number", "log_index")
+    prices = pl.concat([chainlink.prices(tables, ctx), lido.prices(tables, ctx)]).sort(
+        "token", "block_number", "log_index", nulls_last=True)
     return {
         "flows": flows,
         "flows_quarantine": quarantine,
-        "prices": to_table(chainlink.prices(tables, ctx), PRICES_SCHEMA),
+        "prices": to_table(prices, PRICES_SCHEMA),
         "vol_marks": to_table(chainlink.vol_marks(tables, ctx), VOL_MARKS_SCHEMA),
         "perp_positions": to_table(gmx_v1.perp_positions(tables, ctx), PERP_POSITIONS_SCHEMA),
         "option_trades": to_table(opyn_gamma.option_trades(tables, ctx), OPTION_TRADES_SCHEMA),

@@ -30,7 +30,8 @@ def _answers(tables: Tables, ctx: Context) -> pl.DataFrame:
     behind it), with the feed's columns (`feed`: the registry's address) and `answer_raw`
     (null if the answer does not fit decimal(38,0); `scaled` is computed from the text, so it
     is there either way)."""
-    feeds = ctx.feeds.rename({"emitter": "contract_address"})
+    feeds = ctx.feeds.filter(pl.col("feed_protocol") == PROTOCOL).rename(
+        {"emitter": "contract_address"})
     return tables["chainlink__answer_updated"].join(
         feeds, on=["chain_id", "contract_address"]).filter(
         (pl.col("block_number") >= pl.col("from_block"))
@@ -75,7 +76,8 @@ DECIMALS = keccak(text="decimals()")[:4]
 
 
 def resolve_feeds(client: RpcClient, registry: Registry, block: int) -> Registry:
-    """The registry with each proxy feed's `aggregators` read from the chain as of `block`.
+    """The registry with each Chainlink proxy feed's `aggregators` read from the chain as of
+    `block` (a lido feed's contract logs its own answers).
 
     Registries list a feed's proxy (EACAggregatorProxy), which logs nothing: the aggregator of
     each of its phases logs the answers. A feed whose address answers `phaseId()` with a phase
@@ -89,7 +91,7 @@ def resolve_feeds(client: RpcClient, registry: Registry, block: int) -> Registry
 
     The same read asks each feed's `decimals()`: a registry that says otherwise would scale
     every price by a wrong power of ten, so that is an error naming the feed."""
-    feeds = registry.feeds
+    feeds = [f for f in registry.feeds if f.protocol == PROTOCOL]
     if registry.multicall is None or not feeds:
         return registry
     replies = aggregate3_at(client, registry.multicall, [(block, [

@@ -29,14 +29,6 @@ ERC4626_WITHDRAW = event(
     "Withdraw(address indexed sender, address indexed receiver, address indexed owner, "
     "uint256 assets, uint256 shares)",
     "0xfbde797d201c681b91056529119e0b02407c7bb96a4a2c75c01fc9667232c8db")
-# Lido's stETH submission; the devnet LST emits it when staking.
-LST_SUBMITTED = event("lido", "Submitted(address indexed sender, uint256 amount, address referral)",
-                      "0x96a25c8ce0baabc1fdefd93e9ed25d8e092a3332f3aa9a41722b5697231d1d1a")
-
-LST_RATE_UPDATED = event("lido", "RedemptionRateUpdated(uint256 rate)",
-                         "0xcb505eb4841d5e2273dccaff5e53d23e263e5ca97c72458c2b68a9ca652b70dd",
-                         real=False,
-                         note="devnet LST: stETH per ETH redeemable, 1e18 (Lido rebases instead)")
 # ERC-721 shares ERC-20's Transfer topic0 but indexes the token id: four topics, no data.
 ERC721_TRANSFER = event(
     "erc721", "Transfer(address indexed from, address indexed to, uint256 indexed tokenId)",
@@ -50,8 +42,8 @@ WETH_DEPOSIT = event("weth", "Deposit(address indexed dst, uint256 wad)",
 WETH_WITHDRAWAL = event("weth", "Withdrawal(address indexed src, uint256 wad)",
                         "0x7fcf532c15f0a6db0bd6d0e038bea71d30d808c7d98cb3bf7268a95bf5081b65")
 
-EVENTS = (TRANSFER, APPROVAL, ERC4626_DEPOSIT, ERC4626_WITHDRAW, LST_SUBMITTED, LST_RATE_UPDATED,
-          ERC721_TRANSFER, ERC721_APPROVAL, WETH_DEPOSIT, WETH_WITHDRAWAL)
+EVENTS = (TRANSFER, APPROVAL, ERC4626_DEPOSIT, ERC4626_WITHDRAW, ERC721_TRANSFER, ERC721_APPROVAL,
+          WETH_DEPOSIT, WETH_WITHDRAWAL)
 
 
 # ---------------------------------------------------------------- canonical flows

@@ -530,6 +530,48 @@ def test_prices_and_vol_marks_from_registry_feeds() -> None:
     assert canonical_tables(decode_logs(c.raw()).tables, None)["prices"].num_rows == 0
 
 
+def test_lido_reports_price_wsteth_at_the_share_rate() -> None:
+    """Each oracle report's share rate, ⌊10^18 · ether / shares⌋ exactly, prices wstETH in
+    stETH: Lido v2 logs TokenRebased alone; v3 logs InternalShareRateUpdated after it in the
+    same transaction, whose internal totals (vault shares left out) are the rate."""
+    wsteth = addr(0x57)
+    data = REGISTRY.model_dump()
+    data["tokens"].append(Token(symbol="wstETH", address=wsteth, decimals=18, kind="lst",
+                                underlying="stETH").model_dump())
+    data["feeds"].append(Feed(id="RATE", address=STETH, decimals=18, protocol="lido",
+                              base="wstETH", quote="stETH").model_dump())
+    registry = Registry.model_validate(data)
+    v2_shares, v2_ether = 8_000_000 * E18 + 12_345, 9_400_000 * E18 + 777
+    # v3: shares minted against vaults, worth ⌊shares · internal rate⌋; on mainnet's totals that
+    # floor moves the rate by less than 10^-18, so small totals make it show here
+    shares, ether, vaults = 3, 4, 2
+    total_shares, total_ether = shares + vaults, ether + vaults * ether // shares
+    assert E18 * total_ether // total_shares != E18 * ether // shares  # the test can tell
+    c = Chain()
+    c.tx().emit("lido__token_rebased", STETH, report_timestamp=1, time_elapsed=86_400,
+                pre_total_shares=v2_shares, pre_total_ether=v2_ether - E18,
+                post_total_shares=v2_shares, post_total_ether=v2_ether,
+                shares_minted_as_fees=0)
+    c.tx().emit("lido__token_rebased", STETH, report_timestamp=2, time_elapsed=86_400,
+                pre_total_shares=total_shares, pre_total_ether=total_ether - 1,
+                post_total_shares=total_shares, post_total_ether=total_ether,
+                shares_minted_as_fees=5)
+    c.emit("lido__internal_share_rate_updated", STETH, report_timestamp=2,
+           post_internal_shares=shares, post_internal_ether=ether, shares_minted_as_fees=5)
+    # the same events elsewhere are no feed of the registry
+    c.tx().emit("lido__internal_share_rate_updated", addr(0x99), report_timestamp=3,
+                post_internal_shares=1, post_internal_ether=2, shares_minted_as_fees=0)
+    got = [(r["block_number"], r["log_index"], r["token"], r["symbol"], r["quote"],
+            r["price_usd"], r["answer_raw"], r["source"], r["feed"], r["price"])
+           for r in c.canonical(registry)["prices"].to_pylist()]
+    v2_rate, v3_rate = E18 * v2_ether // v2_shares, E18 * ether // shares
+    assert got == [
+        (100, 0, wsteth, "wstETH", STETH, None, Decimal(v2_rate), "RATE", STETH,
+         pytest.approx(v2_rate / E18, rel=1e-15)),
+        (101, 1, wsteth, "wstETH", STETH, None, Decimal(v3_rate), "RATE", STETH,
+         pytest.approx(v3_rate / E18, rel=1e-15))]
+
+
 def test_amm_swaps_v2_and_v3() -> None:
     pool3 = addr(0x33_33)
     c = Chain()
