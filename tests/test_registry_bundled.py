@@ -147,7 +147,7 @@ UNPRICED = {
     "ethereum": {"USDG"},
     "arbitrum": {"USDCe", "WBTC", "weETH", "DAI", "LINK"},
     "optimism": {"USDCe", "USDT", "DAI"},
-    "base": {"USDbC", "cbETH", "wstETH", "weETH"},
+    "base": {"USDbC", "wstETH", "weETH"},
 }
 
 
