@@ -270,6 +270,9 @@ def print_index_summary(summary: IndexSummary) -> None:
     console.print(table)
     if summary.skipped:
         console.print(f"{summary.skipped} partitions were already indexed")
+    if summary.refetched:
+        console.print(f"read {summary.refetched} indexed partitions again: they were read for "
+                      "another registry or an older decoder, and could lack logs kept now")
     if summary.reindexed_after_reorg:
         console.print(f"re-indexed {summary.reindexed_after_reorg} partitions after a reorg")
     if summary.removed_after_reorg:

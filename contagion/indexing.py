@@ -11,6 +11,7 @@ replaces the smaller one (`supersede`): for each window start the lake keeps one
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from contagion.chain.logs import chain_id_of, get_logs, safe_head
 from contagion.chain.rpc import RpcClient
@@ -110,6 +112,22 @@ def discover_children(client: RpcClient, registry: Registry, upto: int, *,
 def child_addresses(created: pa.Table) -> list[str]:
     _, column = CREATOR
     return sorted({"0x" + bytes(a).hex() for a in created[column].to_pylist()})
+
+
+FETCHED_FOR = "fetched_for"  # raw_logs / blocks metadata: what eth_getLogs asked for
+
+
+def fetched_for(registry: Registry, created: pa.Table, part: PartitionFile) -> str:
+    """A digest of what a partition's eth_getLogs asks for: the contracts the registry lists,
+    those created before the partition ends (a contract cannot log before it exists), and the
+    topic0s the decoder knows. Stored with the partition's files; a stored partition whose
+    digest differs was read for another registry or an older decoder, so it may lack logs the
+    pipeline now keeps, and is read again (`index_range`). The registry is the one listed, not
+    `resolve_feeds`' (the aggregators it finds follow from the proxies listed)."""
+    born = created.filter(pc.less(created["block_number"], pa.scalar(part.stop, pa.uint64())))
+    wanted = "\n".join([*contract_addresses(registry), "", *child_addresses(born), "",
+                        *sorted(TOPIC0S)])
+    return hashlib.sha256(wanted.encode()).hexdigest()
 
 
 def plan_windows(chain_id: int, first: int, last: int, width: int) -> list[PartitionFile]:
@@ -327,6 +345,7 @@ class IndexSummary:
     skipped: int = 0  # windows already complete in the lake
     reindexed_after_reorg: int = 0  # partitions a reorg invalidated, re-indexed in this run
     removed_after_reorg: int = 0  # ... outside this run's range (above its last block): deleted
+    refetched: int = 0  # complete partitions read again: fetched for another registry or decoder
     seconds: float = 0.0
 
     @property
@@ -347,7 +366,8 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
 
     Stored partitions that a reorg invalidated are re-indexed first (a reorg deeper than
     `reorg_window` raises DeepReorgError and changes nothing); windows already complete are
-    skipped, so a rerun after a crash only does what is missing.
+    skipped, so a rerun after a crash only does what is missing, unless they were read for
+    another registry or an older decoder (`fetched_for`): those are read again.
     """
     began = time.monotonic()
     chain_id = registry.chain_id
@@ -376,19 +396,23 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     again = sum(window_of(p, width) in planned for p in stale)
     summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=again,
                            removed_after_reorg=len(stale) - again)
-    todo = [p for p in plan if not (p in done and all(stored.has(t, p) for t in DERIVED_TABLES))]
-    summary.skipped = len(plan) - len(todo)
+    created = discover_children(client, registry, last, chunk_blocks=chunk_blocks,
+                                max_in_flight=max_in_flight)
+    wanted = {p: fetched_for(registry, created, p) for p in plan}
+    outdated = {p for p, meta in complete if p in done and p in wanted
+                and meta.get(FETCHED_FOR) != wanted[p]}
+    todo = [p for p in plan if p in outdated
+            or not (p in done and all(stored.has(t, p) for t in DERIVED_TABLES))]
+    summary.skipped, summary.refetched = len(plan) - len(todo), len(outdated)
     if on_plan is not None:
         on_plan(todo)
     if todo:  # the aggregators behind proxy feeds log the answers: read those too
         registry = resolve_feeds(client, registry, last)
-    created = discover_children(client, registry, last, chunk_blocks=chunk_blocks,
-                                max_in_flight=max_in_flight)
     addresses = sorted({*contract_addresses(registry), *child_addresses(created)})
     topic0s = list(TOPIC0S)
 
     def read(part: PartitionFile) -> PartitionRead | None:
-        if part in done:  # raw files are there; a crash came before decoding finished
+        if part in done and part not in outdated:  # a crash came before decoding finished
             return None
         return read_partition(client, part, addresses, topic0s, chunk_blocks=chunk_blocks,
                               max_in_flight=max_in_flight)
@@ -405,7 +429,10 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                 fetched = ahead.popleft().result()
                 ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
                 if fetched is not None:  # tidy_window cleared any earlier version's files
-                    logs = write_partition(lake, fetched).logs
+                    if part in outdated:  # its decoding describes the old read: redo it all
+                        lake.delete(QUARANTINE, part)
+                        stored.discard(QUARANTINE, part)
+                    logs = write_partition(lake, fetched, {FETCHED_FOR: wanted[part]}).logs
                 else:
                     logs = lake.read(RAW_LOGS, part).num_rows
                 decoded = decode_partition(lake, registry, part, fetched)

@@ -20,7 +20,7 @@ agrees with [a, b) but also holds the boundary headers m - 1 and m.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,14 +160,17 @@ def read_partition(client: RpcClient, part: PartitionFile, addresses: Sequence[s
     return PartitionRead(part, logs, headers, attempt, time.monotonic() - began)
 
 
-def write_partition(lake: Lake, read: PartitionRead) -> PartitionStats:
-    """Write a read partition's `raw_logs` and `blocks` files, replacing any earlier version."""
+def write_partition(lake: Lake, read: PartitionRead,
+                    extra: Mapping[str, str] | None = None) -> PartitionStats:
+    """Write a read partition's `raw_logs` and `blocks` files, replacing any earlier version;
+    `extra`: more metadata for both (`fetched_for`, see indexing)."""
     part, logs, headers = read.part, read.logs, read.headers
     began = time.monotonic()
     parent = headers["parent_hash"][0].as_py()  # rows are sorted: start first, stop - 1 last
     last = headers["block_hash"][headers.num_rows - 1].as_py()
-    metadata = {"first_block": str(part.start), "first_parent_hash": _hex(parent),
-                "last_block": str(part.stop - 1), "last_block_hash": _hex(last)}
+    metadata = {**(extra or {}), "first_block": str(part.start),
+                "first_parent_hash": _hex(parent), "last_block": str(part.stop - 1),
+                "last_block_hash": _hex(last)}
     lake.delete(BLOCKS, part)  # not complete from here until the new marker lands
     lake.write(RAW_LOGS, part, logs, metadata)
     lake.write(BLOCKS, part, headers, metadata)
@@ -178,14 +181,17 @@ def write_partition(lake: Lake, read: PartitionRead) -> PartitionStats:
 def index_partition(client: RpcClient, lake: Lake, chain_id: int, part: PartitionFile,
                     addresses: Sequence[str] | None, topic0s: Sequence[str] | None, *,
                     chunk_blocks: int = DEFAULT_CHUNK_BLOCKS,
-                    max_in_flight: int = DEFAULT_IN_FLIGHT, attempts: int = 3) -> PartitionStats:
+                    max_in_flight: int = DEFAULT_IN_FLIGHT, attempts: int = 3,
+                    extra: Mapping[str, str] | None = None) -> PartitionStats:
     """Read blocks [part.start, part.stop) and write their `raw_logs` and `blocks` files
-    (`read_partition`, then `write_partition`): if the read fails nothing is written."""
+    (`read_partition`, then `write_partition` with `extra` metadata): if the read fails
+    nothing is written."""
     if part.chain_id != chain_id:
         raise ValueError(f"partition {part} is not of chain {chain_id}")
     return write_partition(lake, read_partition(client, part, addresses, topic0s,
                                                 chunk_blocks=chunk_blocks,
-                                                max_in_flight=max_in_flight, attempts=attempts))
+                                                max_in_flight=max_in_flight, attempts=attempts),
+                           extra)
 
 
 StoredPartition = tuple[PartitionFile, dict[str, str]]  # a complete partition, its metadata

@@ -17,6 +17,7 @@ from contagion.chain.rpc import RpcClient
 from contagion.indexing import (
     CANONICAL_TABLES,
     DECODED_TABLES,
+    FETCHED_FOR,
     QUARANTINE,
     TOPIC0S,
     canonical_partition,
@@ -25,6 +26,7 @@ from contagion.indexing import (
     decode_partition,
     discover_children,
     drop_invalidated,
+    fetched_for,
     parse_window_key,
     stored_part,
     supersede,
@@ -109,6 +111,7 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
         parts = list(_window_parts(context, client, chain.confirmations, registry.chain_id,
                                    registry.deployed_at_block))
         # discovered once for the run, as `contagion index` does for its range
+        listed = registry
         registry = resolve_feeds(client, registry, parts[-1][0].stop - 1)
         created = discover_children(client, registry, parts[-1][0].stop - 1,
                                     chunk_blocks=chain.chunk_blocks,
@@ -117,7 +120,8 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
         for part, width in parts:
             stats = index_partition(client, store, registry.chain_id, part, addresses,
                                     list(TOPIC0S), chunk_blocks=chain.chunk_blocks,
-                                    max_in_flight=chain.max_in_flight)
+                                    max_in_flight=chain.max_in_flight,
+                                    extra={FETCHED_FOR: fetched_for(listed, created, part)})
             supersede(store, (RAW_LOGS, BLOCKS), part, width)
             logs, headers = logs + stats.logs, headers + stats.headers
             meta = {"first_block": meta.get("first_block", part.start),

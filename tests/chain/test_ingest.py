@@ -408,6 +408,37 @@ def test_a_read_failing_ahead_keeps_what_was_indexed_and_the_rerun_matches(
             assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
 
 
+@pytest.mark.devnet
+def test_partitions_read_for_another_registry_are_read_again(history: History,
+                                                             tmp_path: Path) -> None:
+    """A complete partition keeps what its eth_getLogs asked for (`fetched_for`). A token added
+    to the registry (or an event to the decoder) has logs the stored files lack: a rerun reads
+    those partitions again, instead of skipping them with the logs missing, and then equals a
+    fresh index; the rerun after that skips them all."""
+    full = history_registry(history)
+    fewer = full.model_copy(update={"tokens": full.tokens[1:]})
+    width = 32
+    lake, clean = Lake(tmp_path / "lake"), Lake(tmp_path / "clean")
+    client = RpcClient(history.url)
+    first = index_range(client, lake, fewer, last=history.head, width=width)
+    again = index_range(client, lake, full, last=history.head, width=width)
+    assert (again.refetched, again.skipped) == (len(first.windows), 0)
+    assert len(again.windows) == len(first.windows)
+    index_range(client, clean, full, last=history.head, width=width)
+    third = index_range(client, lake, full, last=history.head, width=width)
+    client.close()
+    assert (third.refetched, third.skipped, third.windows) == (0, len(first.windows), [])
+    missing = full.tokens[0].address.lower()
+    for table in ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows"):
+        assert lake.partitions(table, CHAIN) == clean.partitions(table, CHAIN)
+        for part in clean.partitions(table, CHAIN):
+            assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
+    transfers = pa.concat_tables(lake.read("erc20__transfer", part)
+                                 for part in lake.partitions("erc20__transfer", CHAIN))
+    assert any("0x" + bytes(a).hex() == missing
+               for a in transfers["contract_address"].to_pylist())
+
+
 class CountingLake(Lake):
     """Counts folder listings."""
 
