@@ -52,8 +52,9 @@ _REPORT = ["chain_id", "block_number", "block_time", "transaction_hash", "log_in
 
 def prices(tables: Tables, ctx: Context) -> pl.DataFrame:
     """The share rate of each report at a registry `protocol: lido` feed's contract, as rows of
-    `prices` (PRICES_SCHEMA without the USD column's conversion: the quote is the feed's,
-    stETH): answer_raw = ⌊10^decimals · ether / shares⌋, exact, as the contract computes it."""
+    `prices` (PRICES_SCHEMA) in the feed's quote, stETH, so `price_usd` is null (the warehouse
+    multiplies by stETH's USD price): answer_raw = ⌊10^decimals · ether / shares⌋, exact, as
+    `getPooledEthByShares(10**decimals)` computes it; null where shares are 0."""
     feeds = ctx.feeds.filter(pl.col("feed_protocol") == PROTOCOL).select(
         "chain_id", pl.col("emitter").alias("contract_address"), "feed", "feed_id",
         "feed_decimals", "base", "base_token", "quote_token")
