@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from contagion.chain.logs import chain_id_of, get_logs, safe_head
 from contagion.chain.rpc import RpcClient
@@ -117,17 +117,27 @@ def child_addresses(created: pa.Table) -> list[str]:
 FETCHED_FOR = "fetched_for"  # raw_logs / blocks metadata: what eth_getLogs asked for
 
 
-def fetched_for(registry: Registry, created: pa.Table, part: PartitionFile) -> str:
-    """A digest of what a partition's eth_getLogs asks for: the contracts the registry lists,
-    those created before the partition ends (a contract cannot log before it exists), and the
-    topic0s the decoder knows. Stored with the partition's files; a stored partition whose
-    digest differs was read for another registry or an older decoder, so it may lack logs the
-    pipeline now keeps, and is read again (`index_range`). The registry is the one listed, not
-    `resolve_feeds`' (the aggregators it finds follow from the proxies listed)."""
-    born = created.filter(pc.less(created["block_number"], pa.scalar(part.stop, pa.uint64())))
-    wanted = "\n".join([*contract_addresses(registry), "", *child_addresses(born), "",
-                        *sorted(TOPIC0S)])
-    return hashlib.sha256(wanted.encode()).hexdigest()
+def fetched_for(registry: Registry, created: pa.Table, parts: Iterable[PartitionFile]
+                ) -> dict[PartitionFile, str]:
+    """Per partition, a digest of what its eth_getLogs asks for: the contracts the registry
+    lists, those created before the partition ends (a contract cannot log before it exists),
+    and the topic0s the decoder knows. Stored with the partition's files; a stored partition
+    whose digest differs was read for another registry or an older decoder, so it may lack logs
+    the pipeline now keeps, and is read again (`index_range`). The registry is the one listed,
+    not `resolve_feeds`' (the aggregators it finds follow from the proxies listed)."""
+    contracts, topics = contract_addresses(registry), sorted(TOPIC0S)
+    born = created.sort_by("block_number")
+    blocks = born["block_number"].to_numpy()
+    digests: dict[int, str] = {}  # by the number of children born before the partition ends
+    out = {}
+    for part in parts:
+        n = int(np.searchsorted(blocks, part.stop))  # those with block_number < part.stop
+        if n not in digests:
+            wanted = "\n".join([*contracts, "", *child_addresses(born.slice(0, n)), "",
+                                *topics])
+            digests[n] = hashlib.sha256(wanted.encode()).hexdigest()
+        out[part] = digests[n]
+    return out
 
 
 def plan_windows(chain_id: int, first: int, last: int, width: int) -> list[PartitionFile]:
@@ -398,7 +408,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                            removed_after_reorg=len(stale) - again)
     created = discover_children(client, registry, last, chunk_blocks=chunk_blocks,
                                 max_in_flight=max_in_flight)
-    wanted = {p: fetched_for(registry, created, p) for p in plan}
+    wanted = fetched_for(registry, created, plan)
     outdated = {p for p, meta in complete if p in done and p in wanted
                 and meta.get(FETCHED_FOR) != wanted[p]}
     todo = [p for p in plan if p in outdated

@@ -117,11 +117,12 @@ def chain_logs(context: dg.AssetExecutionContext, chain: ChainResource,
                                     chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight)
         addresses = sorted({*contract_addresses(registry), *child_addresses(created)})
+        wanted = fetched_for(listed, created, (part for part, _ in parts))
         for part, width in parts:
             stats = index_partition(client, store, registry.chain_id, part, addresses,
                                     list(TOPIC0S), chunk_blocks=chain.chunk_blocks,
                                     max_in_flight=chain.max_in_flight,
-                                    extra={FETCHED_FOR: fetched_for(listed, created, part)})
+                                    extra={FETCHED_FOR: wanted[part]})
             supersede(store, (RAW_LOGS, BLOCKS), part, width)
             logs, headers = logs + stats.logs, headers + stats.headers
             meta = {"first_block": meta.get("first_block", part.start),
