@@ -277,8 +277,7 @@ _MARKETS = {"chain_id": pl.UInt64(), "venue": pl.String(), "market_id": pl.Strin
 _FEEDS = {"chain_id": pl.UInt64(), "feed": pl.String(), "emitter": pl.String(),
           "from_block": pl.UInt64(), "to_block": pl.UInt64(), "feed_id": pl.String(),
           "feed_decimals": pl.Int32(), "feed_kind": pl.String(), "feed_protocol": pl.String(),
-          "base": pl.String(),
-          "base_token": pl.String(), "quote_token": pl.String()}
+          "base": pl.String(), "base_token": pl.String(), "quote_token": pl.String()}
 
 
 @dataclass(frozen=True)
@@ -292,8 +291,8 @@ class Context:
     # chain_id, feed, emitter (the feed, or an aggregator behind it: one row each) with the
     # blocks [from_block, to_block) it answers for (to_block null: open), feed_id,
     # feed_decimals, feed_kind, feed_protocol (who logs the answers: chainlink, lido), base,
-    # base_token, quote_token (what the answers are in:
-    # USD's address, a token's, or null for a vol feed)
+    # base_token, quote_token (what the answers are in: USD's address, a token's, or null for
+    # a vol feed)
     feeds: pl.DataFrame
 
     @classmethod
@@ -321,8 +320,8 @@ class Context:
             [{"chain_id": chain, "feed": f.address.lower(), "emitter": emitter,
               "from_block": start, "to_block": stop, "feed_id": f.id,
               "feed_decimals": f.decimals, "feed_kind": f.kind, "feed_protocol": f.protocol,
-              "base": f.base,
-              "base_token": address.get(f.base), "quote_token": registry.quote_address(f)}
+              "base": f.base, "base_token": address.get(f.base),
+              "quote_token": registry.quote_address(f)}
              for f in registry.feeds for emitter, start, stop in f.emitters()],
             schema=_FEEDS)
         return cls(registry,
