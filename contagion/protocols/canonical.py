@@ -419,6 +419,22 @@ def token_decimals(df: pl.DataFrame, ctx: Context, token: str, alias: str) -> pl
     return df.join(lookup, on=["chain_id", token], how="left")
 
 
+def feed_prices(answers: pl.DataFrame, answer: pl.Expr) -> pl.DataFrame:
+    """Rows of `prices` (PRICES_SCHEMA) from price-feed answers: `answer` is the exact answer
+    (decimal text), the other columns those of `Context.feeds`. price = answer /
+    10**feed_decimals in the feed's quote, `price_usd` the same where the quote is USD (else
+    null: the warehouse multiplies by the quote token's USD price), `answer_raw` null where
+    the answer does not fit decimal(38,0); ordered by (token, block_number, log_index)."""
+    scaled = normalized(answer, pl.col("feed_decimals"))
+    return answers.select(
+        "chain_id", "block_number", "block_time", "log_index",
+        pl.col("base_token").alias("token"), pl.col("base").alias("symbol"),
+        scaled.alias("price"), pl.col("quote_token").alias("quote"),
+        pl.when(pl.col("quote_token") == USD).then(scaled).alias("price_usd"),
+        fits(answer).alias("answer_raw"), pl.col("feed_id").alias("source"), "feed",
+    ).sort("token", "block_number", "log_index", nulls_last=True)
+
+
 def normalized(raw: pl.Expr, decimals: pl.Expr) -> pl.Expr:
     """An exact integer (decimal(38,0) or its text) over 10**decimals as the nearest float (null
     without decimals). Parsed from "<digits>e-<decimals>", which is correctly rounded, where

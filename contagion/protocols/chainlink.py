@@ -7,9 +7,9 @@ from eth_utils import keccak
 
 from contagion.chain.multicall import Call, aggregate3_at
 from contagion.chain.rpc import RpcClient
-from contagion.protocols.canonical import Context, Tables, fits, normalized
+from contagion.protocols.canonical import Context, Tables, feed_prices, fits, normalized
 from contagion.protocols.spec import event
-from contagion.registry import USD, Feed, FeedPhase, Registry
+from contagion.registry import Feed, FeedPhase, Registry
 
 PROTOCOL = "chainlink"
 
@@ -42,19 +42,12 @@ def _answers(tables: Tables, ctx: Context) -> pl.DataFrame:
 
 
 def prices(tables: Tables, ctx: Context) -> pl.DataFrame:
-    """Prices from the registry's `kind: price` feeds (PRICES_SCHEMA), ordered by (token,
-    block_number, log_index): `price` in the feed's quote, `price_usd` where that is USD (a
-    price in another token takes that token's USD price as of the block, which the warehouse
-    finds across partitions); `feed` is the registry's address even where an aggregator behind
-    it logged the answer."""
-    answers = _answers(tables, ctx).filter(pl.col("feed_kind") == "price")
-    return answers.select(
-        "chain_id", "block_number", "block_time", "log_index",
-        pl.col("base_token").alias("token"), pl.col("base").alias("symbol"),
-        pl.col("scaled").alias("price"), pl.col("quote_token").alias("quote"),
-        pl.when(pl.col("quote_token") == USD).then(pl.col("scaled")).alias("price_usd"),
-        "answer_raw", pl.col("feed_id").alias("source"), "feed",
-    ).sort("token", "block_number", "log_index", nulls_last=True)
+    """Prices from the registry's `kind: price` Chainlink feeds (`feed_prices`): `price` in
+    the feed's quote, `price_usd` where that is USD (a price in another token takes that
+    token's USD price as of the block, which the warehouse finds across partitions); `feed` is
+    the registry's address even where an aggregator behind it logged the answer."""
+    return feed_prices(_answers(tables, ctx).filter(pl.col("feed_kind") == "price"),
+                       pl.col("current"))
 
 
 def vol_marks(tables: Tables, ctx: Context) -> pl.DataFrame:

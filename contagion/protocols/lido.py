@@ -21,7 +21,7 @@ from __future__ import annotations
 import polars as pl
 
 from contagion.exact import mul_div
-from contagion.protocols.canonical import Context, Tables, fits, normalized
+from contagion.protocols.canonical import Context, Tables, feed_prices
 from contagion.protocols.spec import event
 
 PROTOCOL = "lido"
@@ -52,7 +52,7 @@ _REPORT = ["chain_id", "block_number", "block_time", "transaction_hash", "log_in
 
 def prices(tables: Tables, ctx: Context) -> pl.DataFrame:
     """The share rate of each report at a registry `protocol: lido` feed's contract, as rows of
-    `prices` (PRICES_SCHEMA) in the feed's quote, stETH, so `price_usd` is null (the warehouse
+    `prices` (`feed_prices`) in the feed's quote, stETH, so `price_usd` is null (the warehouse
     multiplies by stETH's USD price): answer_raw = ⌊10^decimals · ether / shares⌋, exact, as
     `getPooledEthByShares(10**decimals)` computes it; null where shares are 0."""
     feeds = ctx.feeds.filter(pl.col("feed_protocol") == PROTOCOL).select(
@@ -74,10 +74,5 @@ def prices(tables: Tables, ctx: Context) -> pl.DataFrame:
              else str(mul_div(10**decimals, int(ether), int(shares), "down"))
              for ether, shares, decimals in reports.select("ether", "shares", "feed_decimals"
                                                            ).iter_rows()]
-    return reports.with_columns(pl.Series("rate", rates, pl.String)).select(
-        "chain_id", "block_number", "block_time", "log_index",
-        pl.col("base_token").alias("token"), pl.col("base").alias("symbol"),
-        normalized(pl.col("rate"), pl.col("feed_decimals")).alias("price"),
-        pl.col("quote_token").alias("quote"), pl.lit(None, pl.Float64).alias("price_usd"),
-        fits(pl.col("rate")).alias("answer_raw"), pl.col("feed_id").alias("source"), "feed",
-    ).sort("token", "block_number", "log_index")
+    return feed_prices(reports.with_columns(pl.Series("rate", rates, pl.String)),
+                       pl.col("rate"))
