@@ -26,11 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import vyper
 
 from contagion.chain.rpc import RpcClient
-from contagion.devnet.abi import ContractAbi
-from contagion.devnet.driver import DEPLOYER, DevnetDriver, create_address
+from contagion.devnet.driver import DEPLOYER, DevnetDriver
 from contagion.devnet.node import free_port, start_node, stop_node
 from contagion.indexing import index_range
 from contagion.lake import Lake
@@ -52,21 +50,17 @@ def build_chain(data_dir: Path) -> tuple[str, Registry, int, int]:
     client = RpcClient(info.url)
     client.call("evm_setAutomine", [False])  # one burst per mined block, no empty ones between
     driver = DevnetDriver(client)
-    compiled = vyper.compile_code(CONTRACT.read_text(), output_formats=["abi", "bytecode"])
-    abi = ContractAbi(compiled["abi"])
-    driver.load_nonces([DEPLOYER])
-    address = create_address(DEPLOYER, driver.nonces[DEPLOYER])
-    driver.send(DEPLOYER, None, compiled["bytecode"], gas=3_000_000)
+    burst = driver.deploy_file(CONTRACT, gas=3_000_000)
     driver.flush()
     timestamp = int(client.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
     first = driver.mine(timestamp + 12)
     for block in range(BLOCKS):
-        driver.send(DEPLOYER, address, abi.encode_call("burst", LOGS_PER_BLOCK,
-                                                       block * LOGS_PER_BLOCK), gas=4_000_000)
+        burst.tx(DEPLOYER, "burst", LOGS_PER_BLOCK, block * LOGS_PER_BLOCK, gas=4_000_000)
         driver.flush()
         last = driver.mine(timestamp + 24 + 12 * block)
     registry = Registry(network="bench", chain_id=info.chain_id, deployed_at_block=first,
-                        tokens=[Token(symbol="BURST", address=address, decimals=18)], venues=[])
+                        tokens=[Token(symbol="BURST", address=burst.address, decimals=18)],
+                        venues=[])
     return info.url, registry, first, last
 
 

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import vyper
 from conftest import named_address
 
 from contagion.chain.rpc import RpcClient
-from contagion.devnet.abi import ContractAbi
-from contagion.devnet.driver import DEPLOYER, Contract, DevnetDriver, create_address
+from contagion.devnet.driver import DEPLOYER, DevnetDriver
 from contagion.devnet.node import free_port, start_node, stop_node
 from contagion.indexing import index_range, read_table
 from contagion.lake import Lake
@@ -28,16 +26,6 @@ E18 = 10**18
 CONTRACT = Path(__file__).parent / "contracts" / "StEthReports.vy"
 
 
-def deploy_steth(driver: DevnetDriver, shares: int, pooled: int) -> Contract:
-    compiled = vyper.compile_code(CONTRACT.read_text(), output_formats=["abi", "bytecode"])
-    abi = ContractAbi(compiled["abi"])
-    driver.load_nonces([DEPLOYER])
-    address = create_address(DEPLOYER, driver.nonces[DEPLOYER])
-    driver.send(DEPLOYER, None, compiled["bytecode"] + abi.encode_constructor(shares, pooled),
-                gas=3_000_000)
-    return Contract("stETH", address, abi, driver)
-
-
 def test_wsteth_is_priced_by_the_share_rate_of_each_report(tmp_path: Path) -> None:
     data = tmp_path / "node"
     info = start_node(data, free_port(), attached=True)
@@ -47,7 +35,8 @@ def test_wsteth_is_priced_by_the_share_rate_of_each_report(tmp_path: Path) -> No
         driver = DevnetDriver(client)
         ts = int(client.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
         # mainnet's scale: ~9.4M ether over ~7.9M shares
-        steth = deploy_steth(driver, 7_912_345 * E18 + 11, 9_412_345 * E18 + 7)
+        steth = driver.deploy_file(CONTRACT, 7_912_345 * E18 + 11, 9_412_345 * E18 + 7,
+                                   label="stETH", gas=3_000_000)
         multicall = driver.deploy("Multicall")  # so resolve_feeds runs, and must skip stETH
         steth_usd = driver.deploy("ChainlinkAggregator", 8, "STETH / USD", 3_000 * 10**8)
         _, ts = driver.mine_all(ts + 12)

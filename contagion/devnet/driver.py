@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import rlp
@@ -189,14 +190,27 @@ class DevnetDriver:
     def deploy(self, name: str, *args: Any, sender: str = DEPLOYER,
                label: str | None = None) -> Contract:
         """Queue the deployment of contracts/<name>.vy; the address is known before mining."""
-        compiled: CompiledContract = compile_contract(name)
+        return self._deploy(compile_contract(name), args, sender, label, DEPLOY_GAS)
+
+    def deploy_file(self, source: Path, *args: Any, sender: str = DEPLOYER,
+                    label: str | None = None, gas: int = DEPLOY_GAS) -> Contract:
+        """Queue the deployment of a Vyper source outside the devnet's contracts (a test's, a
+        bench's), compiled on each call."""
+        import vyper
+
+        out = vyper.compile_code(source.read_text(), output_formats=["abi", "bytecode"])
+        return self._deploy(CompiledContract(source.stem, out["abi"], out["bytecode"]), args,
+                            sender, label, gas)
+
+    def _deploy(self, compiled: CompiledContract, args: Sequence[Any], sender: str,
+                label: str | None, gas: int) -> Contract:
         abi = ContractAbi(compiled.abi)
         if sender not in self.nonces:
             self.load_nonces([sender])
         address = create_address(sender, self.nonces[sender])
         self.send(sender, None, compiled.bytecode + abi.encode_constructor(*args),
-                  gas=DEPLOY_GAS, label=label or f"deploy {name}")
-        return Contract(label or name, address, abi, self)
+                  gas=gas, label=label or f"deploy {compiled.name}")
+        return Contract(label or compiled.name, address, abi, self)
 
     def at(self, name: str, address: str, label: str | None = None) -> Contract:
         return Contract(label or name, address, ContractAbi(compile_contract(name).abi), self)
