@@ -56,6 +56,7 @@ bench: setup
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/scenario.py
 
 clean:
 	rm -rf $(VENV) tools .pytest_cache .mypy_cache .ruff_cache

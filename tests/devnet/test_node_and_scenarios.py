@@ -149,9 +149,10 @@ def test_same_seed_same_chain(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_default_crisis_is_fast_and_harmful(tmp_path: Path) -> None:
-    """The default crisis: at least 20,000 transactions in the scenario's own blocks, under
-    three minutes, with liquidations at every venue and bad debt recorded on chain."""
+def test_default_crisis_is_big_and_harmful(tmp_path: Path) -> None:
+    """The default crisis: at least 20,000 transactions in the scenario's own blocks, with
+    liquidations at every venue and bad debt recorded on chain. Its three-minute budget is a
+    speed target, measured by `make bench` (bench/scenario.py)."""
     info = start_node(tmp_path, free_port(), attached=True)
     try:
         deploy_ecosystem(info.url, tmp_path)
@@ -162,7 +163,6 @@ def test_default_crisis_is_fast_and_harmful(tmp_path: Path) -> None:
     print(summary)
     assert summary.accounts >= 200 and summary.blocks >= 2000
     assert summary.transactions - summary.setup_transactions >= 20_000
-    assert summary.seconds < 180
     assert all(v.liquidations > 0 for v in summary.venues.values()), summary.venues
     assert sum(v.bad_debt_events for v in summary.venues.values()) > 0
 
