@@ -273,6 +273,15 @@ def print_index_summary(summary: IndexSummary) -> None:
     if summary.refetched:
         console.print(f"read {summary.refetched} indexed partitions again: they were read for "
                       "another registry or an older decoder, and could lack logs kept now")
+    if summary.rederived:
+        console.print(f"derived {summary.rederived} indexed partitions again from their raw logs: "
+                      "they were decoded under another registry")
+    if summary.outdated_elsewhere:
+        parts = summary.outdated_elsewhere
+        console.print(f"[yellow]{len(parts)} indexed partitions outside blocks "
+                      f"{summary.first_block:,}–{summary.last_block:,} were read or decoded for "
+                      "another registry or decoder; bring them up to date with `contagion index "
+                      f"--from-block {parts[0].start} --to-block {parts[-1].stop - 1}`[/yellow]")
     if summary.reindexed_after_reorg:
         console.print(f"re-indexed {summary.reindexed_after_reorg} partitions after a reorg")
     if summary.removed_after_reorg:

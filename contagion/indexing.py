@@ -47,7 +47,7 @@ from contagion.protocols.decode import (
     snake_case,
 )
 from contagion.registry import Registry
-from contagion.states import STATE_TABLES, state_partition
+from contagion.states import STATE_SCHEMAS, STATE_TABLES, state_partition
 
 __all__ = [
     "CANONICAL_TABLES",
@@ -59,6 +59,7 @@ __all__ = [
     "child_addresses",
     "contract_addresses",
     "decode_partition",
+    "derived_for",
     "discover_children",
     "drop_invalidated",
     "index_range",
@@ -138,6 +139,24 @@ def fetched_for(registry: Registry, created: pa.Table, parts: Iterable[Partition
             digests[n] = hashlib.sha256(wanted.encode()).hexdigest()
         out[part] = digests[n]
     return out
+
+
+DERIVED_FOR = "derived_for"  # quarantine metadata: what decoded and mapped the partition
+
+
+def derived_for(registry: Registry) -> str:
+    """A digest of what turns a partition's raw logs into its decoded, canonical and state
+    tables: the listed registry whole (venue attribution, feeds' decimals and quotes, claims)
+    and the tables the pipeline writes (event declarations, schemas). Stored on the quarantine
+    file, the mark of a finished decoding; a partition derived under another digest is derived
+    again from the lake's raw logs, without reading the chain's logs again (`index_range`).
+    A change to the mapping code alone is not seen: it keeps the tables' schemas."""
+    tables = [f"{layout.table} {layout.spec.declaration} {layout.schema}"
+              for layout in CATALOG.layouts]
+    tables += [f"{name} {schema}" for name, schema in
+               sorted({**CANONICAL_SCHEMAS, **STATE_SCHEMAS}.items())]
+    wanted = "\n".join([registry.model_dump_json(), "", *tables])
+    return hashlib.sha256(wanted.encode()).hexdigest()
 
 
 def plan_windows(chain_id: int, first: int, last: int, width: int) -> list[PartitionFile]:
@@ -302,12 +321,14 @@ def grown_to_stored(part: PartitionFile, here: Sequence[PartitionFile]) -> Parti
 
 
 def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile,
-                     read: PartitionRead | None = None) -> DecodeResult:
+                     read: PartitionRead | None = None, *,
+                     derived: str | None = None) -> DecodeResult:
     """Decode a partition's raw logs (the lake's, unless the `read` just stored is given) into
     one file per decoded table, plus its quarantine.
 
     The quarantine file is written last and carries the accounting (input, decoded, ignored),
-    so its presence says the partition's decoding is complete."""
+    so its presence says the partition's decoding is complete, and `derived` (the registry's
+    `derived_for`) under what."""
     if read is None:
         raw, blocks = lake.read(RAW_LOGS, part), lake.read(BLOCKS, part)
     else:
@@ -317,7 +338,8 @@ def decode_partition(lake: Lake, registry: Registry | None, part: PartitionFile,
         lake.write(name, part, table)
     lake.write(QUARANTINE, part, result.quarantine, metadata={
         "input_rows": str(result.input_rows), "decoded_rows": str(result.decoded_rows),
-        "ignored": json.dumps(result.ignored, sort_keys=True)})
+        "ignored": json.dumps(result.ignored, sort_keys=True),
+        **({} if derived is None else {DERIVED_FOR: derived})})
     return result
 
 
@@ -356,6 +378,10 @@ class IndexSummary:
     reindexed_after_reorg: int = 0  # partitions a reorg invalidated, re-indexed in this run
     removed_after_reorg: int = 0  # ... outside this run's range (above its last block): deleted
     refetched: int = 0  # complete partitions read again: fetched for another registry or decoder
+    rederived: int = 0  # ... derived again from their raw logs: derived under another registry
+    # complete partitions outside this run's windows that are refetched or rederived when a run
+    # covers them: until then they lack what this registry and decoder would give
+    outdated_elsewhere: list[PartitionFile] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -377,7 +403,10 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     Stored partitions that a reorg invalidated are re-indexed first (a reorg deeper than
     `reorg_window` raises DeepReorgError and changes nothing); windows already complete are
     skipped, so a rerun after a crash only does what is missing, unless they were read for
-    another registry or an older decoder (`fetched_for`): those are read again.
+    another registry or an older decoder (`fetched_for`): those are read again; or derived under
+    another registry (`derived_for`): those are derived again from their raw logs. Stored
+    partitions outside the range that are out of date are only counted
+    (`IndexSummary.outdated_elsewhere`).
     """
     began = time.monotonic()
     chain_id = registry.chain_id
@@ -406,14 +435,21 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     again = sum(window_of(p, width) in planned for p in stale)
     summary = IndexSummary(chain_id, first, last, safe, reindexed_after_reorg=again,
                            removed_after_reorg=len(stale) - again)
-    created = discover_children(client, registry, last, chunk_blocks=chunk_blocks,
-                                max_in_flight=max_in_flight)
-    wanted = fetched_for(registry, created, plan)
-    outdated = {p for p, meta in complete if p in done and p in wanted
-                and meta.get(FETCHED_FOR) != wanted[p]}
-    todo = [p for p in plan if p in outdated
+    # children up to the lake's top too: the digests of stored partitions above `last` need them
+    created = discover_children(client, registry, max([last, *(p.stop - 1 for p in done)]),
+                                chunk_blocks=chunk_blocks, max_in_flight=max_in_flight)
+    wanted = fetched_for(registry, created, {*plan, *done})
+    derived = derived_for(registry)
+    refetch = {p for p, meta in complete if p in done and meta.get(FETCHED_FOR) != wanted[p]}
+    rederive = {p for p in done - refetch if stored.has(QUARANTINE, p)
+                and lake.metadata(QUARANTINE, p).get(DERIVED_FOR) != derived}
+    outdated, rederive_here = refetch & set(plan), rederive & set(plan)
+    summary.outdated_elsewhere = sorted(p for p in refetch | rederive
+                                        if window_of(p, width) not in planned)
+    todo = [p for p in plan if p in outdated or p in rederive_here
             or not (p in done and all(stored.has(t, p) for t in DERIVED_TABLES))]
-    summary.skipped, summary.refetched = len(plan) - len(todo), len(outdated)
+    summary.skipped = len(plan) - len(todo)
+    summary.refetched, summary.rederived = len(outdated), len(rederive_here)
     if on_plan is not None:
         on_plan(todo)
     if todo:  # the aggregators behind proxy feeds log the answers: read those too
@@ -438,14 +474,17 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                 t0 = time.monotonic()
                 fetched = ahead.popleft().result()
                 ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
+                if part in outdated or part in rederive_here:
+                    # its derived tables describe the old read or registry: gone first, so a
+                    # crash before all are written again cannot let the old pass for the new
+                    for table in DERIVED_TABLES:
+                        lake.delete(table, part)
+                        stored.discard(table, part)
                 if fetched is not None:  # tidy_window cleared any earlier version's files
-                    if part in outdated:  # its decoding describes the old read: redo it all
-                        lake.delete(QUARANTINE, part)
-                        stored.discard(QUARANTINE, part)
                     logs = write_partition(lake, fetched, {FETCHED_FOR: wanted[part]}).logs
                 else:
                     logs = lake.read(RAW_LOGS, part).num_rows
-                decoded = decode_partition(lake, registry, part, fetched)
+                decoded = decode_partition(lake, registry, part, fetched, derived=derived)
                 canonical_partition(lake, registry, part, decoded.tables, created=created)
                 state_partition(client, lake, registry, part, decoded.tables,
                                 None if fetched is None else fetched.headers)

@@ -24,6 +24,7 @@ from contagion.indexing import (
     child_addresses,
     contract_addresses,
     decode_partition,
+    derived_for,
     discover_children,
     drop_invalidated,
     fetched_for,
@@ -174,8 +175,9 @@ def decoded_events(context: dg.AssetExecutionContext, chain: ChainResource,
     counts = {"input": 0, "decoded": 0, "quarantined": 0, "ignored": 0}
     ignored: dict[str, int] = {}
     reconciles = True
+    derived = derived_for(registry)  # as `contagion index` writes it: a later run can skip these
     for part, width in _stored_windows(context, store, registry.chain_id, RAW_LOGS):
-        result = decode_partition(store, registry, part)
+        result = decode_partition(store, registry, part, derived=derived)
         supersede(store, (*DECODED_TABLES, QUARANTINE), part, width)
         for name, table in result.tables.items():
             rows[name] += table.num_rows

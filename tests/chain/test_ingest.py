@@ -354,6 +354,18 @@ if __name__ == "__main__":
     _child()
 
 
+LAKE_TABLES = ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows", "prices")
+
+
+def same_tables(lake: Lake, clean: Lake) -> None:
+    """Every table holds the same partition files with the same rows in both lakes."""
+    for table in LAKE_TABLES:
+        parts = clean.partitions(table, CHAIN)
+        assert lake.partitions(table, CHAIN) == parts, table
+        for part in parts:
+            assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
+
+
 def history_registry(history: History) -> Registry:
     """A registry of the history's tokens (no venues), for index_range."""
     return Registry(network="history", chain_id=CHAIN, deployed_at_block=history.first,
@@ -429,14 +441,82 @@ def test_partitions_read_for_another_registry_are_read_again(history: History,
     client.close()
     assert (third.refetched, third.skipped, third.windows) == (0, len(first.windows), [])
     missing = full.tokens[0].address.lower()
-    for table in ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows"):
-        assert lake.partitions(table, CHAIN) == clean.partitions(table, CHAIN)
-        for part in clean.partitions(table, CHAIN):
-            assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
+    same_tables(lake, clean)
     transfers = pa.concat_tables(lake.read("erc20__transfer", part)
                                  for part in lake.partitions("erc20__transfer", CHAIN))
     assert any("0x" + bytes(a).hex() == missing
                for a in transfers["contract_address"].to_pylist())
+
+
+class CountingClient(RpcClient):
+    """Counts the calls of each JSON-RPC method."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.calls: dict[str, int] = {}
+
+    def call(self, method: str, params: Sequence[Any] = (), *,
+             loads: Callable[[bytes], Any] = json.loads) -> Any:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        return super().call(method, params, loads=loads)
+
+
+@pytest.mark.devnet
+def test_partitions_derived_under_another_registry_are_derived_again(
+        history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry also says how logs become rows (here a token's decimals, which scale its
+    flows' amounts) without changing what eth_getLogs asks for. A partition decoded under
+    another registry (`derived_for`) is derived again from its stored raw logs, with no
+    eth_getLogs, and then equals a fresh index. A crash after its quarantine file is written
+    again but before its flows are must not let the old flows pass for new."""
+    full = history_registry(history)
+    wrong = full.model_copy(update={"tokens": [
+        full.tokens[0].model_copy(update={"decimals": 6}), *full.tokens[1:]]})
+    width = 32
+    lake, clean = Lake(tmp_path / "lake"), Lake(tmp_path / "clean")
+    client = CountingClient(history.url)
+    first = index_range(client, lake, wrong, last=history.head, width=width)
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed after the decoding")
+
+    monkeypatch.setattr("contagion.indexing.canonical_partition", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        index_range(client, lake, full, last=history.head, width=width)
+    monkeypatch.undo()
+    client.calls.clear()
+    again = index_range(client, lake, full, last=history.head, width=width)
+    assert "eth_getLogs" not in client.calls, client.calls
+    assert (again.rederived, again.refetched) == (len(first.windows) - 1, 0)
+    assert len(again.windows) == len(first.windows)  # the crashed one: incomplete, redone
+    index_range(client, clean, full, last=history.head, width=width)
+    third = index_range(client, lake, full, last=history.head, width=width)
+    client.close()
+    assert (third.rederived, third.skipped, third.windows) == (0, len(first.windows), [])
+    same_tables(lake, clean)
+
+
+@pytest.mark.devnet
+def test_out_of_date_partitions_outside_the_range_are_counted(history: History,
+                                                              tmp_path: Path) -> None:
+    """A run leaves the partitions outside its range alone, but says which are out of date:
+    read for another registry (a token fewer) or derived under one (other decimals)."""
+    full = history_registry(history)
+    width = 32
+    for name, other in (
+            ("fewer", full.model_copy(update={"tokens": full.tokens[1:]})),
+            ("decimals", full.model_copy(update={"tokens": [
+                full.tokens[0].model_copy(update={"decimals": 6}), *full.tokens[1:]]}))):
+        lake = Lake(tmp_path / name)
+        client = RpcClient(history.url)
+        before = index_range(client, lake, other, last=history.head, width=width)
+        middle = before.windows[1].part
+        now = index_range(client, lake, full, first=middle.start, last=middle.stop - 1,
+                          width=width)
+        client.close()
+        assert [w.part for w in now.windows] == [middle], name
+        assert now.outdated_elsewhere == [w.part for w in before.windows
+                                          if w.part != middle], name
 
 
 class CountingLake(Lake):
@@ -567,18 +647,6 @@ def test_contagion_index_reports_a_chain_id_that_is_not_a_hex_quantity(tmp_path:
     finally:
         server.shutdown()
         server.server_close()
-
-
-LAKE_TABLES = ("raw_logs", "blocks", "erc20__transfer", "quarantine", "flows", "prices")
-
-
-def same_tables(lake: Lake, clean: Lake) -> None:
-    """Every table holds the same partition files with the same rows in both lakes."""
-    for table in LAKE_TABLES:
-        parts = clean.partitions(table, CHAIN)
-        assert lake.partitions(table, CHAIN) == parts, table
-        for part in parts:
-            assert lake.read(table, part).equals(clean.read(table, part)), (table, part)
 
 
 @pytest.mark.devnet
