@@ -218,7 +218,7 @@ def run_index(url: str, reg: Registry, lake: str, **settings: Any) -> IndexSumma
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     from contagion.chain.logs import ChainReadError
-    from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable
+    from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable, StatePruned
     from contagion.indexing import WindowResult, index_range
     from contagion.ingest import DeepReorgError
     from contagion.lake import Lake, PartitionFile
@@ -248,6 +248,10 @@ def run_index(url: str, reg: Registry, lake: str, **settings: Any) -> IndexSumma
                                **settings)
         except (DeepReorgError, ValueError) as exc:
             raise _fail(str(exc)) from None
+        except StatePruned as exc:
+            progress.stop()
+            raise _fail(f"indexing from {url} stopped: {exc}. Partitions already written stay "
+                        "in the lake; point --rpc at an archive node to go on") from None
         except (RpcError, RpcUnavailable, ChainReadError) as exc:
             progress.stop()
             raise _fail(f"indexing from {url} stopped: {exc} — is --rpc an Ethereum JSON-RPC "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
@@ -21,6 +22,11 @@ from contagion.protocols.canonical import canonical_tables
 from contagion.protocols.chainlink import resolve_feeds
 from contagion.protocols.decode import decode_logs
 from contagion.registry import Feed, FeedPhase, Registry, Token
+
+if TYPE_CHECKING:  # pytest puts this folder on the path; mypy sees the package
+    from tests.chain.faultproxy import FaultProxy
+else:
+    from chain.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.devnet
 
@@ -148,6 +154,34 @@ def test_a_registry_feed_with_the_wrong_decimals_stops_the_index(proxied: Proxie
     assert "feeds[ETH/USD]" in str(exc.value) and "says 18 decimals" in str(exc.value)
     assert "decimals() is 8" in str(exc.value) and "BTC/USD" not in str(exc.value)
     assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))
+
+
+def test_a_node_without_old_state_stops_the_index_naming_the_remedy(proxied: Proxied,
+                                                                      tmp_path: Path) -> None:
+    """resolve_feeds finds where each phase began by reading phaseId() at past blocks. A full
+    node has pruned those blocks' state and answers as geth does ("missing trie node"):
+    `contagion index` stops in one line that says the node pruned the state and an archive
+    node is needed (it used to pass the node's words on, asking if the endpoint was up), and
+    writes nothing."""
+    from typer.testing import CliRunner
+
+    from contagion.cli import app
+    from contagion.registry import save_registry
+
+    head = int(proxied.client.call("eth_blockNumber"), 16)
+    save_registry(proxied.registry, tmp_path / "registry.yaml")
+    with FaultProxy(proxied.client.url, pruned_below=head) as node:
+        result = CliRunner().invoke(app, [
+            "index", "--rpc", node.url, "--registry", str(tmp_path / "registry.yaml"),
+            "--lake", str(tmp_path / "lake"), "--confirmations", "0"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert f"error: indexing from {node.url} stopped: eth_call: JSON-RPC error -32000: " \
+           "missing trie node" in text, text
+    assert "the endpoint has pruned this block's state or history: reading past blocks needs " \
+           "an archive node" in text and "point --rpc at an archive node" in text, text
+    assert "Traceback" not in text and "up and answering" not in text
+    assert not any((tmp_path / "lake").rglob("*.parquet"))
 
 
 def test_phases_must_start_in_order() -> None:

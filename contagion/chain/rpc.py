@@ -20,6 +20,7 @@ import itertools
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -38,7 +39,9 @@ __all__ = [
     "RpcError",
     "RpcItemError",
     "RpcUnavailable",
+    "StatePruned",
     "retry_after_seconds",
+    "rpc_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,32 @@ class RpcError(RuntimeError):
         self.data = data
 
 
+class StatePruned(RpcError):
+    """The endpoint no longer keeps what was asked: the state at an old block (a full node
+    keeps the last 128 blocks' state), or old history. Reading past blocks (Chainlink phases,
+    Compound v3 state, the truth check) needs an archive node."""
+
+    def __str__(self) -> str:
+        return (f"{super().__str__()} (the endpoint has pruned this block's state or history: "
+                "reading past blocks needs an archive node)")
+
+
+# How nodes say they pruned something: geth and its forks ("missing trie node …",
+# "historical state … is not available", "required historical state unavailable"), reth
+# ("State at block #N is pruned", "pruned history unavailable"), OpenEthereum ("… running
+# with state pruning"), hosted endpoints without archive access ("… archive …").
+_PRUNED = re.compile(r"missing trie node|historical state|is pruned|pruned history|"
+                     r"state pruning|archive", re.IGNORECASE)
+
+
+def rpc_error(method: str, code: int, message: str, data: Any = None) -> RpcError:
+    """The error an endpoint's JSON-RPC error reply stands for: StatePruned where it says it
+    has pruned what was asked, RpcError otherwise."""
+    pruned = _PRUNED.search(message) and not message.startswith("execution reverted")
+    kind = StatePruned if pruned else RpcError
+    return kind(method, code, message, data)
+
+
 class RpcUnavailable(RuntimeError):
     """The endpoint could not be reached or did not answer usably, after any retries."""
 
@@ -69,7 +98,7 @@ class RpcItemError:
     data: Any = None
 
     def raise_(self) -> None:
-        raise RpcError(self.method, self.code, self.message, self.data)
+        raise rpc_error(self.method, self.code, self.message, self.data)
 
 
 @dataclass(frozen=True)
@@ -243,8 +272,8 @@ class RpcClient:
                             "params": list(params)}, method.startswith(_WRITE_PREFIXES), loads)
         if isinstance(reply, dict) and "error" in reply:
             err = reply["error"] if isinstance(reply["error"], dict) else {}
-            raise RpcError(method, err.get("code", 0), err.get("message", str(reply["error"])),
-                           err.get("data"))
+            raise rpc_error(method, err.get("code", 0), err.get("message", str(reply["error"])),
+                            err.get("data"))
         if not isinstance(reply, dict) or "result" not in reply:
             raise RpcUnavailable(f"{self.url}: {method} reply is not JSON-RPC: "
                                  f"{str(reply)[:200]}")
@@ -269,7 +298,7 @@ class RpcClient:
         replies = self._post(payload, any(m.startswith(_WRITE_PREFIXES) for m, _ in requests_))
         if not isinstance(replies, list):  # some servers answer a whole batch with one error
             err = replies.get("error", {}) if isinstance(replies, dict) else {}
-            raise RpcError("batch", err.get("code", 0), err.get("message", str(replies)))
+            raise rpc_error("batch", err.get("code", 0), err.get("message", str(replies)))
         by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
         results: list[Any] = []
         for i, (method, _) in zip(ids, requests_, strict=True):

@@ -70,9 +70,11 @@ class LogLimit:
 
 class FaultProxy:
     def __init__(self, upstream: str, *, limit: LogLimit | None = None,
-                 latency: float = 0.0) -> None:
+                 latency: float = 0.0, pruned_below: int | None = None) -> None:
         self.upstream = upstream
         self.limit = limit
+        # play a full node: eth_call at a block number below this answers as geth does
+        self.pruned_below = pruned_below
         self.latency = latency  # added to every forwarded request, to make overlap visible
         self.script: deque[Fault] = deque()
         self.chaos_rate = 0.0
@@ -189,8 +191,26 @@ class FaultProxy:
             http.wfile.flush()
             http.close_connection = True
 
+    def _pruned(self, item: Any) -> bool:
+        if self.pruned_below is None or item.get("method") != "eth_call":
+            return False
+        block = item["params"][1] if len(item["params"]) > 1 else "latest"
+        return isinstance(block, str) and block.startswith("0x") and \
+            int(block, 16) < self.pruned_below
+
     def _limited(self, payload: Any, body: bytes) -> bytes:
-        """Forward, playing the provider's eth_getLogs cap on single getLogs calls."""
+        """Forward, playing the provider's eth_getLogs cap on single getLogs calls, and a full
+        node's pruned state (`pruned_below`) on eth_calls, batched or not."""
+        items = payload if isinstance(payload, list) else [payload]
+        if any(self._pruned(item) for item in items):
+            kept = [item for item in items if not self._pruned(item)]
+            replies = json.loads(self._forward(json.dumps(kept).encode())) if kept else []
+            by_id = {r.get("id"): r for r in replies}
+            answers = [by_id[item.get("id")] if not self._pruned(item) else
+                       json.loads(_error(item, -32000, f"missing trie node {'ab' * 32} "
+                                                       "(path )"))
+                       for item in items]
+            return json.dumps(answers if isinstance(payload, list) else answers[0]).encode()
         limit = self.limit
         if limit is None or not isinstance(payload, dict) or payload["method"] != "eth_getLogs":
             return self._forward(body)

@@ -20,7 +20,9 @@ from contagion.chain.rpc import (
     RpcClient,
     RpcError,
     RpcUnavailable,
+    StatePruned,
     retry_after_seconds,
+    rpc_error,
 )
 from contagion.devnet.node import free_port, start_node, stop_node
 
@@ -201,3 +203,29 @@ def test_requests_in_flight_are_bounded(node: str) -> None:
     assert not errors
     assert sorted(numbers) == list(range(24))
     assert slow.max_in_flight == 3
+
+
+@pytest.mark.parametrize("message", [
+    "missing trie node 60bb94a56bc9305766a3adf8605816333ec946f1c452c2913f8ba6a8cefff1c8 (path )",
+    "historical state not available in path scheme yet",
+    "required historical state unavailable (reexec=128)",
+    "State at block #11052984 is pruned",
+    "pruned history unavailable",
+    "This request is not supported because your node is running with state pruning. Run with "
+    "--pruning=archive.",
+])
+def test_a_pruned_node_is_named_as_such(message: str) -> None:
+    """What geth, reth and OpenEthereum answer for state they no longer keep (words from their
+    issue trackers) becomes StatePruned, whose message says an archive node is needed; other
+    errors, a revert among them, stay plain RpcErrors."""
+    error = rpc_error("eth_call", -32000, message)
+    assert isinstance(error, StatePruned)
+    assert str(error).endswith("reading past blocks needs an archive node)")
+    assert message in str(error)
+
+
+@pytest.mark.parametrize("message", ["execution reverted: market archived", "header not found",
+                                     "invalid argument 0: hex string without 0x prefix"])
+def test_other_errors_are_not_taken_for_pruning(message: str) -> None:
+    error = rpc_error("eth_call", -32000, message)
+    assert type(error) is RpcError
