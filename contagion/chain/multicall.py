@@ -95,7 +95,9 @@ def aggregate3_at(client: RpcClient, multicall: str,
     out: list[list[bytes | None]] = [[] for _ in reads]
     for n, reply in zip(owners, client.batch_strict(requests), strict=True):
         if reply == "0x":  # a call to an address without code succeeds and returns nothing
-            raise ValueError(f"no multicall contract at {multicall} at block {reads[n][0]}")
+            raise ValueError(f"no multicall contract at {multicall} at block {reads[n][0]} "
+                             "(or the endpoint answers 0x for state it has pruned, as an Erigon "
+                             "full node does: reading past blocks needs an archive node)")
         returned = decode_aggregate3(bytes.fromhex(reply[2:]))
         out[n].extend(data if ok else None for ok, data in returned)
     return out
