@@ -248,15 +248,12 @@ def run_index(url: str, reg: Registry, lake: str, **settings: Any) -> IndexSumma
                                **settings)
         except (DeepReorgError, ValueError) as exc:
             raise _fail(str(exc)) from None
-        except StatePruned as exc:
-            progress.stop()
-            raise _fail(f"indexing from {url} stopped: {exc}. Partitions already written stay "
-                        "in the lake; point --rpc at an archive node to go on") from None
         except (RpcError, RpcUnavailable, ChainReadError) as exc:
             progress.stop()
-            raise _fail(f"indexing from {url} stopped: {exc} — is --rpc an Ethereum JSON-RPC "
-                        "endpoint, up and answering? Partitions already written stay in the "
-                        "lake; a rerun resumes after them") from None
+            remedy = ("point --rpc at an archive node to go on." if isinstance(exc, StatePruned)
+                      else "is --rpc an Ethereum JSON-RPC endpoint, up and answering?")
+            raise _fail(f"indexing from {url} stopped: {exc} — {remedy} Partitions already "
+                        "written stay in the lake; a rerun resumes after them") from None
         finally:
             client.close()
 

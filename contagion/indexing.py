@@ -443,13 +443,14 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     refetch = {p for p, meta in complete if p in done and meta.get(FETCHED_FOR) != wanted[p]}
     rederive = {p for p in done - refetch if stored.has(QUARANTINE, p)
                 and lake.metadata(QUARANTINE, p).get(DERIVED_FOR) != derived}
-    outdated, rederive_here = refetch & set(plan), rederive & set(plan)
+    refetch_here, rederive_here = refetch & set(plan), rederive & set(plan)
+    redo = refetch_here | rederive_here  # complete, but their derived tables are out of date
     summary.outdated_elsewhere = sorted(p for p in refetch | rederive
                                         if window_of(p, width) not in planned)
-    todo = [p for p in plan if p in outdated or p in rederive_here
+    todo = [p for p in plan if p in redo
             or not (p in done and all(stored.has(t, p) for t in DERIVED_TABLES))]
     summary.skipped = len(plan) - len(todo)
-    summary.refetched, summary.rederived = len(outdated), len(rederive_here)
+    summary.refetched, summary.rederived = len(refetch_here), len(rederive_here)
     if on_plan is not None:
         on_plan(todo)
     if todo:  # the aggregators behind proxy feeds log the answers: read those too
@@ -458,7 +459,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
     topic0s = list(TOPIC0S)
 
     def read(part: PartitionFile) -> PartitionRead | None:
-        if part in done and part not in outdated:  # a crash came before decoding finished
+        if part in done and part not in refetch_here:  # a crash came before decoding finished
             return None
         return read_partition(client, part, addresses, topic0s, chunk_blocks=chunk_blocks,
                               max_in_flight=max_in_flight)
@@ -474,7 +475,7 @@ def index_range(client: RpcClient, lake: Lake, registry: Registry, *, first: int
                 t0 = time.monotonic()
                 fetched = ahead.popleft().result()
                 ahead.extend(reader.submit(read, nxt) for nxt in itertools.islice(upcoming, 1))
-                if part in outdated or part in rederive_here:
+                if part in redo:
                     # its derived tables describe the old read or registry: gone first, so a
                     # crash before all are written again cannot let the old pass for the new
                     for table in DERIVED_TABLES:

@@ -202,14 +202,14 @@ class FaultProxy:
         """Forward, playing the provider's eth_getLogs cap on single getLogs calls, and a full
         node's pruned state (`pruned_below`) on eth_calls, batched or not."""
         items = payload if isinstance(payload, list) else [payload]
-        if any(self._pruned(item) for item in items):
-            kept = [item for item in items if not self._pruned(item)]
+        pruned = [self._pruned(item) for item in items]
+        if any(pruned):
+            kept = [item for item, gone in zip(items, pruned, strict=True) if not gone]
             replies = json.loads(self._forward(json.dumps(kept).encode())) if kept else []
             by_id = {r.get("id"): r for r in replies}
-            answers = [by_id[item.get("id")] if not self._pruned(item) else
-                       json.loads(_error(item, -32000, f"missing trie node {'ab' * 32} "
-                                                       "(path )"))
-                       for item in items]
+            answers = [json.loads(_error(item, -32000, f"missing trie node {'ab' * 32} (path )"))
+                       if gone else by_id[item.get("id")]
+                       for item, gone in zip(items, pruned, strict=True)]
             return json.dumps(answers if isinstance(payload, list) else answers[0]).encode()
         limit = self.limit
         if limit is None or not isinstance(payload, dict) or payload["method"] != "eth_getLogs":
