@@ -52,6 +52,8 @@ from contagion.states import STATE_SCHEMAS, STATE_TABLES, state_partition
 __all__ = [
     "CANONICAL_TABLES",
     "DECODED_TABLES",
+    "DERIVATION_CODE",
+    "DERIVATION_VERSION",
     "IndexSummary",
     "StoredWindows",
     "WindowResult",
@@ -144,18 +146,28 @@ def fetched_for(registry: Registry, created: pa.Table, parts: Iterable[Partition
 DERIVED_FOR = "derived_for"  # quarantine metadata: what decoded and mapped the partition
 
 
+DERIVATION_VERSION = 1
+"""Raised by hand when the code that turns logs into rows (DERIVATION_CODE) changes in a way
+that can change a stored partition's rows without changing a schema: every partition of a lake
+is then derived again (`derived_for`). tests/protocols/test_derivation_version.py pins these
+files' contents to this number, so no such change lands without someone deciding."""
+
+DERIVATION_CODE = ("contagion/protocols/*.py", "contagion/states.py", "contagion/chain/logs.py")
+
+
 def derived_for(registry: Registry) -> str:
     """A digest of what turns a partition's raw logs into its decoded, canonical and state
-    tables: the listed registry whole (venue attribution, feeds' decimals and quotes, claims)
-    and the tables the pipeline writes (event declarations, schemas). Stored on the quarantine
-    file, the mark of a finished decoding; a partition derived under another digest is derived
-    again from the lake's raw logs, without reading the chain's logs again (`index_range`).
-    A change to the mapping code alone is not seen: it keeps the tables' schemas."""
+    tables: the listed registry whole (venue attribution, feeds' decimals and quotes, claims),
+    the tables the pipeline writes (event declarations, schemas) and DERIVATION_VERSION. Stored
+    on the quarantine file, the mark of a finished decoding; a partition derived under another
+    digest is derived again from the lake's raw logs, without reading the chain's logs again
+    (`index_range`)."""
     tables = [f"{layout.table} {layout.spec.declaration} {layout.schema}"
               for layout in CATALOG.layouts]
     tables += [f"{name} {schema}" for name, schema in
                sorted({**CANONICAL_SCHEMAS, **STATE_SCHEMAS}.items())]
-    wanted = "\n".join([registry.model_dump_json(), "", *tables])
+    wanted = "\n".join([f"derivation {DERIVATION_VERSION}", registry.model_dump_json(), "",
+                        *tables])
     return hashlib.sha256(wanted.encode()).hexdigest()
 
 
