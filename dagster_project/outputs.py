@@ -13,7 +13,7 @@ from eth_account.signers.local import LocalAccount
 from contagion.feed.commitment import write_commitments
 from contagion.feed.keys import SigningKeyError, load_signer
 from contagion.feed.publisher import FeedRefused, FeedSettings, FeedStore, publish_feed
-from contagion.feed.relay import relay_feed
+from contagion.feed.relay import UnverifiedFeed, relay_feed
 from contagion.policy.model import load_policy
 from contagion.report.build import write_health_report
 from dagster_project.resources import ChainResource, FeedResource, LakeResource, ReportResource
@@ -94,6 +94,8 @@ def oracle_updates(context: dg.AssetExecutionContext, chain: ChainResource,
     client = chain.client()
     try:
         relayed = relay_feed(client, registry, document, signer)
+    except UnverifiedFeed as exc:
+        raise dg.Failure(str(exc)) from None
     finally:
         client.close()
     for r in relayed:

@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.risk_oracle import SECONDS_PER_BLOCK
-from contagion.feed.document import SignedFeed
+from contagion.feed.document import SignedFeed, verify_feed
 from contagion.feed.oracle import (
     OracleRejected,
     RiskUpdate,
@@ -24,7 +24,11 @@ from contagion.feed.oracle import (
 )
 from contagion.registry import Registry
 
-__all__ = ["Relayed", "relay_feed"]
+__all__ = ["Relayed", "UnverifiedFeed", "relay_feed"]
+
+
+class UnverifiedFeed(ValueError):
+    """The document does not verify for this relay; nothing was sent."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,24 @@ def relay_feed(client: RpcClient, registry: Registry, feed: SignedFeed, signer: 
                ) -> list[Relayed]:
     """Relay the document's actions (not `watch`) that the oracle does not already hold, signed
     by `signer` (who also pays the gas). The devnet mines on request: there each update is
-    mined in its own block, one devnet block time after the head."""
+    mined in its own block, one devnet block time after the head.
+
+    The document must verify first, as a consumer would verify it (`verify_feed`): signed by
+    `signer` itself, in the domain of this chain and oracle, unchanged since, and valid at the
+    head's time. Otherwise the relay's key would put an edited or expired file's actions on
+    chain under its own signature. Whether every venue commits to its positions is the
+    consumer's question, not the relay's."""
     if registry.risk_oracle is None or registry.chain_id != feed.chain_id:
         raise ValueError("the registry names no risk oracle for this document's chain")
     oracle = registry.risk_oracle
+    head = client.call("eth_getBlockByNumber", ["latest", False])
+    _, findings = verify_feed(feed.model_dump(mode="json"), chain_id=registry.chain_id,
+                              oracle=oracle, signers=[signer.address],
+                              now=int(head["timestamp"], 16))
+    failed = [f"{f.name}: {f.detail}" for f in findings if not f.passed and f.name != "commitment"]
+    if failed:
+        raise UnverifiedFeed(f"feed #{feed.nonce} does not verify, nothing relayed: "
+                             + "; ".join(failed))
     rows: list[dict[str, Any]] = [
         {"snapshot_block": feed.snapshot_block, "venue": v.venue, "asset": a.asset,
          "action": a.action, "params": a.params} for v in feed.venues for a in v.actions]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from contagion.chain.rpc import RpcClient
 from contagion.devnet.deploy import deploy_ecosystem
@@ -12,15 +14,17 @@ from contagion.devnet.node import free_port, start_node, stop_node
 from contagion.devnet.risk_oracle import devnet_oracle_signer
 from contagion.feed.document import FeedBody, SignedFeed, sign_feed
 from contagion.feed.oracle import read_market
-from contagion.feed.relay import relay_feed
+from contagion.feed.relay import UnverifiedFeed, relay_feed
 from contagion.registry import Registry
 
 pytestmark = pytest.mark.devnet
 
 
 def _feed(registry: Registry, client: RpcClient, actions: list[dict[str, object]],
-          nonce: int) -> SignedFeed:
+          nonce: int, *, signer: LocalAccount | None = None, age: int = 0) -> SignedFeed:
+    """A document for the head's snapshot, signed `age` seconds ago (valid for an hour)."""
     head = client.call("eth_getBlockByNumber", ["latest", False])
+    now = int(head["timestamp"], 16) - age
     steth = registry.token("stETH").address
     venues = [{"venue": v.id, "address": v.main_contract, "kind": v.kind,
                "score": 9.0, "level": "red", "insolvency_probability": None,
@@ -36,10 +40,17 @@ def _feed(registry: Registry, client: RpcClient, actions: list[dict[str, object]
         "network": registry.network, "chain_id": registry.chain_id,
         "oracle": registry.risk_oracle, "snapshot_block": int(head["number"], 16),
         "snapshot_block_hash": head["hash"], "snapshot_time": int(head["timestamp"], 16),
-        "generated_at": int(head["timestamp"], 16),
-        "valid_until": int(head["timestamp"], 16) + 3600, "nonce": nonce,
+        "generated_at": now, "valid_until": now + 3600, "nonce": nonce,
         "ecosystem": {"score": 9.0, "level": "red", "driver": "aave_v3"}, "venues": venues})
-    return sign_feed(body, devnet_oracle_signer())
+    return sign_feed(body, signer or devnet_oracle_signer())
+
+
+def _with_action(feed: SignedFeed, venue: str, action: dict[str, object]) -> SignedFeed:
+    """The document with one more action at a venue, added after it was signed."""
+    data = feed.model_dump()
+    [state] = [v for v in data["venues"] if v["venue"] == venue]
+    state["actions"].append({**state["actions"][0], **action})
+    return SignedFeed.model_validate(data)
 
 
 def test_a_feed_is_relayed_once_and_the_pool_obeys(tmp_path: Path) -> None:
@@ -53,6 +64,21 @@ def test_a_feed_is_relayed_once_and_the_pool_obeys(tmp_path: Path) -> None:
         signer = devnet_oracle_signer()
         cut = _feed(registry, client, [{"action": "raise_margin",
                                         "params": {"threshold_cut": 0.05}}], 1)
+        # what does not verify for the relay's own key is refused whole, and nothing is sent:
+        # an action added after signing, another signer's document, an expired one
+        refused = {
+            "content_hash": _with_action(cut, "aave_v3", {"action": "freeze_market",
+                                                          "params": {}}),
+            "signer_allowed": _feed(registry, client, [{"action": "freeze_market",
+                                                        "params": {}}], 1,
+                                    signer=Account.create()),
+            "expiry": _feed(registry, client, [{"action": "freeze_market", "params": {}}], 1,
+                            age=7200)}
+        for finding, feed in refused.items():
+            with pytest.raises(UnverifiedFeed, match=f"{finding}: "):
+                relay_feed(client, registry, feed, signer)
+        assert read_market(client, registry.risk_oracle, pool, steth).margin_cut_bps == 0
+        assert not read_market(client, registry.risk_oracle, pool, steth).blocked
         relayed = relay_feed(client, registry, cut, signer)
         assert [(r.update.action, r.accepted) for r in relayed] == [("raise_margin", True)]
         state = read_market(client, registry.risk_oracle, pool, steth)
