@@ -873,7 +873,7 @@ def feed_sign(registry: str | None = REGISTRY, db: Path | None = DATABASE,
 def sign_feed_document(reg: Registry, db: Path, feed_dir: Path, url: str,
                        keystore: Path | None = None, validity: int = 3_600,
                        max_age: int = 3_600) -> Path:
-    from contagion.chain.rpc import RpcClient
+    from contagion.chain.rpc import RpcClient, RpcError, RpcUnavailable
     from contagion.feed.keys import SigningKeyError, load_signer
     from contagion.feed.publisher import FeedRefused, FeedSettings, FeedStore, publish_feed
 
@@ -891,6 +891,8 @@ def sign_feed_document(reg: Registry, db: Path, feed_dir: Path, url: str,
                                                   max_data_age_seconds=max_age))
     except FeedRefused as exc:
         raise _fail("refusing to sign:\n  " + "\n  ".join(exc.reasons)) from None
+    except (RpcError, RpcUnavailable) as exc:  # the head and the snapshot's hash come from it
+        raise _fail(f"cannot sign without the chain at {url}: {exc}") from None
     finally:
         client.close()
     acted = [f"{a.action} {a.symbol or a.asset or ''} at {v.venue}".replace("  ", " ")
@@ -925,7 +927,7 @@ def feed_publish(document: Path | None = typer.Argument(None, help="A signed doc
 def publish_on_chain(reg: Registry, document: Path | None, feed_dir: Path, url: str,
                      keystore: Path | None = None) -> list[Any]:
     from contagion.chain.rpc import RpcClient
-    from contagion.feed.document import SignedFeed
+    from contagion.feed.document import SignedFeed, read_document
     from contagion.feed.keys import SigningKeyError, load_signer
     from contagion.feed.oracle import CapExceeded
     from contagion.feed.publisher import FeedStore
@@ -933,8 +935,8 @@ def publish_on_chain(reg: Registry, document: Path | None, feed_dir: Path, url: 
 
     try:
         signer = load_signer(keystore)
-        feed = (SignedFeed.model_validate_json(document.read_text()) if document
-                else FeedStore(feed_dir).latest())
+        feed = (SignedFeed.model_validate(read_document(document.read_bytes()), strict=True)
+                if document else FeedStore(feed_dir).latest())
     except (SigningKeyError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if feed is None:
@@ -1028,17 +1030,21 @@ def feed_verify(source: str = typer.Argument(..., help="A document file or an ht
                     "the document itself)")
     if not signer:
         raise _fail("name the allowed signer(s) with --signer")
+    from eth_utils import is_address
+    if bad := [a for a in [oracle, *signer] if not is_address(a)]:
+        raise _fail(f"not an address (0x + 40 hex digits, checksummed if in mixed case): "
+                    f"{', '.join(bad)}")
     try:
         if source.startswith(("http://", "https://")):
             response = requests.get(source, timeout=30)
             response.raise_for_status()
-            document = response.text
+            document = response.content
         else:
-            document = Path(source).read_text()
+            document = Path(source).read_bytes()  # bytes: the verifier says if not UTF-8
     except (OSError, requests.RequestException) as exc:
         raise _fail(f"cannot read {source}: {exc}") from None
     try:
-        proofs = [p for path in proof for p in _proofs(json.loads(path.read_text()))]
+        proofs = [p for path in proof for p in _proofs(json.loads(path.read_bytes()))]
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot read the proofs: {exc}") from None
     now = _chain_clock(rpc)() if rpc else int(time.time())
@@ -1056,9 +1062,11 @@ def feed_verify(source: str = typer.Argument(..., help="A document file or an ht
                   f"{feed.ecosystem.level}")
 
 
-def _proofs(data: Any) -> list[dict[str, Any]]:
+def _proofs(data: Any) -> list[Any]:
     """A proof file holds one proof or a list of them (`contagion prove` writes a list)."""
-    return [data] if isinstance(data, dict) else list(data)
+    if not isinstance(data, dict | list):
+        raise ValueError("a proof file holds a proof (a JSON object) or a list of them")
+    return [data] if isinstance(data, dict) else data
 
 
 @app.command("report")

@@ -250,9 +250,9 @@ def _amount(value: object, what: str) -> int:
     # decimal text as prove writes it; a JSON integer is taken too (never a bool or a float)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ProofError(f"{what} must be an integer in decimal text, got {value!r}")
-    if isinstance(value, str) and not re.fullmatch(r"0|[1-9][0-9]*", value):
-        raise ProofError(f"{what} must be a non-negative integer in decimal text, "
-                         f"got {value!r}")
+    # a uint256 has at most 78 digits; longer text is refused before int() reads it
+    if isinstance(value, str) and not re.fullmatch(r"0|[1-9][0-9]{0,77}", value):
+        raise ProofError(f"{what} must be a uint256 in decimal text, got {value[:90]!r}")
     number = int(value)
     if not 0 <= number <= UINT256_MAX:
         raise ProofError(f"{what} = {number} is not a uint256")
@@ -422,6 +422,11 @@ def venue_trees(con: duckdb.DuckDBPyConnection, snapshot_block: int,
                              f"snapshot {snapshot_block} (events or state reads are missing "
                              "from the lake, or the snapshot's time is unknown: the check "
                              "no_negative_balances gives the reason), so no solvency "
+                             "commitment can be computed")
+        if amount < 0:  # a sum tree holds no negative leaf: the replay lacks events
+            raise ValueError(f"{venue}: {account}'s {side} of {token} is {amount} at snapshot "
+                             f"{snapshot_block}, below zero (events are missing from the lake: "
+                             "the check no_negative_balances names it), so no solvency "
                              "commitment can be computed")
         if price is None:
             unpriced[key] = unpriced.get(key, 0) + 1

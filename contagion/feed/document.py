@@ -18,8 +18,9 @@ import rfc8785
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_utils import keccak, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from contagion.feed.commitment import ProofError, check_proof
 from contagion.feed.domain import EIP712_DOMAIN_TYPE, eip712_domain
@@ -39,6 +40,7 @@ __all__ = [
     "content_hash",
     "feed_json_schema",
     "feed_typed_data",
+    "read_document",
     "sign_feed",
     "verify_feed",
 ]
@@ -57,7 +59,8 @@ Level = Literal["green", "amber", "red"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity: JSON has neither, and RFC 8785 cannot hash them
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Methodology(_Model):
@@ -210,7 +213,11 @@ def _commitment_findings(feed: SignedFeed, proofs: Sequence[Mapping[str, Any]]
                         "every venue commits to its positions" if not missing else
                         f"no commitment for {', '.join(missing)}")]
     by_venue = {v.venue: v.commitment for v in feed.venues}
-    for proof in proofs:
+    for i, proof in enumerate(proofs):
+        if not isinstance(proof, Mapping) or not isinstance(proof.get("leaf") or {}, Mapping):
+            findings.append(Finding(f"proof {i + 1}", False, "not a proof: a proof is a JSON "
+                                    "object with venue, snapshot_block, leaf and siblings"))
+            continue
         venue = str(proof.get("venue"))
         name = f"proof {venue}:{(proof.get('leaf') or {}).get('account')}"
         commitment = by_venue.get(venue)
@@ -230,6 +237,23 @@ def _commitment_findings(feed: SignedFeed, proofs: Sequence[Mapping[str, Any]]
     return findings
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"the key {next(k for k in keys if keys.count(k) > 1)!r} appears twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_document(document: str | bytes) -> Any:
+    """JSON as every reader reads it alike: a repeated key (readers keep the first or the last)
+    or NaN / Infinity (not JSON) is refused, so the signed content is the only reading."""
+    return json.loads(document, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def verify_feed(document: Mapping[str, Any] | str | bytes, *, chain_id: int, oracle: str,
                 signers: Iterable[str], now: int, after_nonce: int | None = None,
                 proofs: Sequence[Mapping[str, Any]] = ()
@@ -237,23 +261,29 @@ def verify_feed(document: Mapping[str, Any] | str | bytes, *, chain_id: int, ora
     """Check a document against what the consumer pins (chain id, oracle, allowed signers, the
     current time and the last nonce it accepted), and any inclusion proofs (`contagion prove`)
     against its commitments. Returns the parsed feed (None when it does not even parse) and
-    every finding; the document is good iff all passed."""
+    every finding; the document is good iff all passed.
+
+    Parsing is strict (a number sent as a string is refused, as the JSON Schema refuses it),
+    and the content hash is of the document as received, minus its signature: the hash any
+    RFC 8785 implementation computes, not that of this parser's reading."""
+    oracle, allowed_signers = to_checksum_address(oracle), {to_checksum_address(s)
+                                                            for s in signers}
     try:
-        raw = json.loads(document) if isinstance(document, str | bytes) else document
-        feed = SignedFeed.model_validate(raw)
-    except (ValueError, ValidationError) as exc:
+        raw = read_document(document) if isinstance(document, str | bytes) else document
+        feed = SignedFeed.model_validate(raw, strict=True)
+        received = keccak(rfc8785.dumps({k: v for k, v in raw.items() if k != "signature"}))
+        body = _body(feed)
+        message = encode_typed_data(full_message=feed_typed_data(body, chain_id, oracle))
+    except ValueError as exc:  # ValidationError, UnicodeDecodeError and RFC 8785's are too
         return None, [Finding("schema", False, f"not a {FEED_FORMAT} document: {exc}")]
-    body = _body(feed)
-    hashed = "0x" + content_hash(body).hex() == feed.signature.content_hash
-    oracle = to_checksum_address(oracle)
+    hashed = "0x" + received.hex() == feed.signature.content_hash
     domain_ok = feed.chain_id == chain_id and to_checksum_address(feed.oracle) == oracle
     try:  # recovered in the pinned domain: a signature for another domain recovers elsewhere
         recovered = Account.recover_message(
-            encode_typed_data(full_message=feed_typed_data(body, chain_id, oracle)),
-            signature=bytes.fromhex(feed.signature.signature[2:]))
-    except ValueError as exc:
+            message, signature=bytes.fromhex(feed.signature.signature[2:]))
+    except (ValueError, BadSignature) as exc:
         recovered = f"unrecoverable ({exc})"
-    allowed = recovered in {to_checksum_address(s) for s in signers}
+    allowed = recovered in allowed_signers
     findings = [
         Finding("schema", True, FEED_FORMAT),
         Finding("content_hash", hashed, "the body hashes to the signed content hash" if hashed

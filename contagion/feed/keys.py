@@ -35,7 +35,11 @@ def _password(env: Mapping[str, str]) -> str:
     if PASSWORD_ENV in env:
         return env[PASSWORD_ENV]
     if PASSWORD_FILE_ENV in env:
-        return Path(env[PASSWORD_FILE_ENV]).read_text().rstrip("\n")
+        try:
+            return Path(env[PASSWORD_FILE_ENV]).read_text().rstrip("\n")
+        except (OSError, ValueError) as exc:
+            raise SigningKeyError(f"cannot read the keystore password from "
+                                  f"{PASSWORD_FILE_ENV}: {exc}") from None
     raise SigningKeyError(f"the keystore is encrypted: set {PASSWORD_ENV} or {PASSWORD_FILE_ENV}")
 
 
@@ -50,9 +54,10 @@ def load_signer(keystore: Path | None = None, env: Mapping[str, str] | None = No
             encrypted = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise SigningKeyError(f"cannot read the keystore {path}: {exc}") from None
+        password = _password(env)
         try:
-            key = Account.decrypt(encrypted, _password(env))
-        except ValueError:
+            key = Account.decrypt(encrypted, password)
+        except (ValueError, KeyError, TypeError):  # a JSON file that is no keystore: Key/Type
             raise SigningKeyError(f"cannot decrypt the keystore {path}: wrong password or not a "
                                   "keystore") from None
         signer: LocalAccount = Account.from_key(key)
@@ -76,7 +81,7 @@ def create_keystore(path: Path, password: str) -> str:
     account = Account.create()
     encrypted = Account.encrypt(account.key, password)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "x") as handle:  # "x": an existing keystore is never replaced
+    # O_EXCL: an existing keystore is never replaced; 0o600 from the first byte, not after it
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
         json.dump(encrypted, handle)
-    os.chmod(path, 0o600)
     return str(account.address)

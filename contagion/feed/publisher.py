@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,11 +234,14 @@ class FeedStore:
     def save(self, feed: SignedFeed) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"feed-{feed.nonce:012d}.json"
-        if path.exists():
-            raise FileExistsError(f"nonce {feed.nonce} is already published ({path})")
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(feed.model_dump_json(indent=2))
-        tmp.replace(path)
+        try:  # a hard link appears whole and fails if the name exists: two signers that took
+            os.link(tmp, path)  # the same nonce never both see "saved", nor replace a document
+        except FileExistsError:
+            raise FileExistsError(f"nonce {feed.nonce} is already published ({path})") from None
+        finally:
+            tmp.unlink()
         return path
 
     def _load(self, path: Path) -> SignedFeed | FeedDocumentError:

@@ -475,3 +475,31 @@ def test_commitments_of_a_database_without_snapshots(tmp_path: Path) -> None:
     assert _rows(db, f"select count(*) from {COMMITMENTS_TABLE}") == [(0,)]
     with pytest.raises(ValueError, match="has no snapshot to prove at"):
         prove_account(db, A)
+
+
+def test_a_position_below_zero_is_refused_by_name() -> None:
+    """A replay that lacks events can leave a position below zero (no_negative_balances names
+    it); a sum tree has no negative leaf, so the commitment says so rather than overflowing."""
+    token, account = "0x" + "22" * 20, "0x" + "44" * 20
+    con = duckdb.connect()
+    con.execute("create table ref_snapshots(snapshot_block bigint); "
+                "insert into ref_snapshots values (100)")
+    con.execute("create table ref_venues(chain_id bigint, venue varchar, venue_kind varchar); "
+                "insert into ref_venues values (31337, 'morpho', 'lending')")
+    con.execute("create table int_tokens(chain_id bigint, token varchar, decimals int)")
+    con.execute("insert into int_tokens values (31337, ?, 18)", [token])
+    con.execute("create table int_token_prices(chain_id bigint, token varchar, feed_id varchar, "
+                "price_usd double, answer_raw decimal(38,0), answer_decimals int, "
+                "snapshot_block bigint)")
+    con.execute("insert into int_token_prices values (31337, ?, 'eth', 2000, 200000000000, 8, "
+                "100)", [token])
+    con.execute("create table int_lp_share_prices(chain_id bigint, token varchar, "
+                "token0 varchar, token1 varchar, reserve0 hugeint, reserve1 hugeint, "
+                "shares_raw hugeint, snapshot_block bigint)")
+    con.execute("create table fct_positions(chain_id bigint, venue varchar, account varchar, "
+                "token varchar, side varchar, amount_raw hugeint, price_usd double, "
+                "snapshot_block bigint)")
+    con.execute("insert into fct_positions values (31337, 'morpho', ?, ?, 'supply', -10, 2000, "
+                "100)", [account, token])
+    with pytest.raises(ValueError, match=r"supply of .* is -10 at snapshot 100, below zero"):
+        venue_trees(con, 100)

@@ -4,6 +4,7 @@ that refuses to sign data it cannot vouch for."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from contagion.feed.keys import (
     KEY_ENV,
     KEYSTORE_ENV,
     PASSWORD_ENV,
+    PASSWORD_FILE_ENV,
     SigningKeyError,
     create_keystore,
     load_signer,
@@ -118,6 +120,42 @@ def test_a_signed_document_verifies_and_every_forgery_fails() -> None:
     assert _verify(document) == {"schema": False}
 
 
+def test_the_verifier_reads_the_document_as_any_reader_does() -> None:
+    """What a lax parser would coerce, and what readers disagree on, is refused: the content
+    hash is of the document as received, so a verifier in another language agrees."""
+    text = sign_feed(_body(), SIGNER).model_dump_json()
+    assert all(_verify(text).values())
+    assert all(_verify(text.encode()).values())
+    refused = {
+        "a number as a string": text.replace('"nonce":7', '"nonce":"7"'),
+        "a repeated key": text.replace('"level":"red"', '"level":"green","level":"red"', 1),
+        "NaN": text.replace('"score":9.5', '"score":NaN', 1),
+        "a float past the double range": text.replace('"score":9.5', '"score":1e400', 1),
+        "an integer past RFC 8785's 2^53": text.replace('"nonce":7', f'"nonce":{2**53 + 1}'),
+        "bytes that are not UTF-8": b"\xff\xfe" + text.encode(),
+        "not an object": "[1, 2]",
+    }
+    for why, document in refused.items():
+        assert document != text, why
+        assert _verify(document) == {"schema": False}, why
+    zero = json.loads(text)
+    zero["signature"]["signature"] = "0x" + "00" * 64 + "1b"  # r = s = 0: recovers no one
+    assert not _verify(zero)["signature"]
+
+
+def test_proofs_that_are_not_proofs_are_findings_not_crashes() -> None:
+    document = json.loads(sign_feed(_body(), SIGNER).model_dump_json())
+    leaf = {"account": "0x" + "44" * 20, "collateral": "1" * 5000, "debt": "0"}
+    proofs: list[Any] = ["x", 5, {"venue": "aave", "snapshot_block": 100, "leaf": "x"},
+                         {"venue": "aave", "snapshot_block": 100, "leaf": leaf,
+                          "siblings": []}]
+    _, findings = verify_feed(document, chain_id=31337, oracle=ORACLE,
+                              signers=[SIGNER.address], now=2_000, proofs=proofs)
+    failed = [f for f in findings if f.name.startswith("proof")]
+    assert [f.passed for f in failed] == [False] * 4
+    assert "uint256" in failed[-1].detail
+
+
 def test_sign_refuses_a_document_without_validity() -> None:
     with pytest.raises(ValueError, match="valid for some time"):
         sign_feed(_body(valid_until=1_012), SIGNER)
@@ -149,6 +187,46 @@ def test_the_key_comes_from_the_environment_or_a_keystore(tmp_path: Path) -> Non
         load_signer(env={**env, PASSWORD_ENV: "wrong"})
     with pytest.raises(FileExistsError):
         create_keystore(keystore, "another")
+    # JSON that is not a keystore, and a password file that is not there: said, not raised
+    for name, content in {"empty.json": "{}", "list.json": "[]",
+                          "no-crypto.json": '{"version": 3, "address": "00"}'}.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(SigningKeyError, match="not a keystore"):
+            load_signer(env={KEYSTORE_ENV: str(tmp_path / name), PASSWORD_ENV: "x"})
+    with pytest.raises(SigningKeyError, match="cannot read the keystore password"):
+        load_signer(env={KEYSTORE_ENV: str(keystore),
+                         PASSWORD_FILE_ENV: str(tmp_path / "absent")})
+
+
+def test_a_keystore_is_private_from_its_first_byte(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    modes: list[int] = []
+    real_dump = json.dump
+
+    def dump(data: Any, handle: Any) -> None:  # the mode while the key is being written
+        modes.append(Path(handle.name).stat().st_mode & 0o777 if isinstance(handle.name, str)
+                     else os.fstat(handle.fileno()).st_mode & 0o777)
+        real_dump(data, handle)
+
+    monkeypatch.setattr(json, "dump", dump)
+    create_keystore(tmp_path / "feed.keystore", "correct horse")
+    assert modes == [0o600]
+
+
+def test_a_nonce_is_published_once_even_when_two_signers_race(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FeedStore(tmp_path)
+    first = sign_feed(_body(), SIGNER)
+    second = sign_feed(_body(ecosystem={"score": 1.0, "level": "green", "driver": None}),
+                       SIGNER)
+    path = store.save(first)
+    # the other signer looked before the first file was there: its save must still fail
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    with pytest.raises(FileExistsError, match="nonce 7 is already published"):
+        store.save(second)
+    monkeypatch.undo()
+    assert SignedFeed.model_validate_json(path.read_text()) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left
 
 
 # -- the publisher, on the devnet crisis warehouse ------------------------------------------
@@ -219,7 +297,9 @@ def test_the_publisher_signs_the_latest_snapshot(world: World, scored: Path,
 
 
 @pytest.mark.devnet
-def test_the_publisher_fails_closed(world: World, scored: Path, tmp_path: Path) -> None:
+def test_the_publisher_fails_closed(world: World, scored: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     registry = _registry(world)
     policy = load_policy()
     settings = FeedSettings(max_data_age_seconds=600)
@@ -256,6 +336,17 @@ def test_the_publisher_fails_closed(world: World, scored: Path, tmp_path: Path) 
     with pytest.raises(FeedRefused, match="no scored snapshot"):
         publish_feed(unscored, registry, SIGNER, store, world.client)
     assert store.latest() is None  # nothing was signed
+
+    # the command line, with no node where the head must be read: one line, nothing signed
+    import typer
+
+    from contagion import cli
+    monkeypatch.setenv("CONTAGION_FEED_KEY", TEST_KEY)
+    with pytest.raises(typer.Exit):
+        cli.sign_feed_document(registry, scored, tmp_path / "feed", "http://127.0.0.1:9")
+    assert "cannot sign without the chain at http://127.0.0.1:9" in " ".join(
+        capsys.readouterr().err.split())
+    assert store.latest() is None
 
 
 # -- the HTTP API and the command line ------------------------------------------------------
@@ -408,3 +499,14 @@ def test_feed_verify_checks_a_url_against_the_pinned_domain(
     unpinned = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest",
                                        "--signer", SIGNER.address])
     assert unpinned.exit_code == 1 and "pin the domain" in unpinned.output
+    # what the user pins or hands over is checked before anything is verified
+    typo = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest", "--chain-id", "31337",
+                                   "--oracle", "0xnothex", "--signer", "alice"])
+    assert typo.exit_code == 1 and "not an address" in typo.output
+    assert "0xnothex, alice" in " ".join(typo.output.split())
+    not_proofs = Path(served[1].root) / "proofs.json"
+    not_proofs.write_text("5")
+    odd = runner.invoke(cli.app, ["feed", "verify", f"{url}/v1/latest", *pins,
+                                  "--proof", str(not_proofs)])
+    assert odd.exit_code == 1 and "cannot read the proofs" in odd.output
+    assert odd.exception is None or isinstance(odd.exception, SystemExit)
