@@ -252,7 +252,8 @@ def _amount(value: object, what: str) -> int:
         raise ProofError(f"{what} must be an integer in decimal text, got {value!r}")
     # a uint256 has at most 78 digits; longer text is refused before int() reads it
     if isinstance(value, str) and not re.fullmatch(r"0|[1-9][0-9]{0,77}", value):
-        raise ProofError(f"{what} must be a uint256 in decimal text, got {value[:90]!r}")
+        raise ProofError(f"{what} must be a non-negative integer of at most 78 digits (a "
+                         f"uint256) in decimal text, got {value[:90]!r}")
     number = int(value)
     if not 0 <= number <= UINT256_MAX:
         raise ProofError(f"{what} = {number} is not a uint256")

@@ -88,11 +88,12 @@ class Sleeps:
 
 
 def client_for(proxy: FaultProxy, sleeps: Sleeps | None = None) -> RpcClient:
-    return RpcClient(proxy.url, timeout=0.5, retry=FAST, sleep=sleeps or Sleeps())
+    # a timeout well above a loaded machine's round trip, so only the injected delay times out
+    return RpcClient(proxy.url, timeout=1.5, retry=FAST, sleep=sleeps or Sleeps())
 
 
 FAULTS = [Fault("status", 429), Fault("status", 500), Fault("status", 502),
-          Fault("status", 503), Fault("status", 504), Fault("delay", seconds=0.8),
+          Fault("status", 503), Fault("status", 504), Fault("delay", seconds=2.0),
           Fault("drop"), Fault("truncate"), Fault("cut")]
 
 
