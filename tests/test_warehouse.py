@@ -965,3 +965,307 @@ def test_compound_base_positions_are_principals_at_the_indexes_brought_to_the_sn
     _build_models(con, "int_balances")
     assert con.execute("select distinct account, side, amount_raw from int_balances"
                        ).fetchall() == [("0xa", "collateral", 7)]
+
+
+def test_a_borrower_group_with_an_unvalued_leg_or_no_threshold_is_undecided() -> None:
+    """int_account_health on hand-made positions: a group that owes and has a leg without a USD
+    value (unpriced collateral, unpriced debt) or a collateral without a liquidation threshold
+    is undecided (health null, with the reason), not underwater at health 0; the balance sheet
+    and the state vector leave it out of their health sums and count it in undecided_accounts.
+    A group that owes nothing is not undecided, whatever its collateral."""
+    con = _bare_database()
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "10::ubigint as snapshot_block")
+    con.execute("create table int_windows as select 1::ubigint as chain_id, "
+                "10::ubigint as snapshot_block, 0::ubigint as window_start")
+    con.execute("""create table ref_venues as select 1::ubigint as chain_id, 'lend' as venue,
+        'aave_v3' as protocol, 'lending' as venue_kind""")
+    con.execute("""create table int_market_thresholds as select 10::ubigint as snapshot_block,
+        1::ubigint as chain_id, 'lend' as venue, t as market, t as collateral_token,
+        0.8::double as liquidation_threshold
+        from (values ('weth'), ('steth')) as v(t)""")  # gov has none
+    # (account, token, side, usd): usd null is unpriced
+    legs = [("0xa", "weth", "collateral", 100.0), ("0xa", "usdc", "debt", 120.0),
+            ("0xf", "weth", "collateral", 300.0), ("0xf", "usdc", "debt", 100.0),
+            ("0xb", "steth", "collateral", None), ("0xb", "usdc", "debt", 50.0),
+            ("0xc", "gov", "collateral", 1000.0), ("0xc", "usdc", "debt", 10.0),
+            ("0xd", "weth", "collateral", 200.0), ("0xd", "wbtc", "debt", None),
+            ("0xe", "steth", "collateral", None), ("0xe", "gov", "collateral", 5.0)]
+    con.register("_legs", pa.Table.from_pylist(
+        [{"account": a, "token": t, "side": s, "amount_usd": u} for a, t, s, u in legs],
+        schema=pa.schema({"account": pa.string(), "token": pa.string(), "side": pa.string(),
+                          "amount_usd": pa.float64()})))
+    con.execute("""create table int_positions as select 10::ubigint as snapshot_block,
+        1::ubigint as chain_id, 'lend' as venue, 'aave_v3' as protocol, 'lending' as venue_kind,
+        token as market, account, token, side, amount_usd, token as priced_as,
+        null::varchar as backing_token from _legs""")
+    con.execute("create table int_venue_cash (snapshot_block ubigint, chain_id ubigint, "
+                "venue varchar, token varchar, amount_raw decimal(38, 0))")
+    con.execute("create table int_tokens (chain_id ubigint, token varchar, decimals integer)")
+    con.execute("create table int_token_prices (chain_id ubigint, snapshot_block ubigint, "
+                "token varchar, price_usd double)")
+    con.execute("create table int_oracle_prices (chain_id ubigint, snapshot_block ubigint, "
+                "token varchar, priced_as varchar)")
+    con.execute("create table stg_flows (chain_id ubigint, block_number ubigint, "
+                "venue varchar, token varchar, side varchar, action varchar, "
+                "amount_raw decimal(38, 0), amount double)")
+    con.execute("create table ref_markets (chain_id ubigint, venue varchar, "
+                "collateral_token varchar, loan_token varchar)")
+    con.execute("create table int_token_signals (chain_id ubigint, snapshot_block ubigint, "
+                "token varchar, oracle_price_usd double, oracle_drift double, "
+                "order_flow_imbalance double, implied_vol_change double, "
+                "risk_reversal_change double, volatility double, amm_depth_units double)")
+    con.execute("create table int_perp_margin (snapshot_block ubigint, chain_id ubigint, "
+                "venue varchar, size_usd_raw decimal(38, 0), is_long boolean)")
+    _build_models(con, "int_account_health", "fct_venue_balance_sheet", "fct_venue_state")
+    health = {r[0]: r[1:] for r in con.execute(
+        "select account, collateral_usd, threshold_collateral_usd, debt_usd, health_factor, "
+        "undecided_reason from int_account_health").fetchall()}
+    assert health == {
+        "0xa": (100.0, 80.0, 120.0, pytest.approx(80 / 120), None),
+        "0xf": (300.0, 240.0, 100.0, 2.4, None),
+        "0xb": (None, None, 50.0, None, "a collateral has no USD value"),
+        "0xc": (1000.0, None, 10.0, None, "a collateral has no liquidation threshold"),
+        "0xd": (200.0, 160.0, None, None, "a debt has no USD value"),
+        "0xe": (None, None, 0.0, None, None),  # owes nothing: nothing to decide
+    }
+    sheet = con.execute("select accounts_below_liquidation_threshold, undecided_accounts, "
+                        "underwater_debt_usd, excess_collateral_usd from fct_venue_balance_sheet"
+                        ).fetchall()
+    assert sheet == [(1, 3, 20.0, 200.0)]  # 0xa below and 20 underwater; 0xf 200 in excess
+    state = con.execute("select debt_share_within_5pct, borrower_collateral_ratio, "
+                        "liquidation_collateral_ratio, undecided_accounts from fct_venue_state"
+                        ).fetchall()
+    assert state == [(pytest.approx(120 / 220), pytest.approx(400 / 220),
+                      pytest.approx(400 / 320), 3)]
+
+
+def _position_sources(con: duckdb.DuckDBPyConnection, *built: str) -> None:
+    """Empty inputs of int_positions but those `built` (a test fills the ones it needs), and
+    one priced token."""
+    for name in {"int_morpho_shares", "int_aave_balances", "int_compound_balances"} - set(built):
+        con.execute(f"create table {name} (snapshot_block ubigint, chain_id ubigint, "
+                    "venue varchar, market varchar, account varchar, token varchar, "
+                    "loan_token varchar, side varchar, amount_raw decimal(38, 0), "
+                    "shares_raw decimal(38, 0))")
+    con.execute("create table int_balances (snapshot_block ubigint, chain_id ubigint, "
+                "venue varchar, protocol varchar, market varchar, account varchar, "
+                "token varchar, side varchar, amount_raw decimal(38, 0))")
+    con.execute("create table int_perp_margin (snapshot_block ubigint, chain_id ubigint, "
+                "venue varchar, index_token varchar, account varchar, "
+                "collateral_usd_raw decimal(38, 0), collateral_token varchar)")
+    con.execute("create table int_options_vaults (snapshot_block ubigint, chain_id ubigint, "
+                "venue varchar, side varchar, token varchar, owner varchar, "
+                "amount_raw decimal(38, 0))")
+    if "ref_tokens" not in built:
+        con.execute("create table ref_tokens (chain_id ubigint, token varchar, "
+                    "token_kind varchar)")
+    con.execute("""create table ref_venues as select * from (values
+        (1::ubigint, 'usdc', 'lending'), (1, 'aave', 'lending'), (1, 'morpho', 'lending'))
+        as t(chain_id, venue, venue_kind)""")
+    con.execute("create table int_tokens as select 1::ubigint as chain_id, '0xusdc' as token, "
+                "'USDC' as symbol, 6 as decimals")
+    con.execute("""create table int_token_prices as select 1::ubigint as chain_id,
+        b::ubigint as snapshot_block, '0xusdc' as token, '0xusdc' as priced_as,
+        1.0::double as price_usd, b::ubigint as price_block, 0::bigint as price_age_blocks,
+        0::bigint as price_age_seconds from (values (10), (20)) as t(b)""")
+
+
+def test_a_position_whose_principal_was_not_read_is_kept_unvalued_and_named() -> None:
+    """A Compound base position whose principal read failed (amount and shares unknown) stays in
+    fct_positions, unvalued, and the blocking no_negative_balances names it; a position known
+    to be empty (shares 0, amount unknown: the time was) is left out as before."""
+    from contagion.warehouse import load_checks, run_checks
+
+    con = _bare_database()
+    _position_sources(con)
+    con.execute("""insert into int_compound_balances
+        (snapshot_block, chain_id, venue, market, account, token, side, amount_raw, shares_raw)
+        select 20, 1, 'usdc', '0xusdc', a, '0xusdc', 'supply', amount, shares from (values
+        ('0xa', 1000::decimal(38, 0), 990::decimal(38, 0)),
+        ('0xd', null, null),  -- userBasic reverted
+        ('0xe', null, 0)) as t(a, amount, shares)""")
+    _build_models(con, "int_positions", "fct_positions")
+    got = con.execute("select account, amount_raw, shares_raw, amount_usd from fct_positions "
+                      "order by account").fetchall()
+    assert got == [("0xa", 1000, 990, 0.001), ("0xd", None, None, None)]
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "no_negative_balances"])
+    assert result.failing_rows == 1 and result.sample[0]["account"] == "0xd"
+
+
+def test_morpho_rounding_left_after_every_position_exited_reconciles() -> None:
+    """flows_reconcile_with_token_balances adds what a Morpho market holds beyond its positions
+    (its totals less what they can take: the shares' rounding) also once no position is left:
+    Morpho keeps the unit its last withdrawal rounded down, and the blocking check must not
+    fail on it. While a position is there, its amount is subtracted from the totals."""
+    from contagion.warehouse import load_checks, run_checks
+
+    con = _bare_database()
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "b::ubigint as snapshot_block from (values (5), (10)) as t(b)")
+    con.execute("create table ref_venues as select 1::ubigint as chain_id, "
+                "'morpho' as venue, 'lending' as venue_kind")
+    # the supplier's shares were worth 999 of the 1000 supplied; it withdrew them at block 9
+    con.execute("""create table int_morpho_markets as select 1::ubigint as chain_id,
+        'morpho' as venue, '0xm' as market, log_ordinal(b, 0) as ordinal,
+        a::decimal(38, 0) as total_supply_assets, 0::decimal(38, 0) as total_borrow_assets,
+        0::decimal(38, 0) as borrow_assets_floored from (values (4, 1000), (9, 1)) as t(b, a)""")
+    con.execute("""create table int_morpho_shares as select b::ubigint as snapshot_block,
+        1::ubigint as chain_id, 'morpho' as venue, '0xm' as market, '0xs' as account,
+        'supply' as side, '0xl' as loan_token, s::decimal(38, 0) as shares_raw,
+        a::decimal(38, 0) as amount_raw from (values (5, 999000000, 999), (10, 0, 0))
+        as t(b, s, a)""")
+    con.execute("""create table fct_positions as select snapshot_block, chain_id, venue,
+        'morpho_blue' as protocol, 'lending' as venue_kind, market, loan_token as token, side,
+        amount_raw from int_morpho_shares where shares_raw <> 0""")
+    con.execute("""create table int_venue_cash as select b::ubigint as snapshot_block,
+        1::ubigint as chain_id, 'morpho' as venue, '0xl' as token, c::decimal(38, 0) as amount_raw
+        from (values (5, 1000), (10, 1)) as t(b, c)""")
+    con.execute("create table stg_protocol_owned_moves (chain_id ubigint, block_number ubigint, "
+                "venue varchar, token varchar, delta decimal(38, 0))")
+    con.execute("create table stg_flows (chain_id ubigint, block_number ubigint, venue varchar, "
+                "protocol varchar, token varchar, side varchar, action varchar, sign tinyint, "
+                "amount_raw decimal(38, 0))")
+    (result,) = run_checks(con, [c for c in load_checks()
+                                 if c.name == "flows_reconcile_with_token_balances"])
+    assert result.passed, result.sample
+    # a unit the market should hold but does not is still found
+    con.execute("update int_venue_cash set amount_raw = 0 where snapshot_block = 10")
+    (result,) = run_checks(con, [c for c in load_checks()
+                                 if c.name == "flows_reconcile_with_token_balances"])
+    assert [(r["snapshot_block"], r["token"], r["difference"]) for r in result.sample] == [
+        (10, "0xl", -1)]
+
+
+def test_a_pair_with_one_reserve_empty_implies_no_price() -> None:
+    """int_token_signals: a pair whose other side is empty (drained, or a donation synced)
+    implies no AMM price for the token (not 0, whose drift ln(0) is −inf and reached the venues'
+    state vectors); with both reserves above 0 it does."""
+    con = _bare_database()
+    weth, usdc = "0xe0", "0xe1"
+    con.execute(f"""create table int_tokens as select * from (values
+        (1::ubigint, '{weth}', 'WETH', 18, 'asset', null::varchar),
+        (1, '{usdc}', 'USDC', 6, 'stablecoin', null))
+        as t(chain_id, token, symbol, decimals, token_kind, underlying)""")
+    con.execute(f"""create table int_oracle_prices as select 1::ubigint as chain_id,
+        b::ubigint as snapshot_block, token, token as priced_as, p::double as price_usd
+        from (values (10, '{weth}', 2000), (10, '{usdc}', 1), (20, '{weth}', 2000),
+                     (20, '{usdc}', 1)) as t(b, token, p)""")
+    con.execute("create table int_token_prices as select chain_id, snapshot_block, token, "
+                "price_usd from int_oracle_prices")
+    con.execute("""create table stg_snapshot_times as select 1::ubigint as chain_id,
+        b::ubigint as snapshot_block, to_timestamp(b * 12) as snapshot_time
+        from (values (10), (20)) as t(b)""")
+    con.execute("""create table int_windows as select 1::ubigint as chain_id,
+        b::ubigint as snapshot_block, w::ubigint as window_start
+        from (values (10, 0), (20, 10)) as t(b, w)""")
+    # at 10 the pool holds no WETH, at 20 one WETH for 2,100 USDC
+    con.execute(f"""create table int_amm_reserves as select b::ubigint as snapshot_block,
+        1::ubigint as chain_id, '0xp' as pair, '{weth}' as token0, '{usdc}' as token1,
+        r0::decimal(38, 0) as reserve0, r1::decimal(38, 0) as reserve1
+        from (values (10, 0, 2100000000), (20, {10**18}, 2100000000)) as t(b, r0, r1)""")
+    con.execute("create table stg_amm_swaps (chain_id ubigint, block_number ubigint, "
+                "token0 varchar, amount0 double, token1 varchar, amount1 double)")
+    con.execute("create table int_implied_vols (chain_id ubigint, snapshot_block ubigint, "
+                "token varchar, implied_vol double, risk_reversal double)")
+    _build_models(con, "int_token_signals")
+    got = {(b, t): (amm, drift) for b, t, amm, drift in con.execute(
+        "select snapshot_block, token, amm_price_usd, oracle_drift from int_token_signals"
+        ).fetchall()}
+    assert got[10, weth] == got[10, usdc] == (None, None)
+    assert got[20, weth] == (pytest.approx(2100.0), pytest.approx(math.log(2100 / 2000)))
+    assert got[20, usdc] == (pytest.approx(2000 / 2100), pytest.approx(math.log(2000 / 2100)))
+
+
+def test_an_aave_move_too_large_to_compute_leaves_the_balance_unknown() -> None:
+    """A Mint whose value does not fit (10^37 or more: stg_aave_scaled_moves' scaled_delta is
+    null) leaves the holder's scaled balance and amount null from its block on, with the reason,
+    instead of the sum of the other moves; fct_positions keeps the position and the blocking
+    no_negative_balances names it. The other holder and the earlier snapshot are untouched."""
+    from contagion.protocols import aave_v3
+    from contagion.warehouse import lake_schemas, load_checks, replace_table, run_checks
+
+    ray = 10**27
+    con = _bare_database()
+    aave_v3.register(con)
+    atoken, usdc, x, y = "a1" * 20, "0xusdc", "b0" * 20, "b1" * 20
+    con.execute(f"""create table ref_tokens as select 1::ubigint as chain_id,
+        '0x{atoken}' as token, 'aUSDC' as symbol, 6 as decimals, 'atoken' as token_kind,
+        'aave' as issued_by, '{usdc}' as underlying""")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "b::ubigint as snapshot_block from (values (6), (10)) as t(b)")
+    con.execute("create table stg_snapshot_times as select chain_id, snapshot_block, "
+                "to_timestamp(snapshot_block * 12) as snapshot_time from ref_snapshots")
+    con.execute(f"""create table stg_aave_reserve_updates as select 1::ubigint as chain_id,
+        1::ubigint as block_number, 0 as log_index, log_ordinal(1, 0) as ordinal,
+        'aave' as venue, '{usdc}' as reserve, to_timestamp(12) as updated_at,
+        0::decimal(38, 0) as liquidity_rate, 0::decimal(38, 0) as variable_borrow_rate,
+        {ray}::decimal(38, 0) as liquidity_index, {ray}::decimal(38, 0) as variable_borrow_index""")
+    mints = [(5, 0, x, 1000), (5, 1, y, 700), (7, 0, x, 10**37 + 5)]
+    replace_table(con, "src_aave_v3__mint", pa.Table.from_pylist([
+        {"chain_id": 1, "block_number": b, "transaction_hash": bytes(32), "log_index": i,
+         "contract_address": bytes.fromhex(atoken), "on_behalf_of": bytes.fromhex(a),
+         "value": str(v), "balance_increase": "0", "index": str(ray)}
+        for b, i, a, v in mints], schema=lake_schemas()["aave_v3__mint"]))
+    for table in ("aave_v3__burn", "aave_v3__balance_transfer"):
+        replace_table(con, f"src_{table}", lake_schemas()[table].empty_table())
+    _build_models(con, "stg_aave_tokens", "stg_aave_scaled_moves", "int_aave_balances")
+    got = {(b, a[2:]): rest for b, a, *rest in con.execute(
+        "select snapshot_block, account, amount_raw, shares_raw, unvalued_reason "
+        "from int_aave_balances").fetchall()}
+    assert got == {
+        (6, x): [1000, 1000, None], (6, y): [700, 700, None], (10, y): [700, 700, None],
+        (10, x): [None, None, "a scaled move of the position does not fit decimal(38,0)"]}
+    _position_sources(con, "int_aave_balances", "ref_tokens")
+    _build_models(con, "int_positions", "fct_positions")
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "no_negative_balances"])
+    assert [(r["snapshot_block"], r["account"]) for r in result.sample] == [(10, "0x" + x)]
+
+
+def test_a_morpho_count_past_decimal_38_leaves_its_market_unknown() -> None:
+    """Morpho's totals are uint128: a Supply whose shares pass decimal(38,0), or two whose sum
+    does, used to abort the build. Now the market's totals are null from that event on, and so
+    are its positions' amounts (and the shares of those that move there then); the blocking
+    no_negative_balances names them. Earlier snapshots keep their values."""
+    from contagion.warehouse import lake_schemas, load_checks, replace_table, run_checks
+
+    con = _bare_database()
+    morpho, a, b = "c0" * 20, "aa" * 32, "bb" * 32
+    x, y, z = "b0" * 20, "b1" * 20, "b2" * 20
+    con.execute(f"create table ref_venue_contracts as select 1::ubigint as chain_id, "
+                f"'0x{morpho}' as contract, 'morpho' as venue")
+    con.execute(f"""create table ref_markets as select 1::ubigint as chain_id, 'morpho' as venue,
+        '0x' || m as market, '0xusdc' as loan_token from (values ('{a}'), ('{b}')) as t(m)""")
+    con.execute("create table ref_snapshots as select 1::ubigint as chain_id, "
+                "s::ubigint as snapshot_block from (values (6), (10)) as t(s)")
+    supplies = [(5, 0, a, x, 1000, 1000 * 10**6), (5, 1, b, y, 1000, 1000 * 10**6),
+                (7, 0, a, z, 10**33, 2 * 10**38),  # one count past decimal(38,0)
+                (8, 0, b, y, 6 * 10**31, 6 * 10**37), (9, 0, b, y, 6 * 10**31, 6 * 10**37)]
+    replace_table(con, "src_morpho_blue__supply", pa.Table.from_pylist([
+        {"chain_id": 1, "block_number": blk, "transaction_hash": bytes(32), "log_index": i,
+         "contract_address": bytes.fromhex(morpho), "id": bytes.fromhex(m),
+         "on_behalf": bytes.fromhex(who), "assets": str(assets), "shares": str(shares)}
+        for blk, i, m, who, assets, shares in supplies],
+        schema=lake_schemas()["morpho_blue__supply"]))
+    for table in ("withdraw", "borrow", "repay", "liquidate", "accrue_interest",
+                  "set_fee_recipient", "create_market"):
+        replace_table(con, f"src_morpho_blue__{table}",
+                      lake_schemas()[f"morpho_blue__{table}"].empty_table())
+    _build_models(con, "stg_morpho_moves", "int_morpho_markets", "int_morpho_shares")
+    totals = con.execute("select market, block_number, total_supply_assets, total_supply_shares "
+                         "from int_morpho_markets order by market, block_number").fetchall()
+    assert totals == [("0x" + a, 5, 1000, 10**9), ("0x" + a, 7, None, None),
+                      ("0x" + b, 5, 1000, 10**9), ("0x" + b, 8, 6 * 10**31 + 1000,
+                                                   6 * 10**37 + 10**9),
+                      ("0x" + b, 9, None, None)]  # the sum would pass 10^38
+    got = {(s, m[2:4], who[2:4]): (shares, amount) for s, m, who, shares, amount in
+           con.execute("select snapshot_block, market, account, shares_raw, amount_raw "
+                       "from int_morpho_shares").fetchall()}
+    assert got == {(6, "aa", "b0"): (10**9, 1000), (6, "bb", "b1"): (10**9, 1000),
+                   (10, "aa", "b0"): (10**9, None),  # its shares are known, their worth not
+                   (10, "aa", "b2"): (None, None), (10, "bb", "b1"): (None, None)}
+    _position_sources(con, "int_morpho_shares")
+    _build_models(con, "int_positions", "fct_positions")
+    (result,) = run_checks(con, [c for c in load_checks() if c.name == "no_negative_balances"])
+    assert {(r["snapshot_block"], r["account"]) for r in result.sample} == {
+        (10, "0x" + x), (10, "0x" + y), (10, "0x" + z)}

@@ -1,6 +1,6 @@
 -- asset: fct_venue_balance_sheet
 -- severity: error
--- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers (Aave's and Compound's as Σ flows, not their balances: interest moves no token), plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad (not Morpho's: its suppliers' positions, valued from their shares, bear it), plus what a Morpho market holds that no position can take (its totals less its positions: the shares' rounding, repays the floor at zero dropped). A row is a (snapshot, venue, token) that does not add up.
+-- description: each lending venue's token balances from ERC-20 Transfers equal what the flows say it holds, per token, at every snapshot: collateral + supply − debt of its depositors and borrowers (Aave's and Compound's as Σ flows, not their balances: interest moves no token), plus what it owns itself (stg_protocol_owned_moves), minus the debt it wrote off as bad (not Morpho's: its suppliers' positions, valued from their shares, bear it), plus what a Morpho market holds that no position can take (its totals less its positions: the shares' rounding, repays the floor at zero dropped; also once no position is left). Where a Morpho market's totals are unknown (a count past decimal(38,0): no_negative_balances names its positions), the venue's balance of its loan token is not compared. A row is a (snapshot, venue, token) that does not add up.
 with own_moves as (
     select chain_id, block_number, venue, token, delta from stg_protocol_owned_moves
     union all  -- debt written off is lost: the venue (its reserves or its suppliers) bears it
@@ -9,15 +9,18 @@ with own_moves as (
     where action = 'bad_debt' and side = 'debt'
       and protocol <> 'morpho_blue'  -- lowers Morpho's total supply assets: in the positions
 ),
-morpho_markets as (
-    select s.snapshot_block, m.chain_id, m.venue, m.market,
+morpho_markets as (  -- each market with its loan token (the one its positions are in)
+    select s.snapshot_block, m.chain_id, m.venue, m.market, l.loan_token as token,
            block_end_ordinal(s.snapshot_block) as block_end
     from ref_snapshots as s
     join (select distinct chain_id, venue, market from int_morpho_markets) as m
         on m.chain_id = s.chain_id
+    left join (select distinct chain_id, venue, market, loan_token from int_morpho_shares) as l
+        on l.chain_id = m.chain_id and l.venue = m.venue and l.market = m.market
 ),
-morpho_held as (  -- what each Morpho market holds beyond what its positions can take
-    select k.snapshot_block, k.chain_id, k.venue, any_value(p.token) as token,
+morpho_held as (  -- what each Morpho market holds beyond what its positions can take; also
+                  -- once every position has left (fct_positions has none), the rounding stays
+    select k.snapshot_block, k.chain_id, k.venue, k.token,
            any_value(t.total_supply_assets)
            - coalesce(sum(p.amount_raw) filter (where p.side = 'supply'), 0)
            + coalesce(sum(p.amount_raw) filter (where p.side = 'debt'), 0)
@@ -26,10 +29,14 @@ morpho_held as (  -- what each Morpho market holds beyond what its positions can
     asof join int_morpho_markets as t
         on t.chain_id = k.chain_id and t.venue = k.venue and t.market = k.market
         and t.ordinal <= k.block_end
-    join fct_positions as p
+    left join fct_positions as p
         on p.snapshot_block = k.snapshot_block and p.chain_id = k.chain_id
         and p.venue = k.venue and p.market = k.market and p.side in ('supply', 'debt')
-    group by k.snapshot_block, k.chain_id, k.venue, k.market
+    group by k.snapshot_block, k.chain_id, k.venue, k.market, k.token
+),
+unknown as (  -- a Morpho market whose totals are unknown (a count past decimal(38,0)) cannot
+              -- be reconciled; no_negative_balances names its positions
+    select distinct snapshot_block, chain_id, venue, token from morpho_held where held is null
 ),
 owned as (
     select snapshot_block, chain_id, venue, token, sum(owned) as owned
@@ -81,4 +88,7 @@ left join cash as c using (snapshot_block, chain_id, venue, token)
 left join owed as d using (snapshot_block, chain_id, venue, token)
 left join owned as o using (snapshot_block, chain_id, venue, token)
 where coalesce(c.cash, 0) <> coalesce(d.owed, 0) + coalesce(o.owned, 0)
+  and not exists (select 1 from unknown as u
+                  where u.snapshot_block = k.snapshot_block and u.chain_id = k.chain_id
+                    and u.venue = k.venue and u.token = k.token)
 order by k.snapshot_block, k.venue, k.token

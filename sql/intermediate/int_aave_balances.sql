@@ -10,17 +10,24 @@
 -- not needed. amount_raw is null
 -- when the lake holds no update of the reserve before the snapshot, or the rate is not 0 and
 -- the snapshot block has no header (a --snapshot inside a partition without logs): the
--- reason column says which.
-with deltas as (
+-- reason column says which. A scaled move too large to compute (stg_aave_scaled_moves: null)
+-- leaves the scaled balance and the amount null from its block on, not the sum of the others.
+with moves as (
     select chain_id, venue, reserve, account, side, block_number,
            concat_ws('|', venue, reserve, account, side) as position_key,
-           sum(scaled_delta) as delta
+           case when bool_or(scaled_delta is null) then null else sum(scaled_delta) end
+               as delta
     from stg_aave_scaled_moves
     group by all
 ),
+deltas as (  -- the running sum skips nulls: whether one came by then goes alongside
+    select *, bool_or(delta is null) over (partition by position_key order by block_number)
+                  as unknown
+    from moves
+),
 at_snapshot as (
     select snapshot_block, chain_id, venue, reserve, account, side,
-           running_sum::decimal(38, 0) as shares_raw,
+           case when not unknown then running_sum::decimal(38, 0) end as shares_raw,
            block_end_ordinal(snapshot_block) as snapshot_end
     from running_sums_at_snapshots(deltas, ref_snapshots)
 ),
@@ -52,7 +59,9 @@ select
     shares_raw,
     index_raw,
     index_block,
-    case when index_block is null then 'no ReserveDataUpdated of the reserve before the snapshot'
+    case when shares_raw is null
+             then 'a scaled move of the position does not fit decimal(38,0)'
+         when index_block is null then 'no ReserveDataUpdated of the reserve before the snapshot'
          when index_raw is null then 'the snapshot block has no header: its time is unknown'
     end as unvalued_reason
 from indexed

@@ -11,14 +11,42 @@
 -- liquidation. Ordinals are block × 10^6 + log index (as int_liquidations'). Interest accrues
 -- only in events (Morpho writes it on the market's next entry point), so between events the
 -- totals are the contract's stored ones, not its view of interest owed up to now.
-with running as (
+-- A step whose counts do not fit decimal(38,0) (stg_morpho_moves: null), or after which a
+-- total would pass it (Morpho's are uint128), leaves the four totals null from then on, and
+-- so the market's positions (int_morpho_shares): unknown, not the sum of the other steps.
+with fitting as (  -- where a total would pass 10^38, found on doubles (an exact sum would fail)
     select
-        chain_id, contract, venue, market, block_number, log_index, ordinal, step,
+        *,
+        shares_delta is null or supply_assets_delta is null or borrow_assets_delta is null
+        or greatest(abs(sum(supply_assets_delta::double) over w),
+                    abs(sum(borrow_assets_delta::double) over w),
+                    abs(sum(shares_delta::double) filter (where side = 'supply') over w),
+                    abs(sum(shares_delta::double) filter (where side = 'debt') over w))
+           >= 9.9e37 as unfit
+    from stg_morpho_moves
+    window w as (partition by chain_id, contract, market order by ordinal, step
+                 rows between unbounded preceding and current row)
+),
+steps as (
+    select
+        * exclude (shares_delta, supply_assets_delta, borrow_assets_delta),
+        bool_or(unfit) over w as unknown,
+        -- none of a step from the first unfit one on reaches the exact sums
+        case when not bool_or(unfit) over w then shares_delta end as shares_delta,
+        case when not bool_or(unfit) over w then supply_assets_delta end as supply_assets_delta,
+        case when not bool_or(unfit) over w then borrow_assets_delta end as borrow_assets_delta
+    from fitting
+    window w as (partition by chain_id, contract, market order by ordinal, step
+                 rows between unbounded preceding and current row)
+),
+running as (
+    select
+        chain_id, contract, venue, market, block_number, log_index, ordinal, step, unknown,
         sum(supply_assets_delta) over w as total_supply_assets,
         sum(shares_delta) filter (where side = 'supply') over w as total_supply_shares,
         sum(borrow_assets_delta) over w as borrow_assets_sum,
         sum(shares_delta) filter (where side = 'debt') over w as total_borrow_shares
-    from stg_morpho_moves
+    from steps
     window w as (partition by chain_id, contract, market order by ordinal, step
                  rows between unbounded preceding and current row)
 ),
@@ -38,11 +66,15 @@ select
     contract,
     venue,
     market,
-    total_supply_assets::decimal(38, 0) as total_supply_assets,
-    coalesce(total_supply_shares, 0)::decimal(38, 0) as total_supply_shares,
-    (borrow_assets_sum + borrow_assets_floored)::decimal(38, 0) as total_borrow_assets,
-    coalesce(total_borrow_shares, 0)::decimal(38, 0) as total_borrow_shares,
-    borrow_assets_floored::decimal(38, 0) as borrow_assets_floored
+    case when not unknown then total_supply_assets::decimal(38, 0) end as total_supply_assets,
+    case when not unknown then coalesce(total_supply_shares, 0)::decimal(38, 0) end
+        as total_supply_shares,
+    case when not unknown then (borrow_assets_sum + borrow_assets_floored)::decimal(38, 0) end
+        as total_borrow_assets,
+    case when not unknown then coalesce(total_borrow_shares, 0)::decimal(38, 0) end
+        as total_borrow_shares,
+    case when not unknown then borrow_assets_floored::decimal(38, 0) end
+        as borrow_assets_floored
 from floored
 qualify row_number() over (partition by chain_id, contract, market, ordinal
                            order by step desc) = 1

@@ -11,17 +11,31 @@
 -- replayed totals are negative (events missing from the lake: an index that starts after the
 -- market's first event). Fee shares AccrueInterest mints are the fee recipient's supply
 -- shares (stg_morpho_moves). loan_token: the registry market's, else the input's CreateMarket.
-with deltas as (
-    select chain_id, venue, market, account, side, block_number,
-           concat_ws('|', coalesce(venue, ''), market, account, side) as position_key,
-           sum(shares_delta) as delta
-    from stg_morpho_moves
-    where account is not null  -- an accrual without fee shares moves no position
+-- Once the market's totals are unknown (int_morpho_markets: a count past decimal(38,0)), a
+-- position that moves there has its shares null too from then on, and every amount is null.
+with moves as (
+    select m.chain_id, m.venue, m.market, m.account, m.side, m.block_number,
+           concat_ws('|', coalesce(m.venue, ''), m.market, m.account, m.side) as position_key,
+           -- a step of a market whose totals are unknown makes the sum null (and stays out of
+           -- it: its count may not fit)
+           case when not bool_or(t.total_supply_shares is null)
+                then sum(m.shares_delta) filter (where t.total_supply_shares is not null)
+           end as delta
+    from stg_morpho_moves as m
+    join int_morpho_markets as t
+        on t.chain_id = m.chain_id and t.contract = m.contract and t.market = m.market
+        and t.ordinal = m.ordinal
+    where m.account is not null  -- an accrual without fee shares moves no position
     group by all
+),
+deltas as (  -- the running sum skips nulls: whether one came by then goes alongside
+    select *, bool_or(delta is null) over (partition by position_key order by block_number)
+                  as unknown
+    from moves
 ),
 at_snapshot as (
     select snapshot_block, chain_id, venue, market, account, side,
-           running_sum::decimal(38, 0) as shares_raw,
+           case when not unknown then running_sum::decimal(38, 0) end as shares_raw,
            block_end_ordinal(snapshot_block) as snapshot_end
     from running_sums_at_snapshots(deltas, ref_snapshots)
 ),

@@ -8,7 +8,9 @@
 -- int_aave_balances: the scaled balance (shares_raw) and its worth at the reserve's index, the
 -- interest accrued to the snapshot included; Compound base supply and debt from
 -- int_compound_balances: the principal (shares_raw) and its worth at the Comet's indexes,
--- likewise. priced_as is the token whose price values it (an aToken: its underlying).
+-- likewise. priced_as is the token whose price values it (an aToken: its underlying). A
+-- position is empty, and left out, when its amount is 0 and it holds no shares, or its
+-- amount is unknown but its shares are 0.
 with from_flows as (
     select snapshot_block, chain_id, venue, protocol, market, account, token, side,
            amount_raw, null::varchar as backing_token
@@ -79,4 +81,7 @@ left join ref_venues as v on v.chain_id = j.chain_id and v.venue = j.venue
 left join int_tokens as t on t.chain_id = j.chain_id and t.token = j.token
 left join int_token_prices as p
     on p.chain_id = j.chain_id and p.snapshot_block = j.snapshot_block and p.token = j.token
+-- an amount and shares both unknown (a failed read, a move too large to sum) is kept: the
+-- position is there, unvalued, and no_negative_balances names it
 where j.amount_raw <> 0 or coalesce(j.shares_raw, 0) <> 0
+   or (j.amount_raw is null and j.shares_raw is null)

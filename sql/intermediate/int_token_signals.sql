@@ -28,7 +28,9 @@ pair_sides as (
     ) as s
     join int_token_prices as o
         on o.chain_id = r.chain_id and o.snapshot_block = r.snapshot_block and o.token = s.other
-    where s.units > 0 and o.price_usd > 0
+    -- a pair with one side empty (drained, or a donation synced) prices nothing: its price
+    -- would be 0 or infinite, and its drift ln(0)
+    where s.units > 0 and s.other_units > 0 and o.price_usd > 0
 ),
 deepest as (
     select *, other_units * other_price / units as amm_price_usd

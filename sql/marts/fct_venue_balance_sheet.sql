@@ -36,14 +36,17 @@ cash as (
         and p.token = c.token
     group by all
 ),
-health as (
+health as (  -- over the groups whose health is decided; the undecided are only counted
     select
         snapshot_block, chain_id, venue,
-        count(*) filter (where debt_usd > 0 and threshold_collateral_usd < debt_usd)
+        count(*) filter (where undecided_reason is null and debt_usd > 0
+                         and threshold_collateral_usd < debt_usd)
             as accounts_below_liquidation_threshold,
-        sum(greatest(collateral_usd - debt_usd, 0)) filter (where debt_usd > 0)
-            as excess_collateral_usd,
-        sum(greatest(debt_usd - collateral_usd, 0)) as underwater_debt_usd
+        count(*) filter (where undecided_reason is not null) as undecided_accounts,
+        sum(greatest(collateral_usd - debt_usd, 0))
+            filter (where undecided_reason is null and debt_usd > 0) as excess_collateral_usd,
+        sum(greatest(debt_usd - collateral_usd, 0))
+            filter (where undecided_reason is null and debt_usd > 0) as underwater_debt_usd
     from int_account_health
     group by all
 ),
@@ -73,6 +76,7 @@ sheet as (
         coalesce(x.claims_outstanding_usd, 0) as claims_outstanding_usd,
         coalesce(h.accounts_below_liquidation_threshold, 0)
             as accounts_below_liquidation_threshold,
+        coalesce(h.undecided_accounts, 0) as undecided_accounts,
         coalesce(h.excess_collateral_usd, 0) as excess_collateral_usd,
         coalesce(h.underwater_debt_usd, 0) as underwater_debt_usd,
         coalesce(b.bad_debt_usd, 0) as bad_debt_usd,

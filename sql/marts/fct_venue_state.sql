@@ -48,7 +48,7 @@ market as (
         and g.token = e.asset
     group by all
 ),
-health as (
+health as (  -- the groups whose health is decided (fct_venue_balance_sheet counts the others)
     select snapshot_block, chain_id, venue,
            sum(debt_usd) filter (where health_factor < 1.05) as debt_within_5pct,
            sum(debt_usd) filter (where health_factor < 1.10) as debt_within_10pct,
@@ -57,6 +57,7 @@ health as (
                as borrower_threshold_usd,
            sum(debt_usd) as borrower_debt_usd
     from int_account_health
+    where undecided_reason is null
     group by all
 ),
 group_collateral as (  -- each borrower group's largest collateral, as units of its asset
@@ -153,9 +154,15 @@ state as (
             as liquidation_collateral_ratio,
         case when s.cash_usd + s.debt_usd > 0 then s.debt_usd / (s.cash_usd + s.debt_usd)
         end as utilization,
-        case when s.debt_usd > 0 then coalesce(h.debt_within_5pct, 0) / s.debt_usd end
+        -- of the decided groups' debt: an undecided group's is neither near nor far; the
+        -- options venues' written oTokens are debt of no borrower group
+        case when s.venue_kind <> 'lending' and s.debt_usd > 0 then 0
+             when h.borrower_debt_usd > 0
+             then coalesce(h.debt_within_5pct, 0) / h.borrower_debt_usd end
             as debt_share_within_5pct,
-        case when s.debt_usd > 0 then coalesce(h.debt_within_10pct, 0) / s.debt_usd end
+        case when s.venue_kind <> 'lending' and s.debt_usd > 0 then 0
+             when h.borrower_debt_usd > 0
+             then coalesce(h.debt_within_10pct, 0) / h.borrower_debt_usd end
             as debt_share_within_10pct,
         case when s.venue_kind = 'lending'
              then coalesce(d.liquidation_distance_sigmas, 10) end
@@ -185,7 +192,8 @@ state as (
         coalesce(m.implied_vol_change, 0) as implied_vol_change,
         coalesce(m.skew_change, 0) as skew_change,
         coalesce(m.exposure_return, 0) as exposure_return,
-        s.unpriced_positions
+        s.unpriced_positions,
+        s.undecided_accounts
     from sheet as s
     join int_windows as w using (chain_id, snapshot_block)
     left join health as h using (snapshot_block, chain_id, venue)
@@ -222,6 +230,7 @@ select
     implied_vol_change,
     skew_change,
     exposure_return,
-    unpriced_positions
+    unpriced_positions,
+    undecided_accounts
 from state
 window per_venue as (partition by chain_id, venue order by snapshot_block)

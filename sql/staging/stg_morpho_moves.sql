@@ -13,7 +13,10 @@
 --   recipient of the moment (the latest SetFeeRecipient before it at that Morpho; the zero
 --   address, Morpho's initial recipient, when the lake holds none). account is null only on
 --   a step that names no position: an accrual that minted no fee shares.
--- Exact while the shares fit decimal(38,0) (they always do below 10^32 assets).
+-- Exact while the shares fit decimal(38,0) (they always do below 10^32 assets; Morpho's totals
+-- are uint128, up to 3.4·10^38): a count or amount that does not is null here, and
+-- int_morpho_markets / int_morpho_shares leave its market's totals and its position's shares
+-- null from then on (no_negative_balances names the positions) rather than failing the build.
 with fee_recipients as (
     select chain_id, contract_address, new_fee_recipient,
            log_ordinal(block_number, log_index) as ordinal
@@ -28,34 +31,40 @@ accruals as (
 ),
 moves as (
     select chain_id, block_number, log_index, 0 as step, contract_address, id,
-           on_behalf as account, 'supply' as side, shares::decimal(38, 0) as shares_delta,
-           assets::decimal(38, 0) as supply_assets_delta, 0::decimal(38, 0) as borrow_assets_delta
+           on_behalf as account, 'supply' as side,
+           try_cast(shares as decimal(38, 0)) as shares_delta,
+           try_cast(assets as decimal(38, 0)) as supply_assets_delta,
+           0::decimal(38, 0) as borrow_assets_delta
     from src_morpho_blue__supply
     union all
     select chain_id, block_number, log_index, 0, contract_address, id, on_behalf, 'supply',
-           -shares::decimal(38, 0), -assets::decimal(38, 0), 0
+           -try_cast(shares as decimal(38, 0)), -try_cast(assets as decimal(38, 0)), 0
     from src_morpho_blue__withdraw
     union all
     select chain_id, block_number, log_index, 0, contract_address, id, on_behalf, 'debt',
-           shares::decimal(38, 0), 0, assets::decimal(38, 0)
+           try_cast(shares as decimal(38, 0)), 0, try_cast(assets as decimal(38, 0))
     from src_morpho_blue__borrow
     union all
     select chain_id, block_number, log_index, 0, contract_address, id, on_behalf, 'debt',
-           -shares::decimal(38, 0), 0, -assets::decimal(38, 0)
+           -try_cast(shares as decimal(38, 0)), 0, -try_cast(assets as decimal(38, 0))
     from src_morpho_blue__repay
     union all
     select chain_id, block_number, log_index, 0, contract_address, id, borrower, 'debt',
-           -repaid_shares::decimal(38, 0), 0, -repaid_assets::decimal(38, 0)
+           -try_cast(repaid_shares as decimal(38, 0)), 0,
+           -try_cast(repaid_assets as decimal(38, 0))
     from src_morpho_blue__liquidate
     union all
     select chain_id, block_number, log_index, 1, contract_address, id, borrower, 'debt',
-           -bad_debt_shares::decimal(38, 0), -bad_debt_assets::decimal(38, 0),
-           -bad_debt_assets::decimal(38, 0)
+           -try_cast(bad_debt_shares as decimal(38, 0)),
+           -try_cast(bad_debt_assets as decimal(38, 0)),
+           -try_cast(bad_debt_assets as decimal(38, 0))
     from src_morpho_blue__liquidate
     union all
     select chain_id, block_number, log_index, 0, contract_address, id,
-           case when fee_shares::decimal(38, 0) > 0 then recipient end, 'supply',
-           fee_shares::decimal(38, 0), interest::decimal(38, 0), interest::decimal(38, 0)
+           -- fee shares that do not fit still go to the recipient, whose shares they make null
+           case when try_cast(fee_shares as decimal(38, 0)) = 0 then null else recipient end,
+           'supply', try_cast(fee_shares as decimal(38, 0)),
+           try_cast(interest as decimal(38, 0)), try_cast(interest as decimal(38, 0))
     from accruals
 )
 select
