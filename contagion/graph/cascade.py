@@ -24,11 +24,16 @@ Each round:
 `cascade_batch` runs the same rounds on many price paths at once (arrays of paths × legs); a
 path that has settled drops out. `cascade` is that engine on one path, round by round.
 
+A group with a leg the cascade cannot value (its token has no price, nor an asset it follows
+with one) cannot be decided healthy or not: it is left out of every round, neither liquidated
+nor bad debt, and `Ecosystem.left_out` says which groups and how much debt that is.
+
 Amounts here are floats: this is a simulation of what would happen, not accounting.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -40,6 +45,7 @@ __all__ = [
     "BatchOutcome",
     "CascadeRound",
     "Ecosystem",
+    "LeftOut",
     "Leg",
     "LiquidationRule",
     "Pool",
@@ -90,6 +96,15 @@ class Pool:
     reserve1: float
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """The borrower groups the cascade leaves out, for holding a leg in a token it cannot value."""
+
+    groups: frozenset[tuple[str, str]]  # (venue, group)
+    debt_usd: dict[str, float]  # per venue with such a group, their debt that has a price
+    tokens: tuple[str, ...]  # the tokens without a price, sorted
+
+
 @dataclass
 class Ecosystem:
     """What the cascade needs of a snapshot (see `contagion.graph.load` for the database)."""
@@ -103,8 +118,9 @@ class Ecosystem:
     claims: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     deposits_usd: dict[str, float] = field(default_factory=dict)  # venue -> lenders' claims
     symbols: dict[str, str] = field(default_factory=dict)
-    # (venue, asset) -> the margin cut in force there (a fraction, as thresholds are): the legs'
-    # thresholds already include it; an action setting a new cut replaces it, not adds to it
+    # (venue, collateral token as on chain: a claim by its own address) -> the margin cut in
+    # force on that market (a fraction, as thresholds are): the legs' thresholds already include
+    # it; an action setting a new cut replaces it, not adds to it. Read it with `margin_cut`.
     margin_cuts: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @cached_property
@@ -116,6 +132,37 @@ class Ecosystem:
         """What a token is worth and sold as: an aToken's underlying asset, else itself."""
         claim = self.claims.get(token)
         return claim[1] if claim is not None and claim[1] is not None else token
+
+    def margin_cut(self, venue: str, asset: str) -> float:
+        """The cut in force at a venue on an asset's market or on the market of a claim that
+        follows it (the oracle puts the same cut on both; the deepest if they differ): the
+        actions name the asset, `margin_cuts` the market as on chain."""
+        return max((cut for (at, token), cut in self.margin_cuts.items()
+                    if at == venue and self.asset_of(token) == asset), default=0.0)
+
+    def priced(self, token: str) -> bool:
+        """Whether the cascade can value a token: a claim that follows an asset is worth the
+        asset's price, anything else needs a finite price of its own."""
+        seen = set()
+        while (claim := self.claims.get(token)) is not None and claim[1] is not None \
+                and token not in seen:  # a cycle is the layout's error to report
+            seen.add(token)
+            token = claim[1]
+        return math.isfinite(self.prices.get(token, math.nan))
+
+    @cached_property
+    def left_out(self) -> LeftOut:
+        """The groups holding some of a token without a price: valued at 0 it would make the
+        whole debt of a group bad debt before any shock, so the cascade leaves them out."""
+        holding = [leg for leg in self.legs if leg.amount > 0]  # an empty leg changes nothing
+        unpriced = {leg.token for leg in holding if not self.priced(leg.token)}
+        groups = frozenset((leg.venue, leg.group) for leg in holding if leg.token in unpriced)
+        debt: dict[str, float] = {venue: 0.0 for venue, _ in groups}
+        for leg in self.legs:
+            if leg.side == "debt" and (leg.venue, leg.group) in groups \
+                    and leg.token not in unpriced:
+                debt[leg.venue] += leg.amount * self.prices.get(leg.token, 0.0)
+        return LeftOut(groups, debt, tuple(sorted(unpriced)))
 
 
 @dataclass(frozen=True)
@@ -132,11 +179,13 @@ class LegArrays:
 
     @classmethod
     def of(cls, eco: Ecosystem) -> LegArrays:
-        legs = eco.legs
+        left_out = eco.left_out.groups
+        legs = [leg for leg in eco.legs if (leg.venue, leg.group) not in left_out]
         groups: dict[tuple[str, str], int] = {}
         group_of = np.fromiter((groups.setdefault((leg.venue, leg.group), len(groups))
                                 for leg in legs), np.int64, count=len(legs))
-        venues = sorted({venue for venue, _ in groups})
+        # every venue with legs, those whose groups are all left out too: each keeps its column
+        venues = sorted({leg.venue for leg in eco.legs})
         venue_index = {v: k for k, v in enumerate(venues)}
         group_venue = np.array([venue_index[v] for v, _ in groups], np.int64)
         tokens = sorted({leg.token for leg in legs})
@@ -451,6 +500,20 @@ def _run(eco: Ecosystem, layout: _Layout, base: Vector, failed_venues: Sequence[
                         credited_out)
 
 
+def _shocked_columns(eco: Ecosystem, layout: _Layout, tokens: Sequence[str]) -> list[int]:
+    """The layout's column of each shocked token. A claim that follows an asset (an aToken) is
+    priced as that asset × its issuer's solvency every round, so a shock of its own would be
+    overwritten without effect: it is refused, naming the asset to shock."""
+    for token in tokens:
+        if token not in eco.prices:
+            raise ValueError(f"no price for {token}: it cannot be shocked")
+        if (asset := eco.asset_of(token)) != token:
+            name = eco.symbols.get
+            raise ValueError(f"{name(token) or token} follows the price of {name(asset) or asset}"
+                             f": shock {name(asset) or asset} instead")
+    return [layout.names.index(t) for t in tokens]
+
+
 def cascade_batch(eco: Ecosystem, shocks: npt.ArrayLike, tokens: Sequence[str], *,
                   failed_venues: Sequence[str] = (), max_rounds: int = 200,
                   dust_usd: float = 1.0, tolerance: float = 1e-9) -> BatchOutcome:
@@ -464,14 +527,11 @@ def cascade_batch(eco: Ecosystem, shocks: npt.ArrayLike, tokens: Sequence[str], 
                          f"not {changes.shape}")
     if not np.isfinite(changes).all() or (changes < -1).any():
         raise ValueError("shocks must be finite and at least -1 (a price falls at most 100 %)")
-    unknown = [t for t in tokens if t not in eco.prices]
-    if unknown:
-        raise ValueError(f"no price for {unknown[0]}: it cannot be shocked")
     if len(set(tokens)) < len(tokens):
         raise ValueError("a token is shocked twice: give each token one column")
     layout = _Layout.of(eco)
     base = np.tile(layout.base, (len(changes), 1))
-    columns = [layout.names.index(t) for t in tokens]
+    columns = _shocked_columns(eco, layout, tokens)
     base[:, columns] = layout.base[columns] * (1 + changes)
     return _run(eco, layout, base, failed_venues, max_rounds, dust_usd, tolerance)
 
@@ -485,11 +545,9 @@ def cascade(eco: Ecosystem, shocks: Mapping[str, float] | None = None, *,
     starting point."""
     layout = _Layout.of(eco)
     base = layout.base.copy()
-    for token, change in (shocks or {}).items():
-        if token not in eco.prices:
-            raise KeyError(f"no price for {token}: it cannot be shocked")
-        column = layout.names.index(token)
-        base[column] = base[column] * (1 + change)
+    shocks = shocks or {}
+    columns = _shocked_columns(eco, layout, list(shocks))
+    base[columns] = base[columns] * (1 + np.array(list(shocks.values()), dtype=np.float64))
     steps: list[_Round] = []
     _run(eco, layout, base[None, :], failed_venues, max_rounds, dust_usd, tolerance, steps)
     venues, priced = eco.arrays.venues, [(layout.names[k], k) for k in layout.priced]

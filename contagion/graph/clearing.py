@@ -5,7 +5,7 @@ of Rogers & Veraart (2013): a bank that defaults realises only `alpha` of its ex
 and `beta` of what it is paid (1 and 1: no cost, Eisenberg–Noe). Obligations outside the
 network either share pro rata with the network's (`external="pro_rata"`, as in Eisenberg–Noe
 and the systemicrisk package) or come first (`external="senior"`: they are paid in full before
-any bank in the network is).
+any bank in the network is, out of what a defaulting bank realises after its costs).
 
 Iteration from full payment downwards: the clearing map is monotone, so the sequence decreases
 to the greatest clearing vector.
@@ -57,14 +57,19 @@ def clear(liabilities: npt.ArrayLike, external_assets: npt.ArrayLike,
         raise ValueError("alpha and beta are recovery fractions in [0, 1]")
     interbank = owed.sum(axis=1)
     obligations = interbank + debts if external == "pro_rata" else interbank
-    outside = assets if external == "pro_rata" else assets - debts
+    # what comes before the network's share: nothing when external debt shares pro rata
+    senior = np.zeros(n) if external == "pro_rata" else debts
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = np.where(obligations[:, None] > 0, owed / obligations[:, None], 0.0)
 
     def pay(p: Vector) -> tuple[Vector, Vector, npt.NDArray[np.bool_]]:
         inflow = shares.T @ p
-        solvent = outside + inflow >= obligations
-        costly = alpha * outside + beta * inflow
+        solvent = assets - senior + inflow >= obligations
+        # Rogers & Veraart (2013, Management Science 59(4)), the clearing map with default
+        # costs: a defaulting bank pays alpha × its external assets + beta × what it is paid.
+        # Senior external debt is paid first out of that, not out of the assets before the
+        # costs: the network gets max(0, alpha e − d + beta inflow)
+        costly = alpha * assets - senior + beta * inflow
         paid = np.where(solvent, obligations, np.clip(costly, 0.0, obligations))
         return paid, inflow, ~solvent
 

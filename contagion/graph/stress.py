@@ -3,7 +3,8 @@ venue failing alone, each run through the DeFi cascade.
 
 Per scenario:
 - initial loss: what the shock itself takes from the lending collateral that holds the token
-  (or, for a failed venue, the value of its claims posted as collateral elsewhere);
+  or a claim that follows it (aX for X: the cascade moves its price with X's), or, for a failed
+  venue, the value of its claims posted as collateral elsewhere;
 - total loss: the initial loss plus the bad debt the cascade leaves and the liquidation
   penalties borrowers pay (collateral seized beyond the debt repaid and, at a Compound absorb,
   the base credited back to the borrower);
@@ -82,9 +83,9 @@ def _initial_loss(eco: Ecosystem, scenario: Scenario) -> float:
         unit = np.array([eco.prices.get(eco.asset_of(t), 0.0)
                          if t in eco.claims and eco.claims[t][0] == scenario.target else 0.0
                          for t in arrays.tokens])
-    else:
-        unit = np.array([eco.prices.get(t, 0.0) * -scenario.size if t == scenario.target
-                         else 0.0 for t in arrays.tokens])
+    else:  # the token and the claims following it, at the token's price as the cascade has it
+        unit = np.array([eco.prices.get(scenario.target, 0.0) * -scenario.size
+                         if eco.asset_of(t) == scenario.target else 0.0 for t in arrays.tokens])
     if not len(unit):
         return 0.0
     return float(np.dot(np.where(collateral, arrays.amount, 0.0), unit[arrays.token_of]))

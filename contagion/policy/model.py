@@ -1,5 +1,6 @@
-"""The policy file: risk rules, actions and guardrails, validated strictly (a mistyped field is
-an error that names it). The bundled `default.yaml` documents every field."""
+"""The policy file: risk rules, actions and guardrails, validated strictly (a mistyped field, a
+number that is not finite, a key given twice: each an error that names it). The bundled
+`default.yaml` documents every field."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contagion.risk.state import FEATURES
@@ -37,7 +39,9 @@ class PolicyError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN or infinity is never meant: `.nan` in feature_above is a rule that never fires,
+    # `.inf` in min_loss_cut_usd a policy that never acts
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Condition(_Strict):
@@ -117,10 +121,34 @@ class Policy(_Strict):
                               f"{', '.join(known)})")
 
 
+def _duplicate_key(node: yaml.Node | None, where: tuple[str, ...] = ()
+                   ) -> tuple[str, int] | None:
+    """The first key given twice in one mapping (dotted, as the validation errors name fields)
+    and its line: YAML keeps the last of the two without a word."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            name = (*where, str(key.value))
+            if (key.tag, key.value) in seen:
+                return ".".join(name), key.start_mark.line + 1
+            seen.add((key.tag, key.value))
+            if found := _duplicate_key(value, name):
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            if found := _duplicate_key(item, (*where, str(index))):
+                return found
+    return None
+
+
 def load_policy(name_or_path: str | Path = "default") -> Policy:
     data, path = read_yaml(name_or_path, BUNDLED_POLICIES, "policy", PolicyError)
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: a policy is a mapping of fields, got {type(data).__name__}")
+    # parsed fine above, so composing it again cannot fail
+    if duplicate := _duplicate_key(yaml.compose(path.read_text(), Loader=yaml.SafeLoader)):
+        key, line = duplicate
+        raise PolicyError(f"{path}: duplicate key {key!r} (line {line}): a field is given once")
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

@@ -19,10 +19,12 @@ fall by the policy's quantile of their move over the horizon, and the DeFi casca
 - raise_margin (venue, asset): the asset's liquidation threshold there is lowered by the rule's
   cut (at most the guardrail), and groups below 1 on the new threshold repay to exactly 1
   before the fall, while the pools are still deep. The cut is the RiskOracle's new value for
-  the market, replacing any cut in force (`Ecosystem.margin_cuts`): it is proposed only where it
-  is deeper than that one, and only the difference lowers the thresholds further.
+  the market, replacing any cut in force (`Ecosystem.margin_cut`, on the asset or a claim that
+  follows it): it is proposed only where it is deeper than that one, and only the difference
+  lowers the thresholds further.
 Greedily, the candidate that cuts the loss most is taken, given those already taken, until no
-candidate cuts it by `min_loss_cut_usd`.
+candidate cuts it by `min_loss_cut_usd`. A market gets one action, the strongest: what the
+rows report before and after is the loss of the actions recommended.
 """
 
 from __future__ import annotations
@@ -126,10 +128,10 @@ def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon:
             growth[k] += usd / total if total > 0 else 0.0
     # a new cut replaces the one in force (the legs' thresholds already carry that one): only
     # a deeper cut changes the book, and lifting one (normal) gives its thresholds back
-    deeper = {(a.venue, a.asset): a.threshold_cut - eco.margin_cuts.get((a.venue, a.asset), 0.0)
+    deeper = {(a.venue, a.asset): a.threshold_cut - eco.margin_cut(a.venue, a.asset)
               for a in actions if a.kind == "raise_margin" and a.asset is not None}
     cuts = {key: cut for key, cut in deeper.items() if cut > 0}
-    lifted = {(a.venue, a.asset): eco.margin_cuts.get((a.venue, a.asset), 0.0)
+    lifted = {(a.venue, a.asset): eco.margin_cut(a.venue, a.asset)
               for a in actions if a.kind == "normal" and a.asset is not None}
     legs = []
     for leg in eco.legs:
@@ -155,6 +157,14 @@ def _project(eco: Ecosystem, actions: Sequence[Action], market: Market, horizon:
                 if leg.side == "debt" and (leg.venue, leg.group) in ratio else leg
                 for leg in legs]
     return replace(eco, legs=legs)
+
+
+def _in_place_of_weaker(taken: Sequence[Action], actions: Sequence[Action]) -> list[Action]:
+    """The actions taken with `actions` added, each replacing what is taken on its market
+    (a market holds one action: the candidates on a market taken by one at least as strong are
+    dropped before, so what is replaced is weaker)."""
+    markets = {(a.venue, a.asset) for a in actions}
+    return [a for a in taken if (a.venue, a.asset) not in markets] + list(actions)
 
 
 def simulated_loss(eco: Ecosystem, actions: Sequence[Action], shocks: Mapping[str, float],
@@ -197,25 +207,26 @@ def lifts(eco: Ecosystem, in_force: Sequence[InForce], calm: Mapping[str, int],
     time, in (venue, asset) order, each on the book the lifts already taken leave: two holds
     that cover each other are not both lifted because each looks redundant beside the other.
     A market in `acted` (an action proposed there this window outranks a lift) stays held. A
-    market of a claim (Compound's aWETH) is simulated as the asset it is worth (WETH), as the
-    book and the recommendations name it."""
+    market of a claim (Compound's aWETH) is the asset it is worth (WETH), as the book and the
+    recommendations name it: its hold is merged with the asset's (the feed puts an action on
+    an asset on the claims on it too) and lifted with it, by one `normal` naming the asset."""
     held_assets = _group_assets(eco)
-
-    def simulated(asset: str | None) -> str | None:
-        return None if asset is None else eco.asset_of(asset)
-
-    standing = {(h.venue, h.asset): Action("halt" if h.asset is None else "freeze_market",
-                                           h.venue, simulated(h.asset))
-                for h in in_force if h.frozen}
+    merged: dict[tuple[str, str | None], InForce] = {}
+    for h in in_force:
+        key = (h.venue, None if h.asset is None else eco.asset_of(h.asset))
+        both = merged.get(key, InForce(*key, False, 0.0))
+        merged[key] = InForce(*key, both.frozen or h.frozen, max(both.margin_cut, h.margin_cut))
+    standing = {key: Action("halt" if h.asset is None else "freeze_market", h.venue, h.asset)
+                for key, h in merged.items() if h.frozen}
     lifted: list[Action] = []
     rules = [r for r in policy.rules if r.action == "normal"]
     out: list[Recommendation] = []
-    for held in sorted(in_force, key=lambda h: (h.venue, h.asset or "")):
-        market_key, asset = (held.venue, held.asset), simulated(held.asset)
+    for held in sorted(merged.values(), key=lambda h: (h.venue, h.asset or "")):
+        market_key, asset = (held.venue, held.asset), held.asset  # asset: as the book names it
         rule = next((r for r in rules if calm.get(held.venue, 0) >= (r.when.calm_windows or 0)
                      and ecosystem_calm >= (r.when.calm_windows or 0)), None)
         if rule is None or not (held.frozen or held.margin_cut > 0) \
-                or ("normal", held.venue, held.asset) in cooling or (held.venue, asset) in acted:
+                or ("normal", held.venue, asset) in cooling or market_key in acted:
             continue
         assets = [asset] if asset else sorted(
             {a for (venue, _), usd in held_assets.items() if venue == held.venue for a in usd})
@@ -297,7 +308,7 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
                               if asset in venue_assets.get(v, ())
                               and (rule.action, v, asset) not in cooling
                               and not (rule.action == "raise_margin"
-                                       and cut <= eco.margin_cuts.get((v, asset), 0.0)))
+                                       and cut <= eco.margin_cut(v, asset)))
                 candidates += [(rule, (a,)) for a in group]
                 if len(group) > 1:
                     candidates.append((rule, group))
@@ -305,25 +316,32 @@ def recommend(eco: Ecosystem, anomalies: Sequence[Anomaly], ecosystem_level: str
         taken: list[Action] = []
         before = current = simulated_loss(eco, [], shocks, market, policy.horizon_windows)
         while candidates:
-            losses = [simulated_loss(eco, taken + list(c), shocks, market,
-                                     policy.horizon_windows) for _, c in candidates]
+            # one action per market, the strongest: a candidate's actions replace weaker ones
+            # taken on their markets, so each loss is that of the actions that would be issued
+            sets = [_in_place_of_weaker(taken, c) for _, c in candidates]
+            losses = [simulated_loss(eco, actions, shocks, market, policy.horizon_windows)
+                      for actions in sets]
             best = int(np.argmin(losses))
             if current - losses[best] < max(policy.min_loss_cut_usd, 1e-9):
                 break
             rule, actions = candidates.pop(best)
             chosen.append((rule, actions, current - losses[best]))
-            taken += actions
-            current = losses[best]
-            candidates = [(r, c) for r, c in candidates if not set(c) <= set(taken)]
+            taken, current = sets[best], losses[best]
+            # an action on a market taken by an action at least as strong would not be issued
+            strength = {(a.venue, a.asset): ACTIONS.index(a.kind) for a in taken}
+            candidates = [(r, c) for r, c in candidates
+                          if all(ACTIONS.index(a.kind) > strength.get((a.venue, a.asset), -1)
+                                 for a in c)]
         for rule, actions, cut_usd in chosen:
-            for action in actions:
+            kept = [a for a in actions if a in taken]  # not replaced by a stronger one since
+            for action in kept:
                 params = {"threshold_cut": action.threshold_cut} \
                     if action.kind == "raise_margin" else {}
                 out.append(Recommendation(
                     action.venue, action.asset, action.kind, rule.name, params, anomaly.venue,
                     before, current, cut_usd,
-                    tuple(a.venue for a in actions if a.venue != action.venue), evidence))
-    # one recommendation per market: the strongest action wins
+                    tuple(a.venue for a in kept if a.venue != action.venue), evidence))
+    # one recommendation per market (several anomalies may act on it): the strongest wins
     strongest: dict[tuple[str, str | None], Recommendation] = {}
     for rec in out:
         key = (rec.venue, rec.asset)

@@ -4,7 +4,9 @@ between venues, and the devnet crisis under growing shocks."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from conftest import World
 
@@ -15,8 +17,10 @@ from contagion.graph.cascade import (
     LiquidationRule,
     Pool,
     cascade,
+    cascade_batch,
     morpho_incentive,
 )
+from contagion.graph.stress import Scenario, run_scenario
 
 ETH, USD, AETH = "eth", "usdc", "aeth"
 
@@ -108,3 +112,73 @@ def test_the_crisis_cascade_starts_where_sql_sees_unhealthy_accounts(world: Worl
         for before, after in itertools.pairwise(rounds):
             assert all(after.prices[t] <= before.prices[t] * (1 + 1e-12) for t in before.prices)
         assert sum(sum(r.liquidated_usd.values()) for r in rounds) > 0
+
+
+def test_a_group_with_an_unpriced_leg_is_left_out_and_counted() -> None:
+    """A collateral leg without a price would be worth 0: the group's whole debt would be bad
+    debt in round 1 with no shock at all. The cascade cannot decide such a group, so it leaves it
+    out (neither liquidated nor bad debt) and the ecosystem says what it left out."""
+    y = "y"
+    legs = [Leg("v", "g1", ETH, 1.0, "collateral", 0.8), Leg("v", "g1", USD, 1_000.0, "debt"),
+            Leg("v", "g2", y, 1_000.0, "collateral", 0.8), Leg("v", "g2", USD, 500.0, "debt"),
+            Leg("w", "g3", ETH, 1.0, "collateral", 0.8), Leg("w", "g3", y, 2.0, "debt"),
+            # a claim without a price of its own is worth its asset's: it is priced
+            Leg("w", "g4", AETH, 1.0, "collateral", 0.8), Leg("w", "g4", USD, 1_000.0, "debt")]
+    eco = Ecosystem({ETH: 2000.0, USD: 1.0, "z": float("nan")}, legs,
+                    [Pool(ETH, USD, 1e4, 2e7)], {"v": LiquidationRule(), "w": LiquidationRule()},
+                    claims={AETH: ("issuer", ETH)}, deposits_usd={"issuer": 1e6})
+    assert eco.left_out.groups == frozenset({("v", "g2"), ("w", "g3")})
+    assert eco.left_out.debt_usd == {"v": 500.0, "w": 0.0}
+    assert eco.left_out.tokens == (y,)
+    rounds = cascade(eco)
+    assert all(not r.liquidations and not r.bad_debt_usd for r in rounds)
+    batch = cascade_batch(eco, np.zeros((1, 1)), [ETH])
+    assert batch.venues == ["v", "w"] and not batch.bad_debt_usd.any()
+    # under a shock, the groups the cascade decides go as they would without the others
+    decided = replace(eco, legs=[leg for leg in legs if leg.group in ("g1", "g4")])
+    assert [(r.liquidated_usd, r.bad_debt_usd) for r in cascade(eco, {ETH: -0.5})] == \
+        [(r.liquidated_usd, r.bad_debt_usd) for r in cascade(decided, {ETH: -0.5})]
+    assert any(r.liquidations for r in cascade(eco, {ETH: -0.5}))
+    # an unpriced leg holding nothing changes nothing
+    assert not replace(eco, legs=[replace(leg, amount=0.0) if leg.token == y else leg
+                                  for leg in legs]).left_out.groups
+    assert not one_borrower().left_out.groups
+
+
+def test_a_shock_on_a_claim_that_follows_its_asset_is_refused() -> None:
+    """aETH is priced as ETH × its issuer's solvency every round: its own shock would be
+    overwritten without a word, so it is refused, naming the asset to shock instead."""
+    eco = Ecosystem({ETH: 2000.0, AETH: 2000.0, USD: 1.0},
+                    [Leg("other", "carol", AETH, 10.0, "collateral", 0.8),
+                     Leg("other", "carol", USD, 15_000.0, "debt")],
+                    [Pool(ETH, USD, 1e4, 2e7)], {"other": LiquidationRule()},
+                    claims={AETH: ("issuer", ETH)}, deposits_usd={"issuer": 1e6},
+                    symbols={ETH: "ETH", AETH: "aETH"})
+    message = "aETH follows the price of ETH: shock ETH instead"
+    with pytest.raises(ValueError, match=message):
+        cascade(eco, {AETH: -0.5})
+    with pytest.raises(ValueError, match=message):
+        cascade_batch(eco, np.array([[-0.5]]), [AETH])
+    with pytest.raises(ValueError, match="no price for btc"):
+        cascade(eco, {"btc": -0.5})
+    assert any(r.liquidations for r in cascade(eco, {ETH: -0.5}))
+
+
+def test_the_initial_loss_of_a_token_shock_counts_the_claims_that_follow_it() -> None:
+    """X −30 % takes 30 % of an aX collateral as it does of X: the same initial loss, so the
+    same amplification."""
+    x, ax = "x", "ax"
+
+    def book(token: str) -> Ecosystem:
+        return Ecosystem({x: 1.0, ax: 1.0, USD: 1.0},
+                         [Leg("c", "g", token, 100.0, "collateral", 0.8),
+                          Leg("c", "g", USD, 70.0, "debt")],
+                         [Pool(x, USD, 1e4, 1e4)], {"c": LiquidationRule()},
+                         claims={ax: ("a", x)}, deposits_usd={"a": 1e6})
+
+    scenario = Scenario("X -30%", "token_shock", x, -0.3)
+    plain, claimed = (run_scenario(book(t), scenario, {})[0] for t in (x, ax))
+    assert plain.initial_loss_usd == pytest.approx(30.0)
+    assert claimed.initial_loss_usd == pytest.approx(plain.initial_loss_usd)
+    assert claimed.total_loss_usd == pytest.approx(plain.total_loss_usd)
+    assert claimed.amplification == pytest.approx(plain.amplification)

@@ -82,3 +82,23 @@ def test_barucca_exercise_two() -> None:
     assert np.allclose(result.payments, [3, 3, 2])
     assert result.recovery[0] == pytest.approx(0.75)
     assert result.defaulted.tolist() == [True, False, False]
+
+
+def test_bankruptcy_costs_with_senior_external_debt() -> None:
+    """Rogers & Veraart (2013): a defaulting bank realises alpha of its external assets and beta
+    of what it is paid. With external debt senior, that is paid first out of what is realised,
+    and the network gets what is left: max(0, alpha e - d + beta inflow)."""
+    liabilities = np.array([[0, 20.0], [0, 0]])  # bank 0 owes bank 1 20 and 8 outside
+    result = clear(liabilities, [20.0, 0.0], [8.0, 0.0], external="senior", alpha=0.5)
+    assert result.payments.tolist() == [2.0, 0.0]  # 0.5 × 20 realised, 8 of it to the seniors
+    assert result.defaulted.tolist() == [True, False]
+    poorer = clear(liabilities, [10.0, 0.0], [8.0, 0.0], external="senior", alpha=0.5)
+    assert poorer.payments.tolist() == [0.0, 0.0]  # 5 realised < 8 senior: nothing left
+    # what the bank is paid counts at beta, after the seniors too
+    chain = np.array([[0, 20.0, 0], [0, 0, 20.0], [0, 0, 0]])
+    paid = clear(chain, [20.0, 4.0, 0.0], [8.0, 8.0, 0.0], external="senior", alpha=0.5,
+                 beta=0.5)
+    assert paid.payments.tolist() == [2.0, 0.0, 0.0]  # bank 1: 0.5 × 4 + 0.5 × 2 < 8
+    # without costs the senior and the plain clearing agree with Eisenberg–Noe
+    assert clear(liabilities, [20.0, 0.0], [8.0, 0.0], external="senior").payments.tolist() \
+        == [12.0, 0.0]

@@ -281,3 +281,132 @@ def test_an_exempt_asset_the_registry_lacks_is_refused_where_the_policy_meets_it
     with duckdb.connect() as con, pytest.raises(PolicyError, match="USCD"):
         compute_risk_marts(con, registry, policy=policy)  # an empty database: checked first
     load_policy().check_against(t.symbol for t in registry.tokens)
+
+
+def test_a_freeze_held_on_an_asset_and_its_claim_is_lifted_once_by_the_asset() -> None:
+    """The feed writes a WETH freeze at Comet on WETH and on the aWETH it lists, so the oracle
+    holds both; the lift is one `normal` named by the asset (the feed acts on both markets
+    again), with what the two hold merged: two rows would make the feed refuse the pair."""
+    import json
+
+    from contagion.feed.oracle import MarketState, updates_from_recommendations
+    from contagion.registry import parse_registry
+
+    weth, aweth, usdc = ("0x" + b * 20 for b in ("11", "22", "33"))
+    registry = parse_registry({
+        "network": "t", "chain_id": 1,
+        "tokens": [{"symbol": "WETH", "address": weth, "decimals": 18},
+                   {"symbol": "USDC", "address": usdc, "decimals": 6},
+                   {"symbol": "aWETH", "address": aweth, "decimals": 18, "kind": "atoken",
+                    "issued_by": "aave_v3", "underlying": "WETH"}],
+        "venues": [{"id": "aave_v3", "protocol": "aave_v3", "kind": "lending",
+                    "contracts": {"pool": "0x" + "44" * 20}},
+                   {"id": "comet", "protocol": "compound_v3", "kind": "lending",
+                    "contracts": {"comet": "0x" + "55" * 20},
+                    "markets": [{"id": "WETH", "collateral": ["WETH"], "loan": "USDC"},
+                                {"id": "aWETH", "collateral": ["aWETH"], "loan": "USDC"}]}]})
+    legs = []
+    for k in range(3):
+        legs += [Leg("comet", f"g{k}", weth, 10.0, "collateral", 0.895),
+                 Leg("comet", f"g{k}", usdc, 10_000.0, "debt"),
+                 Leg("comet", f"h{k}", aweth, 10.0, "collateral", 0.83),
+                 Leg("comet", f"h{k}", usdc, 10_000.0, "debt")]
+    eco = Ecosystem({weth: 3000.0, aweth: 3000.0, usdc: 1.0}, legs, [Pool(weth, usdc, 1e3, 3e6)],
+                    {"comet": LiquidationRule(close_factor=1.0, absorb=True)},
+                    claims={aweth: ("aave_v3", weth)}, deposits_usd={"aave_v3": 1e7})
+    policy = load_policy()
+    need = next(r for r in policy.rules if r.action == "normal").when.calm_windows
+    assert need is not None
+    held = [InForce("comet", weth, True, 0.0), InForce("comet", aweth, False, 0.05)]
+    calm = replace(_market({"comet": 0.1}, vol=0.0), paths=[])
+    recs = lifts(eco, held, {"comet": need}, need, calm, policy)
+    assert [(r.venue, r.asset, r.action) for r in recs] == [("comet", weth, "normal")]
+    assert json.loads(recs[0].evidence)["in_force"] == {"frozen": True, "margin_cut": 0.05}
+    # within the cooldown, or with an action proposed there this window, nothing is lifted
+    assert lifts(eco, held, {"comet": need}, need, calm, policy,
+                 cooling=frozenset({("normal", "comet", weth)})) == []
+    assert lifts(eco, held, {"comet": need}, need, calm, policy,
+                 acted=frozenset({("comet", weth)})) == []
+    rows = [{"snapshot_block": 1, "venue": r.venue, "asset": r.asset, "action": r.action,
+             "params": json.dumps(r.params)} for r in recs]
+    updates = updates_from_recommendations(
+        rows, registry, chain_state=lambda venue, asset: MarketState(True, True, 0, 0),
+        max_cut_step_bps=1000, expiry=10, snapshot_hash=b"\0" * 32, first_nonce=1)
+    assert sorted(u.asset.lower() for u in updates) == [weth, aweth]
+
+
+def test_the_reported_losses_are_those_of_the_actions_that_survive() -> None:
+    """The greedy loop freezes X at both venues, then would add raise_margin on the same
+    markets; one action per market survives (the strongest), so the weaker one is not taken at
+    all and every row's loss after is the simulated loss of the actions reported."""
+    from contagion.policy.recommend import _stress_moves
+
+    policy = load_policy()
+    for rate, vol in ((0.2, 0.8), (0.02, 0.65), (0.05, 0.65), (0.2, 1.2)):
+        eco, market = _book(), _market({"a": rate, "b": rate}, vol=vol)
+        recs = [r for r in recommend(eco, [_anomaly()], "red", market, policy)
+                if r.action != "watch"]
+        assert recs, (rate, vol)
+        actions = [Action(r.action, r.venue, r.asset, r.params.get("threshold_cut", 0.0))
+                   for r in recs]
+        shocks = _stress_moves([X], market, policy)
+        assert {r.loss_before_usd for r in recs} == {simulated_loss(eco, [], shocks, market, 12)}
+        after = simulated_loss(eco, actions, shocks, market, 12)
+        assert all(r.loss_after_usd == pytest.approx(after) for r in recs), (rate, vol)
+        for r in recs:
+            assert set(r.coordinated_with) <= {a.venue for a in actions
+                                               if (a.kind, a.asset) == (r.action, r.asset)}
+
+
+def test_a_cut_in_force_on_a_claim_market_counts_as_the_cut_on_its_asset() -> None:
+    """`Ecosystem.margin_cuts` is keyed as on chain, by the claim (aX at venue c), while the
+    actions name the asset (X): the same cut is not proposed again nor simulated twice, and
+    lifting it gives the claim's thresholds back."""
+    from contagion.policy.recommend import _stress_moves
+
+    ax = "0xax"
+    policy = load_policy()
+    legs = []
+    for k in range(5):  # health 1.05 on the thresholds cut by 0.05
+        legs += [Leg("c", f"g{k}", ax, 100_000.0, "collateral", 0.8 - 0.05),
+                 Leg("c", f"g{k}", USD, 100_000.0 * 0.75 / 1.05, "debt")]
+    eco = Ecosystem({X: 1.0, USD: 1.0, ax: 1.0}, legs, [Pool(X, USD, 2e6, 2e6)],
+                    {"c": LiquidationRule(close_factor=1.0)}, claims={ax: ("a", X)},
+                    deposits_usd={"a": 1e7}, symbols={X: "X", USD: "USDC", ax: "aX"},
+                    margin_cuts={("c", ax): 0.05})
+    uncut = replace(eco, legs=[replace(leg, threshold=0.8) if leg.side == "collateral" else leg
+                               for leg in legs], margin_cuts={})
+    market = replace(_market({"c": 0.2}), paths=[])
+    shocks = _stress_moves([X], market, policy)
+    none = simulated_loss(eco, [], shocks, market, 12)
+    assert none > policy.min_loss_cut_usd
+    assert simulated_loss(eco, [Action("raise_margin", "c", X, 0.05)], shocks, market, 12) \
+        == none
+    assert simulated_loss(eco, [Action("normal", "c", X)], shocks, market, 12) == \
+        pytest.approx(simulated_loss(uncut, [], shocks, market, 12))
+    margin_only = policy.model_copy(update={"rules": [r for r in policy.rules
+                                                      if r.action == "raise_margin"]})
+    assert recommend(eco, [_anomaly("c")], "red", market, margin_only) == []
+    # a deeper cut is still proposed, named by the asset
+    deeper = margin_only.model_copy(update={"rules": [
+        r.model_copy(update={"params": r.params.model_copy(update={"threshold_cut": 0.1})})
+        for r in margin_only.rules if r.params]})
+    assert [(r.venue, r.asset, r.params) for r in recommend(
+        eco, [_anomaly("c")], "red", market, deeper)] == [("c", X, {"threshold_cut": 0.1})]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("oracle_drift: 0.05", "oracle_drift: .nan",
+     r"rules\.3\.when\.feature_above\.oracle_drift: Input should be a finite number"),
+    ("min_loss_cut_usd: 10000", "min_loss_cut_usd: .inf",
+     "min_loss_cut_usd: Input should be a finite number"),
+    ("version: 1", "version: 1\nversion: 1", "duplicate key 'version'"),
+    ("when: {venue_level: amber}\n", "when: {venue_level: amber, venue_level: red}\n",
+     r"duplicate key 'rules\.0\.when\.venue_level'"),
+])
+def test_a_number_that_is_not_finite_or_a_key_given_twice_is_refused_by_name(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
+    """`.nan` in feature_above makes a rule that can never fire, `.inf` a policy that never
+    acts, and YAML keeps the last of two equal keys without a word."""
+    with pytest.raises(PolicyError, match=message):
+        load_policy(_policy_with(tmp_path, old, new))
