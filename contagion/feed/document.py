@@ -49,7 +49,7 @@ FEED_FORMAT: Final = "contagion-risk-feed/1"
 # What the numbers mean: the scoring (contagion/risk/scores.py), the insolvency model
 # (contagion/risk/insolvency.py) and the policy semantics (docs/policy.md). A change to any of
 # them that changes a published number bumps it.
-METHODOLOGY_VERSION = "1.4"
+METHODOLOGY_VERSION = "1.5"
 
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Hash32 = Annotated[str, Field(pattern=r"^0x[0-9a-f]{64}$")]

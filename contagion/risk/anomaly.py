@@ -1,10 +1,15 @@
 """Anomaly scores: how far a venue's state vector sits from its own recent past.
 
 The distance is Mahalanobis's, against a baseline of earlier windows (never the current one),
-with a robust covariance: the minimum covariance determinant (Rousseeuw 1984, scikit-learn's
-MinCovDet) when the baseline has enough windows for it, Ledoit–Wolf shrinkage otherwise, and a
-diagonal of variances floored at `min_variance` when even that is singular. The squared distance
-is χ² with p degrees of freedom under the baseline, which gives the p-value. Per-feature
+with a robust covariance: when the baseline has enough windows, the minimum covariance
+determinant (Rousseeuw 1984, scikit-learn's MinCovDet) picks the windows that look alike, so a
+crisis already under way in the baseline drops out of it, and Ledoit–Wolf shrinkage estimates
+the covariance on those; with fewer windows, Ledoit–Wolf on all of them; a diagonal of variances
+floored at `min_variance` when even that is singular. The squared distance is taken as χ² with
+p degrees of freedom under the baseline, which gives the p-value. MCD's own covariance is not
+used: from about half of 30–40 windows in up to 15 dimensions it is far too tight, and a window
+drawn from the baseline's own distribution scored amber (p < 1e-4) about one time in eight
+(tests/risk/test_early_warning.py measures both). Per-feature
 contributions z_i · (Σ⁻¹ z)_i add up to the squared distance, so a reader sees which features
 moved it (a negative contribution pulls towards the baseline).
 
@@ -34,7 +39,7 @@ class AnomalyScore:
     distance: float  # Mahalanobis distance (not squared)
     p_value: float  # P(χ²_p ≥ distance²)
     contributions: Array  # per feature; they sum to distance²
-    method: str  # mcd | ledoit_wolf | diagonal | none
+    method: str  # mcd_ledoit_wolf | ledoit_wolf | diagonal | none
     baseline_windows: int
 
 
@@ -68,12 +73,12 @@ def anomaly_score(baseline: npt.ArrayLike, current: npt.ArrayLike, *,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # rank warnings: the floor handles them
-                if n >= 2 * len(moving) + 2:
-                    fit = MinCovDet(random_state=random_state).fit(block)
-                    method = "mcd"
-                else:
-                    fit = LedoitWolf().fit(block)
-                    method = "ledoit_wolf"
+                alike = np.ones(n, dtype=bool)
+                method = "ledoit_wolf"
+                if n >= 2 * len(moving) + 2:  # enough windows for MCD to choose among them
+                    alike = MinCovDet(random_state=random_state).fit(block).support_
+                    method = "mcd_ledoit_wolf"
+                fit = LedoitWolf().fit(block[alike])
             location[moving] = fit.location_
             covariance[np.ix_(moving, moving)] = fit.covariance_
         except (ValueError, np.linalg.LinAlgError):

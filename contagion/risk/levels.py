@@ -21,8 +21,9 @@ class Hysteresis:
     cooldown: int = 3  # consecutive calm windows before a level falls
 
     def __post_init__(self) -> None:
-        if not (self.amber < self.red and self.margin >= 0 and self.cooldown >= 1):
-            raise ValueError("need amber < red, margin >= 0 and cooldown >= 1")
+        # scores are >= 0: with margin >= amber no score is calm enough to leave amber
+        if not (0 <= self.margin < self.amber < self.red and self.cooldown >= 1):
+            raise ValueError("need 0 <= margin < amber < red and cooldown >= 1")
 
 
 def levels(scores: Iterable[float], rule: Hysteresis) -> list[str]:

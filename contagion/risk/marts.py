@@ -168,13 +168,24 @@ def _vols_and_correlation(con: duckdb.DuckDBPyConnection, snapshot: int
     if len(tokens) < 2 or prices.height < 3:
         return vols, np.eye(len(tokens))
     returns = np.diff(prices.select(tokens).to_numpy(), axis=0)
-    returns = returns[np.isfinite(returns).all(axis=1)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(returns, rowvar=False) if len(returns) >= 3 \
-            else np.eye(len(tokens))
-    corr = np.nan_to_num(np.atleast_2d(corr), nan=0.0)
-    np.fill_diagonal(corr, 1.0)
-    return vols, corr
+    return vols, pairwise_correlation(returns)
+
+
+def pairwise_correlation(returns: np.ndarray, min_windows: int = 3) -> np.ndarray:
+    """Each pair's correlation over the windows where both have a return (0 where fewer than
+    `min_windows`, or where either did not move): a token listed late, or one missing price,
+    costs only its own pairs, not every other pair's. A matrix of pairs need not be positive
+    semidefinite; the Monte Carlo takes the nearest one that is (insolvency._factor)."""
+    k = returns.shape[1]
+    corr = np.eye(k)
+    finite = np.isfinite(returns)
+    for i in range(k):
+        for j in range(i + 1, k):
+            both = finite[:, i] & finite[:, j]
+            a, b = returns[both, i], returns[both, j]
+            if both.sum() >= min_windows and a.std() > 0 and b.std() > 0:
+                corr[i, j] = corr[j, i] = np.clip(np.corrcoef(a, b)[0, 1], -1.0, 1.0)
+    return corr
 
 
 def insolvency(con: duckdb.DuckDBPyConnection, registry: Registry,

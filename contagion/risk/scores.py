@@ -24,6 +24,19 @@ __all__ = ["ScoreSettings", "ecosystem_scores", "venue_scores"]
 
 MAX_SCORE = 50.0  # p-values below 1e-50 are all "certainly not normal"
 
+VENUE_SCORES = pl.Schema({  # venue_scores' columns, also when there is nothing to score
+    "snapshot_block": pl.UInt64(), "chain_id": pl.UInt64(), "venue": pl.String(),
+    "venue_kind": pl.String(), "distance": pl.Float64(), "p_value": pl.Float64(),
+    "score": pl.Float64(), "method": pl.String(), "baseline_windows": pl.Int64(),
+    "top_feature": pl.String(),
+    "features": pl.List(pl.Struct({"feature": pl.String(), "value": pl.Float64(),
+                                   "baseline_median": pl.Float64(),
+                                   "contribution": pl.Float64()})),
+    "level": pl.String()})
+ECOSYSTEM_SCORES = pl.Schema({"snapshot_block": pl.UInt64, "chain_id": pl.UInt64,
+                              "score": pl.Float64, "driver": pl.String,
+                              "venues_at_amber": pl.Int64, "level": pl.String})
+
 
 @dataclass(frozen=True)
 class ScoreSettings:
@@ -43,9 +56,10 @@ def venue_scores(state: pl.DataFrame, settings: ScoreSettings = ScoreSettings()
         kind = str(frame["venue_kind"][0])
         features = features_of(kind)
         names = [f.name for f in features]
-        # a feature a window cannot define (no debt: no collateral ratio) counts as 0
-        x = frame.select(pl.col(names).cast(pl.Float64).fill_null(0.0).fill_nan(0.0)
-                         ).to_numpy()
+        # a feature a window cannot define (no debt: no collateral ratio; an infinite value,
+        # a logarithm of 0) counts as 0
+        x = frame.select(pl.col(names).cast(pl.Float64)).to_numpy()
+        x = np.where(np.isfinite(x), x, 0.0)
         floor = np.array([f.floor for f in features])
         direction = np.array([f.direction for f in features])
         blocks = frame["snapshot_block"].to_list()
@@ -54,9 +68,9 @@ def venue_scores(state: pl.DataFrame, settings: ScoreSettings = ScoreSettings()
             base = x[max(0, i - settings.baseline_windows):i]
             result = anomaly_score(base, x[i], min_windows=settings.min_windows, floor=floor,
                                    direction=direction)
-            score = float(min(-np.log10(max(result.p_value, 1e-300)), MAX_SCORE))
+            score = float(min(max(-np.log10(max(result.p_value, 1e-300)), 0.0), MAX_SCORE))
             scores.append(score)
-            median = np.median(base, axis=0) if len(base) else np.full(len(names), np.nan)
+            median = np.median(base, axis=0) if len(base) else [None] * len(names)
             rows.append({
                 "snapshot_block": block, "chain_id": chain_id, "venue": venue,
                 "venue_kind": kind, "distance": result.distance, "p_value": result.p_value,
@@ -64,7 +78,8 @@ def venue_scores(state: pl.DataFrame, settings: ScoreSettings = ScoreSettings()
                 "baseline_windows": result.baseline_windows,
                 "top_feature": names[int(np.argmax(result.contributions))]
                 if result.contributions.max(initial=0.0) > 0 else None,
-                "features": [{"feature": n, "value": float(v), "baseline_median": float(m),
+                "features": [{"feature": n, "value": float(v),
+                              "baseline_median": None if m is None else float(m),
                               "contribution": float(c)}
                              for n, v, m, c in zip(names, x[i], median, result.contributions,
                                                    strict=True)],
@@ -72,8 +87,7 @@ def venue_scores(state: pl.DataFrame, settings: ScoreSettings = ScoreSettings()
         for row, level in zip(rows[-len(blocks):], levels(scores, settings.levels),
                               strict=True):
             row["level"] = level
-    return pl.DataFrame(rows, schema_overrides={"snapshot_block": pl.UInt64,
-                                                "chain_id": pl.UInt64})
+    return pl.DataFrame(rows, schema=VENUE_SCORES)
 
 
 def ecosystem_scores(scores: pl.DataFrame, importance: Mapping[tuple[int, str], float],
@@ -82,6 +96,8 @@ def ecosystem_scores(scores: pl.DataFrame, importance: Mapping[tuple[int, str], 
     """One row per snapshot: the ecosystem score (see the module), the venue behind it, how
     many venues are at amber or above on their own, and the level with hysteresis.
     `importance` and `reach` are keyed by (snapshot, venue), both in [0, 1]."""
+    if scores.is_empty():
+        return pl.DataFrame(schema=ECOSYSTEM_SCORES)
     rows = []
     for (block,), frame in scores.sort("snapshot_block").group_by(["snapshot_block"],
                                                                    maintain_order=True):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
+import polars as pl
 import pytest
 from conftest import Views, World
 from hypothesis import given, settings
@@ -14,6 +15,9 @@ from hypothesis import strategies as st
 from contagion.risk.anomaly import anomaly_score
 from contagion.risk.greeks import black_scholes, smile_vol
 from contagion.risk.levels import Hysteresis, levels
+from contagion.risk.marts import pairwise_correlation
+from contagion.risk.scores import ecosystem_scores, venue_scores
+from contagion.risk.state import features_of
 
 
 def test_black_scholes_matches_hulls_example() -> None:
@@ -77,7 +81,7 @@ def test_anomaly_score_calm_and_outlier_with_contributions() -> None:
     cov = [[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 4.0]]
     baseline = rng.multivariate_normal([0, 0, 0], cov, 300)
     calm = anomaly_score(baseline, [0.1, 0.1, 0.0])
-    assert calm.method == "mcd" and calm.p_value > 0.5
+    assert calm.method == "mcd_ledoit_wolf" and calm.p_value > 0.5
     # against the correlation: each feature alone is ordinary, together they are not
     odd = anomaly_score(baseline, [2.0, -2.0, 0.0])
     assert odd.p_value < 1e-6
@@ -91,6 +95,46 @@ def test_p_values_are_roughly_uniform_under_the_baseline() -> None:
     fresh = rng.normal(size=(400, 4))
     p = np.array([anomaly_score(baseline, z).p_value for z in fresh])
     assert 0.01 < (p < 0.05).mean() < 0.12
+
+
+def _lending_null(rng: np.random.Generator, windows: int, spread: float = 5.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lending's state vectors drawn from one distribution, each feature moving `spread` times
+    its floor: the floors and directions venue_scores scores them with."""
+    features = features_of("lending")
+    floor = np.array([f.floor for f in features])
+    x = rng.normal(size=(windows, len(features))) * floor * spread
+    return x, floor, np.array([f.direction for f in features], dtype=np.float64)
+
+
+def test_a_window_like_its_baseline_is_rarely_amber_with_a_full_baseline() -> None:
+    """The false-alarm rate when nothing happens, at the baseline lengths where MCD chooses
+    the windows (32 and 40, lending's 15 features). With MCD's own covariance about one such
+    window in eight scored amber (p < 1e-4); here at most one in 120."""
+    rng = np.random.default_rng(5)
+    for n in (32, 40):
+        amber = 0
+        for _ in range(120):
+            x, floor, direction = _lending_null(rng, n + 1)
+            result = anomaly_score(x[:n], x[n], floor=floor, direction=direction)
+            assert result.method == "mcd_ledoit_wolf"
+            amber += result.p_value < 1e-4
+        assert amber <= 1, f"{amber} of 120 null windows amber with {n} baseline windows"
+
+
+def test_a_crisis_already_in_the_baseline_does_not_hide_the_next_window() -> None:
+    """Four of the forty baseline windows already carry the crisis (three features moved ten
+    times their spread, the adverse way), and so does the current one: MCD leaves those four
+    out of the fit, so the current window still stands out. Ledoit–Wolf on all forty windows
+    flags it in none of these draws."""
+    rng = np.random.default_rng(2)
+    flagged = 0
+    for _ in range(40):
+        x, floor, direction = _lending_null(rng, 41)
+        moved = [0, 3, 5]
+        x[36:, moved] += 10 * 5 * floor[moved] * direction[moved]
+        flagged += anomaly_score(x[:40], x[40], floor=floor, direction=direction).p_value < 1e-4
+    assert flagged >= 32, f"flagged {flagged} of 40"
 
 
 def test_short_singular_and_missing_baselines_are_handled() -> None:
@@ -118,6 +162,8 @@ def test_levels_rise_at_once_and_fall_only_after_a_calm_stretch() -> None:
     assert levels([7, 4, 4, 4, 4], rule) == ["red", "red", "red", "amber", "amber"]
     with pytest.raises(ValueError):
         Hysteresis(amber=5, red=4)
+    with pytest.raises(ValueError, match="margin < amber"):  # amber could never be left
+        Hysteresis(amber=1, red=4, margin=1)
 
 
 @pytest.mark.devnet
@@ -321,3 +367,38 @@ def test_every_otoken_is_marked_by_black_scholes_from_what_the_chain_holds(
         assert mark == pytest.approx(float(expected), rel=1e-9), otoken
     for otoken, amount, usd in held:
         assert usd == pytest.approx(int(amount) / 1e8 * marks[otoken], rel=1e-12)
+
+
+def _states(venue: str, blocks: range, values: np.ndarray) -> pl.DataFrame:
+    names = [f.name for f in features_of("amm")]
+    return pl.DataFrame({"snapshot_block": list(blocks), "chain_id": [1] * len(blocks),
+                         "venue": [venue] * len(blocks), "venue_kind": ["amm"] * len(blocks),
+                         **{n: values[:, k] for k, n in enumerate(names)}})
+
+
+def test_scores_hold_no_nan_or_infinity_and_nothing_to_score_keeps_the_columns() -> None:
+    names = [f.name for f in features_of("amm")]
+    values = np.random.default_rng(1).normal(size=(30, len(names))) * 0.01
+    values[-1, names.index("oracle_drift")] = -np.inf  # ln(0): a drift that is not defined
+    scores = venue_scores(_states("pool", range(100, 130), values))
+    assert scores.height == 30 and scores["score"].is_finite().all()
+    assert (scores["score"] >= 0).all() and not scores["score"].is_nan().any()
+    medians = scores.explode("features").unnest("features")["baseline_median"]
+    assert not medians.is_nan().any()  # the first window has no baseline: null, not NaN
+    assert medians.null_count() == len(names)
+    empty = venue_scores(_states("pool", range(0), np.zeros((0, len(names)))))
+    assert empty.is_empty() and set(empty.columns) >= {"snapshot_block", "score", "level"}
+    ecosystem = ecosystem_scores(empty, {}, {})
+    assert ecosystem.is_empty() and "level" in ecosystem.columns
+
+
+def test_a_token_listed_late_costs_only_its_own_correlations() -> None:
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=20) * 0.02
+    returns = np.column_stack([common, common + rng.normal(size=20) * 0.002,
+                               np.r_[np.full(18, np.nan), rng.normal(size=2)]])
+    corr = pairwise_correlation(returns)
+    assert corr[0, 1] == pytest.approx(np.corrcoef(returns[:, 0], returns[:, 1])[0, 1])
+    assert corr[0, 1] > 0.99  # not wiped out by the third token's 18 missing windows
+    assert corr[0, 2] == corr[1, 2] == 0.0 and (np.diag(corr) == 1).all()
+
