@@ -523,8 +523,17 @@ def stress(shock: list[str] = typer.Option([], "--shock", help="TOKEN:CHANGE, e.
     missing = [t for t in shocks if t not in eco.prices]
     if missing:
         raise _fail(f"no price for {missing[0]} at block {block}: it cannot be shocked")
-    rounds = cascade(eco, shocks, failed_venues=fail)
+    try:
+        rounds = cascade(eco, shocks, failed_venues=fail)
+    except ValueError as exc:  # a claim that follows its asset: shock the asset
+        raise _fail(str(exc)) from None
     name = eco.symbols.get
+    if eco.left_out.groups:  # holding a token without a price: the cascade cannot decide them
+        left = ", ".join(f"{v} {usd:,.0f}" for v, usd in sorted(eco.left_out.debt_usd.items()))
+        console.print(f"[yellow]left out of the cascade: {len(eco.left_out.groups)} borrower "
+                      f"group(s) holding a token without a price "
+                      f"({', '.join(name(t) or t for t in eco.left_out.tokens)}); their debt "
+                      f"(USD): {left}[/]")
     table = Table("round", "liquidations", "liquidated (USD)", "bad debt (USD)",
                   *(f"{name(t) or t} (USD)" for t in shocks), title=f"cascade at block {block}")
     for r in rounds:
@@ -1172,7 +1181,7 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
     from contagion.devnet.deploy import deploy_ecosystem
     from contagion.devnet.risk_oracle import devnet_oracle_signer
     from contagion.devnet.runner import run_scenario
-    from contagion.feed.keys import KEY_ENV
+    from contagion.feed.keys import KEY_ENV, KEYSTORE_ENV
     from dagster_project.pipeline import run_pipeline
 
     started = time.monotonic()
@@ -1189,8 +1198,10 @@ def demo(scenario: str = typer.Option("lst-depeg-cascade", help="Scenario to run
         result = run_scenario(spec, path, info.url, data_dir, progress=True)
         print_summary(result.summary)
         registry = load_registry(data_dir / "registry.yaml")
-        # the devnet's oracle allowlists anvil's public account #9; a real key is never needed
-        os.environ.setdefault(KEY_ENV, "0x" + bytes(devnet_oracle_signer().key).hex())
+        # the devnet's oracle allowlists anvil's public account #9: the demo signs with it,
+        # never with a key (or keystore) the environment holds for real feeds
+        os.environ[KEY_ENV] = "0x" + bytes(devnet_oracle_signer().key).hex()
+        os.environ.pop(KEYSTORE_ENV, None)
         before = _head(info.url)
         with console.status("the Dagster pipeline: index → database → marts → commitments → "
                             "signed feed → report → oracle updates…"):

@@ -10,7 +10,8 @@ events say when harm began. Two detectors are read off the same run:
   window with debt. 1.10 is the most demanding margin that stays silent on the calm scenario
   (1.20 alerts from its first windows); 1.00 is the venues' own liquidation point.
 
-Our first freeze is the first window with a recommended action beyond `watch`.
+Our first freeze is the first window with a recommended action beyond `watch` that is not a
+lift (`normal` undoes a freeze; it is not one).
 Calm windows are those that close before the scenario's first injected shock (every window of a
 scenario without shocks, unless it replays real prices, whose crisis is in the data and whose
 calm is therefore not known); an alert there is a false alert. Lead time counts
@@ -51,6 +52,7 @@ __all__ = [
     "baseline_alerts",
     "detect",
     "evaluate_scenario",
+    "freeze_windows",
     "lead_ceiling",
     "write_table",
 ]
@@ -156,6 +158,14 @@ def baseline_alerts(con: duckdb.DuckDBPyConnection, margin: float = BASELINE_MAR
     return alerts
 
 
+def freeze_windows(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """The windows with a recommendation that acts: beyond `watch`, and not a lift (`normal`
+    undoes a freeze; it is not one)."""
+    return sorted(int(b) for (b,) in con.execute(
+        "select distinct snapshot_block from fct_freeze_recommendations "
+        "where action not in ('watch', 'normal')").fetchall())
+
+
 def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 25,
                       floor_margin: float = BASELINE_MARGIN, policy: Policy | None = None,
                       progress: bool = False) -> ScenarioEvaluation:
@@ -183,9 +193,7 @@ def evaluate_scenario(scenario: str, workdir: Path, port: int, *, window: int = 
     first_bad = min(bad_blocks) if bad_blocks else None
     with duckdb.connect(str(db), read_only=True) as con:
         ours = con.sql("select snapshot_block, level from fct_ecosystem_score").pl()
-        freezes = [int(b) for (b,) in con.execute(
-            "select distinct snapshot_block from fct_freeze_recommendations "
-            "where action <> 'watch'").fetchall()]
+        freezes = freeze_windows(con)
         base = baseline_alerts(con, floor_margin)
     # calm: before the first shock; without shocks, everything unless real prices are replayed
     # (their crisis is in the data, not in the scenario file)

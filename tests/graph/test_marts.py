@@ -94,6 +94,10 @@ def test_contagion_stress_prints_rounds_and_paths(world: World, tmp_path: Path) 
     wrong = runner.invoke(app, ["stress", "--shock", "NOPE:-5%", "--db", str(db),
                                 "--registry", registry])
     assert wrong.exit_code != 0 and "no token" in wrong.output
+    claim = runner.invoke(app, ["stress", "--shock", "aWETH:-5%", "--db", str(db),
+                                "--registry", registry], terminal_width=200)
+    assert claim.exit_code == 1 and isinstance(claim.exception, SystemExit), claim.output
+    assert "aWETH follows the price of WETH: shock WETH instead" in claim.output
 
 
 def test_contagion_stress_refuses_an_impossible_shock_or_an_unknown_snapshot(tmp_path: Path

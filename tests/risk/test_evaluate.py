@@ -17,6 +17,7 @@ from contagion.evaluate import (
     baseline_alerts,
     detect,
     evaluate_scenario,
+    freeze_windows,
     lead_ceiling,
 )
 
@@ -102,6 +103,14 @@ def test_the_static_floor_is_fixed_at_the_first_window_with_debt() -> None:
     # a: floor 1.32 from its first window, crossed at 20; b: floor 1.375, crossed at 30
     alerts = baseline_alerts(con)
     assert alerts["alert"].to_list() == [False, True, True]
+
+
+def test_a_lift_is_not_a_freeze() -> None:
+    con = duckdb.connect()
+    con.execute("create table fct_freeze_recommendations as select * from (values "
+                "(100, 'watch'), (125, 'normal'), (150, 'raise_margin'), (175, 'normal'), "
+                "(200, 'freeze_market'), (225, 'halt')) as t(snapshot_block, action)")
+    assert freeze_windows(con) == [150, 200, 225]
 
 
 @pytest.mark.devnet
