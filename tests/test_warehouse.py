@@ -999,6 +999,10 @@ def test_a_borrower_group_with_an_unvalued_leg_or_no_threshold_is_undecided() ->
         1::ubigint as chain_id, 'lend' as venue, 'aave_v3' as protocol, 'lending' as venue_kind,
         token as market, account, token, side, amount_usd, token as priced_as,
         null::varchar as backing_token from _legs""")
+    con.execute("""create table stg_aave_collateral_switches as  -- all on, at the supply
+        select distinct 1::ubigint as chain_id, 'lend' as venue, account, token as reserve,
+               log_ordinal(5, 0) as ordinal, true as enabled
+        from _legs where side = 'collateral'""")
     con.execute("create table int_venue_cash (snapshot_block ubigint, chain_id ubigint, "
                 "venue varchar, token varchar, amount_raw decimal(38, 0))")
     con.execute("create table int_tokens (chain_id ubigint, token varchar, decimals integer)")
@@ -1269,3 +1273,33 @@ def test_a_morpho_count_past_decimal_38_leaves_its_market_unknown() -> None:
     (result,) = run_checks(con, [c for c in load_checks() if c.name == "no_negative_balances"])
     assert {(r["snapshot_block"], r["account"]) for r in result.sample} == {
         (10, "0x" + x), (10, "0x" + y), (10, "0x" + z)}
+
+
+def test_an_aave_supply_counts_as_collateral_only_while_switched_on() -> None:
+    """Aave's health factor counts a reserve only while the user has it on as collateral (the
+    last ReserveUsedAsCollateralEnabled / Disabled); so does int_account_health."""
+    con = _bare_database()
+    con.execute("""create table int_positions as select 10::ubigint as snapshot_block,
+        1::ubigint as chain_id, 'lend' as venue, 'aave_v3' as protocol, 'lending' as venue_kind,
+        token as market, account, token, side, usd as amount_usd from (values
+        ('0xa', 'weth', 'collateral', 100.0), ('0xa', 'steth', 'collateral', 50.0),
+        ('0xa', 'usdc', 'debt', 60.0),
+        ('0xb', 'weth', 'collateral', 100.0), ('0xb', 'usdc', 'debt', 10.0),
+        ('0xc', 'weth', 'collateral', 100.0), ('0xc', 'usdc', 'debt', 10.0))
+        as t(account, token, side, usd)""")
+    con.execute("""create table int_market_thresholds as select 10::ubigint as snapshot_block,
+        1::ubigint as chain_id, 'lend' as venue, t as market, t as collateral_token,
+        0.8::double as liquidation_threshold from (values ('weth'), ('steth')) as v(t)""")
+    con.execute("""create table stg_aave_collateral_switches as select 1::ubigint as chain_id,
+        'lend' as venue, account, reserve, log_ordinal(block, 0) as ordinal, enabled
+        from (values ('0xa', 'weth', 5, true), ('0xa', 'steth', 5, true),
+                     ('0xa', 'steth', 8, false),  -- switched off before the snapshot
+                     ('0xc', 'weth', 12, true))   -- switched on after it
+        as t(account, reserve, block, enabled)""")  # 0xb never switched weth on
+    _build_models(con, "int_account_health")
+    health = {r[0]: r[1:] for r in con.execute(
+        "select account, collateral_usd, threshold_collateral_usd, debt_usd, health_factor "
+        "from int_account_health order by account").fetchall()}
+    assert health == {"0xa": (100.0, 80.0, 60.0, pytest.approx(80 / 60)),
+                      "0xb": (0.0, 0.0, 10.0, 0.0), "0xc": (0.0, 0.0, 10.0, 0.0)}
+

@@ -93,22 +93,12 @@ balances as (
     from (select * from scaled_balances union all select * from principal)
     group by all
 ),
-switches as (  -- a reserve switched on or off as the user's collateral
-    select chain_id, '0x' || lower(hex(contract_address)) as contract,
-           '0x' || lower(hex(user)) as account, '0x' || lower(hex(reserve)) as reserve,
-           log_ordinal(block_number, log_index) as ordinal, true as enabled
-    from src_aave_v3__reserve_used_as_collateral_enabled
-    union all
-    select chain_id, '0x' || lower(hex(contract_address)), '0x' || lower(hex(user)),
-           '0x' || lower(hex(reserve)), log_ordinal(block_number, log_index), false
-    from src_aave_v3__reserve_used_as_collateral_disabled
-),
 enabled as (
     select l.chain_id, l.block_number, l.log_index, s.reserve,
            arg_max(s.enabled, s.ordinal) as enabled
     from liq as l
-    join switches as s
-        on s.chain_id = l.chain_id and s.contract = l.contract and s.account = l.borrower
+    join stg_aave_collateral_switches as s
+        on s.chain_id = l.chain_id and s.pool = l.contract and s.account = l.borrower
         and s.ordinal < l.state_ordinal
     group by all
 ),
